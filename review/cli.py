@@ -1,0 +1,317 @@
+"""The `review` command: a thin layer over the Python API of each step.
+
+Exit status: 0 success, 1 the data has problems, 2 usage or file errors. Data and file
+problems are reported as lines addressed FILE:ROW:COLUMN, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from review import __version__
+from review.errors import DataProblems, ReviewError
+from review.workspace import PROJECT_VARIABLE, Workspace
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+EXIT_OK, EXIT_DATA, EXIT_USAGE = 0, 1, 2
+
+
+def shown(path: str | os.PathLike) -> str:
+    """A path as the user would type it: relative to the current folder when inside it."""
+    relative = os.path.relpath(Path(path).resolve(), Path.cwd())
+    return str(path) if relative.startswith("..") else relative
+
+
+def _workspace(args: argparse.Namespace) -> Workspace:
+    return Workspace.locate(args.project)
+
+
+def _print_problems(problems: DataProblems) -> None:
+    for problem in problems.problems:
+        print(problem)
+    print(f"{len(problems.problems)} problem(s)")
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from review.workspace import create_workspace
+
+    workspace = create_workspace(args.directory, args.from_protocol)
+    print(f"created review workspace {shown(workspace.root)} with protocol "
+          f"{shown(workspace.protocol_path)}")
+    print(f"next: edit the protocol, then 'review --project {shown(workspace.root)} "
+          "protocol render'")
+    return EXIT_OK
+
+
+def cmd_protocol_render(args: argparse.Namespace) -> int:
+    from review.fileio import write_atomically
+    from review.protocol_document import render_protocol_markdown
+
+    workspace = _workspace(args)
+    text = render_protocol_markdown(workspace.protocol, workspace.protocol_path.name)
+    write_atomically(workspace.protocol_document_path, text)
+    print(f"wrote {shown(workspace.protocol_document_path)}")
+    return EXIT_OK
+
+
+def cmd_protocol_check(args: argparse.Namespace) -> int:
+    from review.protocol_document import render_protocol_markdown
+
+    workspace = _workspace(args)
+    protocol = workspace.protocol
+    document = workspace.protocol_document_path
+    expected = render_protocol_markdown(protocol, workspace.protocol_path.name)
+    if not document.exists() or document.read_text(encoding="utf-8") != expected:
+        print(f"{shown(document)}: out of date with {shown(workspace.protocol_path)}; "
+              "run 'review protocol render'")
+        return EXIT_DATA
+    print(f"{shown(workspace.protocol_path)}: valid protocol '{protocol.id}' version "
+          f"{protocol.version}; {shown(document)} agrees")
+    return EXIT_OK
+
+
+def cmd_extract_validate(args: argparse.Namespace) -> int:
+    from review.extraction.sheet import read_cases
+    from review.extraction.validate import validate_cases
+
+    workspace = _workspace(args)
+    schema = workspace.protocol.extraction
+    path = shown(args.file or workspace.cases_path)
+    frame = read_cases(path, schema, args.encoding)
+    problems = validate_cases(frame, schema, source=path)
+    if problems:
+        raise DataProblems(problems)
+    studies = frame[schema.study.key].nunique()
+    print(f"{path}: {len(frame)} {schema.unit}s from {studies} studies, no problems")
+    return EXIT_OK
+
+
+def cmd_extract_template(args: argparse.Namespace) -> int:
+    from review.extraction.sheet import ensure_sheet
+    from review.extraction.workbook import build_template
+    from review.fileio import write_atomically
+
+    workspace = _workspace(args)
+    protocol = workspace.protocol
+    cases = ensure_sheet(workspace.cases_path, protocol.extraction) if args.with_cases else None
+    write_atomically(args.out, build_template(protocol, cases))
+    filled = f" with {len(cases)} {protocol.extraction.unit}s" if cases is not None else ""
+    print(f"wrote {shown(args.out)}{filled}")
+    return EXIT_OK
+
+
+def cmd_extract_import(args: argparse.Namespace) -> int:
+    from review.extraction.workbook import import_workbook
+
+    workspace = _workspace(args)
+    result = import_workbook(workspace, shown(args.file))
+    counts = result.cases
+    print(f"imported {shown(args.file)} into {shown(workspace.cases_path)}: "
+          f"{counts['added']} added, {counts['updated']} updated, "
+          f"{counts['unchanged']} unchanged")
+    if result.appraisal is not None:
+        counts = result.appraisal
+        print(f"appraisal into {shown(workspace.appraisal_path)}: {counts['added']} added, "
+              f"{counts['updated']} updated, {counts['unchanged']} unchanged")
+    return EXIT_OK
+
+
+def _read_any_sheet(path: str, workspace: Workspace) -> pd.DataFrame:
+    from review.extraction.sheet import read_cases
+    from review.extraction.workbook import read_workbook
+
+    if path.lower().endswith((".xlsx", ".xlsm")):
+        return read_workbook(path, workspace.protocol).cases.frame
+    return read_cases(path, workspace.protocol.extraction)
+
+
+def cmd_extract_compare(args: argparse.Namespace) -> int:
+    from review.extraction.compare import compare_extractions
+    from review.fileio import write_atomically
+
+    workspace = _workspace(args)
+    schema = workspace.protocol.extraction
+    first, second = shown(args.a), shown(args.b)
+    comparison = compare_extractions(_read_any_sheet(first, workspace),
+                                     _read_any_sheet(second, workspace), schema)
+    for row in comparison.differences.itertuples(index=False):
+        print(f"{row.case_id}: {row.field}: A={row.a!r} B={row.b!r}")
+    for case in comparison.only_in_a:
+        print(f"{case}: only in A ({first})")
+    for case in comparison.only_in_b:
+        print(f"{case}: only in B ({second})")
+    print(comparison.summary())
+    if args.out:
+        write_atomically(args.out, comparison.differences.to_csv(index=False,
+                                                                 lineterminator="\n"))
+        print(f"wrote {shown(args.out)}")
+    return EXIT_OK if comparison.agree else EXIT_DATA
+
+
+def cmd_extract_summary(args: argparse.Namespace) -> int:
+    from review.extraction.sheet import read_cases
+    from review.extraction.summary import summarize_extraction
+
+    workspace = _workspace(args)
+    schema = workspace.protocol.extraction
+    path = shown(args.file or workspace.cases_path)
+    summary = summarize_extraction(read_cases(path, schema), schema)
+    if args.json:
+        print(json.dumps(summary.to_dict(), indent=2, sort_keys=True))
+        return EXIT_OK
+    print(f"{path}: {summary.patients} {schema.unit}s from {summary.studies} studies")
+    print()
+    print("Completeness (% reported)")
+    for row in summary.completeness.itertuples(index=False):
+        print(f"  {row.field:<32} {row.reported:>5}/{row.total:<5} {row.percent:5.1f}%")
+    print()
+    print("Coded values (patients; of those reported)")
+    for field_name, counts in summary.value_counts.groupby("field", sort=False):
+        reported = int(counts["reported"].iloc[0])
+        print(f"  {field_name} (reported {reported})")
+        for row in counts.itertuples(index=False):
+            if row.patients:
+                print(f"    {row.value:<28} {row.patients:>5}")
+    return EXIT_OK
+
+
+def cmd_extract_studies(args: argparse.Namespace) -> int:
+    from review.extraction.sheet import read_cases, study_table
+    from review.fileio import write_atomically
+
+    workspace = _workspace(args)
+    schema = workspace.protocol.extraction
+    table = study_table(read_cases(workspace.cases_path, schema), schema)
+    text = table.to_csv(index=False, lineterminator="\n")
+    if args.out:
+        write_atomically(args.out, text)
+        print(f"wrote {shown(args.out)}: {len(table)} studies")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="review",
+        description="Systematic reviews of clinical case reports, from protocol to report.",
+    )
+    parser.add_argument("--version", action="version", version=f"review {__version__}")
+    parser.add_argument("--project", metavar="DIR",
+                        help=f"the review workspace (default: ${PROJECT_VARIABLE}, else the "
+                             "nearest folder upwards that holds protocols/)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    init = commands.add_parser("init", help="create a new review workspace",
+                               description="Create a review workspace: protocols/, data/ and "
+                                           "reports/, with a protocol and an empty sheet.")
+    init.add_argument("directory", metavar="DIR", help="the new workspace (must not exist or "
+                                                       "be empty)")
+    init.add_argument("--from", dest="from_protocol", metavar="PROTOCOL",
+                      help="copy this protocol YAML instead of the commented template")
+    init.set_defaults(handler=cmd_init)
+
+    protocol = commands.add_parser("protocol", help="check or render the protocol",
+                                   description="Validate the protocol and keep its "
+                                               "human-readable Markdown in step with it.")
+    protocol_commands = protocol.add_subparsers(dest="action", metavar="ACTION", required=True)
+    protocol_commands.add_parser(
+        "check", help="validate the protocol and check that its Markdown is current",
+        description="Validate the protocol YAML; exit 1 when the Markdown beside it is stale.",
+    ).set_defaults(handler=cmd_protocol_check)
+    protocol_commands.add_parser(
+        "render", help="write the human-readable protocol (Markdown) from the YAML",
+        description="Write protocols/<id>.md from protocols/<id>.yaml.",
+    ).set_defaults(handler=cmd_protocol_render)
+
+    extract = commands.add_parser("extract", help="the extraction sheet",
+                                  description="Validate, summarise, compare and exchange the "
+                                              "extraction sheet (one row per patient).")
+    extract_commands = extract.add_subparsers(dest="action", metavar="ACTION", required=True)
+    validate = extract_commands.add_parser(
+        "validate", help="check the sheet against the protocol's schema",
+        description="Check every cell and cross-field rule; one line per problem "
+                    "(FILE:ROW:COLUMN: message), exit 1 when any.",
+    )
+    validate.add_argument("file", nargs="?", metavar="FILE",
+                          help="a sheet CSV (default: data/extraction/cases.csv)")
+    validate.add_argument("--encoding", help="the file's encoding when not UTF-8, e.g. latin-1")
+    validate.set_defaults(handler=cmd_extract_validate)
+
+    template = extract_commands.add_parser(
+        "template", help="write the Excel extraction workbook",
+        description="Write an XLSX workbook: Cases sheet with drop-down lists and input "
+                    "messages, Vocabularies, JBI Appraisal and About sheets.",
+    )
+    template.add_argument("--out", required=True, metavar="FILE.xlsx")
+    template.add_argument("--with-cases", action="store_true",
+                          help="fill the Cases sheet with the current extraction sheet")
+    template.set_defaults(handler=cmd_extract_template)
+
+    importer = extract_commands.add_parser(
+        "import", help="validate a filled workbook and merge it into the sheet",
+        description="Merge a filled workbook into the sheet (and appraisal table): cases are "
+                    "matched by case_id; with any problem nothing changes.",
+    )
+    importer.add_argument("file", metavar="FILE.xlsx")
+    importer.set_defaults(handler=cmd_extract_import)
+
+    compare = extract_commands.add_parser(
+        "compare", help="list the disagreements of two extractors",
+        description="Every field where two sheets (CSV or XLSX) disagree for the same case, "
+                    "and cases only one has; exit 1 when they differ.",
+    )
+    compare.add_argument("a", metavar="A")
+    compare.add_argument("b", metavar="B")
+    compare.add_argument("--out", metavar="FILE.csv", help="also write the differences as CSV")
+    compare.set_defaults(handler=cmd_extract_compare)
+
+    summary = extract_commands.add_parser(
+        "summary", help="patients, studies, completeness and coded counts",
+        description="What to check before analysis: completeness per field and counts per "
+                    "coded value.",
+    )
+    summary.add_argument("file", nargs="?", metavar="FILE")
+    summary.add_argument("--json", action="store_true", help="machine-readable output")
+    summary.set_defaults(handler=cmd_extract_summary)
+
+    studies = extract_commands.add_parser(
+        "studies", help="the study table derived from the sheet",
+        description="One row per report (citation, identifiers, year, patients, basis).",
+    )
+    studies.add_argument("--out", metavar="FILE.csv")
+    studies.set_defaults(handler=cmd_extract_studies)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except DataProblems as problems:
+        _print_problems(problems)
+        return EXIT_DATA
+    except ReviewError as error:
+        print(f"review: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:
+        # The reader (e.g. `head`) has gone; stop quietly instead of failing on flush.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"review: error: {where}{error.strerror or error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("review: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,400 @@
+"""The Excel round trip: reviewers extract in a workbook that the protocol generates.
+
+`write_template` writes a workbook whose Cases sheet carries the schema's columns with drop-down
+lists and input messages, a Vocabularies sheet, and the JBI appraisal sheet. `import_workbook`
+validates a filled workbook and merges it into the sheet and the appraisal table; with any
+problem it changes nothing and reports every problem, addressed by sheet, row and column.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from openpyxl import Workbook, load_workbook
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter, quote_sheetname
+from openpyxl.utils.exceptions import InvalidFileException
+from openpyxl.worksheet.datavalidation import DataValidation
+
+from review.errors import DataProblems, Problem, ReviewError
+from review.extraction.sheet import (
+    Location,
+    ensure_sheet,
+    format_cases_csv,
+    header_problems,
+    sheet_locations,
+)
+from review.extraction.validate import validate_cases
+from review.fileio import write_files_atomically
+from review.protocol import Appraisal, FieldSpec, Protocol
+from review.workspace import Workspace
+
+CASES_SHEET = "Cases"
+VOCABULARY_SHEET = "Vocabularies"
+APPRAISAL_SHEET = "Appraisal"
+ABOUT_SHEET = "About"
+LAST_ROW = 5000
+HEADER_FILL = PatternFill("solid", fgColor="DDE6F0")
+
+
+def appraisal_columns(appraisal: Appraisal) -> list[str]:
+    return ["study_id", "appraiser", *(item.id for item in appraisal.items), "notes"]
+
+
+def _prompt(spec: FieldSpec, separator: str) -> str:
+    parts = [spec.description] if spec.description else []
+    if spec.type == "codes":
+        parts.append(f"Pick a value, or type several separated by '{separator}'.")
+    elif spec.type == "code":
+        parts.append("Pick one value from the list.")
+    elif spec.numeric:
+        bounds = [f"≥ {spec.min:g}" if spec.min is not None else "",
+                  f"≤ {spec.max:g}" if spec.max is not None else ""]
+        unit = f" in {spec.unit}" if spec.unit else ""
+        parts.append(f"A number{unit} {' '.join(b for b in bounds if b)}".strip() + ".")
+    if spec.required:
+        parts.append("Required.")
+    parts.append("Leave blank when not reported.")
+    return " ".join(parts)[:255]
+
+
+def _validation_for(
+    spec: FieldSpec, vocabulary_column: str | None, separator: str
+) -> DataValidation:
+    if spec.coded and vocabulary_column:
+        size = len(spec.values) + 1
+        reference = (f"{quote_sheetname(VOCABULARY_SHEET)}!${vocabulary_column}$2:"
+                     f"${vocabulary_column}${size}")
+        # A multi-valued cell holds several codes joined by the separator, which a strict list
+        # check would reject; the drop-down still offers the codes and the import validates.
+        validation = DataValidation(type="list", formula1=reference,
+                                    showErrorMessage=spec.type == "code")
+    elif spec.type in ("integer", "year"):
+        low = 1900 if spec.type == "year" else spec.min if spec.min is not None else -1e9
+        high = 2100 if spec.type == "year" else spec.max if spec.max is not None else 1e9
+        validation = DataValidation(type="whole", operator="between",
+                                    formula1=f"{low:g}", formula2=f"{high:g}",
+                                    showErrorMessage=True)
+    elif spec.type == "number":
+        low = spec.min if spec.min is not None else -1e12
+        high = spec.max if spec.max is not None else 1e12
+        validation = DataValidation(type="decimal", operator="between",
+                                    formula1=f"{low:g}", formula2=f"{high:g}",
+                                    showErrorMessage=True)
+    else:
+        validation = DataValidation()
+    validation.allow_blank = True
+    validation.showInputMessage = True
+    validation.promptTitle = spec.name[:32]
+    validation.prompt = _prompt(spec, separator)
+    if validation.showErrorMessage:
+        validation.errorTitle = f"{spec.name}"[:32]
+        validation.error = (f"Not allowed in {spec.name}. "
+                            + (f"Allowed: {', '.join(spec.values)}" if spec.coded else
+                               _prompt(spec, separator)))[:255]
+    return validation
+
+
+def _header(sheet: Any, names: list[str]) -> None:
+    sheet.append(names)
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+        cell.fill = HEADER_FILL
+        cell.alignment = Alignment(vertical="top")
+    for index, name in enumerate(names, start=1):
+        sheet.column_dimensions[get_column_letter(index)].width = max(12, min(40, len(name) + 4))
+
+
+def build_template(protocol: Protocol, cases: pd.DataFrame | None = None) -> bytes:
+    """The extraction workbook for a protocol as XLSX bytes, optionally holding cases."""
+    schema = protocol.extraction
+    workbook = Workbook()
+    workbook.properties.title = f"Extraction workbook: {protocol.title}"[:255]
+    workbook.properties.identifier = protocol.id
+    workbook.properties.subject = f"{protocol.id} {protocol.version}"
+    workbook.properties.creator = "review"
+    fixed = dt.datetime(2000, 1, 1)
+    workbook.properties.created = fixed
+    workbook.properties.modified = fixed
+
+    sheet = workbook.active
+    sheet.title = CASES_SHEET
+    _header(sheet, schema.columns)
+    sheet.freeze_panes = "B2"
+    vocabulary = workbook.create_sheet(VOCABULARY_SHEET)
+    coded = [spec for spec in schema.fields if spec.coded]
+    appraisal = schema.appraisal
+    _header(vocabulary, [spec.name for spec in coded]
+            + (["appraisal_answers"] if appraisal else []))
+    lists = [list(spec.values) for spec in coded] + ([list(appraisal.answers)] if appraisal else [])
+    for row in range(max((len(values) for values in lists), default=0)):
+        vocabulary.append([values[row] if row < len(values) else None for values in lists])
+    vocabulary.freeze_panes = "A2"
+    vocabulary_columns = {spec.name: get_column_letter(i) for i, spec in enumerate(coded, 1)}
+
+    for index, spec in enumerate(schema.fields, start=1):
+        letter = get_column_letter(index)
+        validation = _validation_for(spec, vocabulary_columns.get(spec.name),
+                                     schema.list_separator)
+        validation.add(f"{letter}2:{letter}{LAST_ROW}")
+        sheet.add_data_validation(validation)
+    if cases is not None:
+        for row in cases[schema.columns].itertuples(index=False):
+            sheet.append([cell or None for cell in row])
+
+    if appraisal:
+        appraisal_sheet = workbook.create_sheet(APPRAISAL_SHEET)
+        columns = appraisal_columns(appraisal)
+        _header(appraisal_sheet, columns)
+        appraisal_sheet.freeze_panes = "C2"
+        answers = get_column_letter(len(coded) + 1)
+        reference = f"{quote_sheetname(VOCABULARY_SHEET)}!${answers}$2:${answers}$" \
+                    f"{len(appraisal.answers) + 1}"
+        for offset, item in enumerate(appraisal.items, start=3):
+            letter = get_column_letter(offset)
+            validation = DataValidation(type="list", formula1=reference, allow_blank=True,
+                                        showErrorMessage=True, showInputMessage=True)
+            validation.promptTitle = item.id[:32]
+            validation.prompt = item.question[:255]
+            validation.add(f"{letter}2:{letter}{LAST_ROW}")
+            appraisal_sheet.add_data_validation(validation)
+        if cases is not None and len(cases):
+            for study in sorted(set(cases[schema.study.key]) - {""}):
+                appraisal_sheet.append([study])
+
+    about = workbook.create_sheet(ABOUT_SHEET)
+    about.append(["Review", protocol.title])
+    about.append(["Protocol", f"{protocol.id} version {protocol.version}"])
+    about.append(["Unit", f"one row per {schema.unit} on the {CASES_SHEET} sheet"])
+    about.append(["Lists", f"separate several codes with '{schema.list_separator}'"])
+    about.append(["Blank", "a blank cell means: not reported"])
+    if appraisal:
+        about.append(["Appraisal", appraisal.tool])
+        for item in appraisal.items:
+            about.append([item.id, item.question])
+    about.column_dimensions["A"].width = 18
+    about.column_dimensions["B"].width = 100
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def _cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    return str(value)
+
+
+@dataclass(frozen=True)
+class SheetRows:
+    """Rows of one workbook sheet as text cells, with their addresses."""
+
+    frame: pd.DataFrame
+    locations: list[Location]
+
+
+def _read_sheet(
+    workbook: Any, name: str, columns: list[str], source: str, problems: list[Problem]
+) -> SheetRows:
+    sheet = workbook[name]
+    address = f"{source}[{name}]"
+    rows = sheet.iter_rows(values_only=True)
+    header = [_cell_text(cell) for cell in next(rows, ())]
+    while header and not header[-1]:
+        header.pop()
+    mismatched = header_problems(header, columns, address)
+    if mismatched:
+        problems.extend(mismatched)
+        return SheetRows(pd.DataFrame(columns=columns), [])
+    records, locations = [], []
+    for number, values in enumerate(rows, start=2):
+        cells = list(values[: len(header)]) + [None] * (len(header) - len(values))
+        if all(cell is None or (isinstance(cell, str) and not cell.strip()) for cell in cells):
+            continue
+        for column, cell in zip(header, cells, strict=True):
+            if isinstance(cell, (dt.datetime, dt.date, dt.time)):
+                problems.append(Problem(address, number, column,
+                                        f"Excel turned this cell into a date or time "
+                                        f"(got {cell}); format the column as text and retype"))
+        records.append({column: _cell_text(cell) for column, cell in zip(header, cells,
+                                                                         strict=True)})
+        locations.append((address, number))
+    return SheetRows(pd.DataFrame(records, columns=columns, dtype=object), locations)
+
+
+def _unstarted_removed(rows: SheetRows) -> SheetRows:
+    """Drop appraisal rows that name a study and nothing else: the template lists every
+    study, and an appraisal not yet begun is not an error."""
+    others = [column for column in rows.frame.columns if column != "study_id"]
+    started = (rows.frame[others].fillna("").astype(str).apply(lambda c: c.str.strip()) != "") \
+        .any(axis=1).tolist()
+    kept = [i for i, flag in enumerate(started) if flag]
+    return SheetRows(rows.frame.iloc[kept].reset_index(drop=True),
+                     [rows.locations[i] for i in kept])
+
+
+@dataclass(frozen=True)
+class WorkbookContent:
+    cases: SheetRows
+    appraisal: SheetRows | None
+
+
+def read_workbook(path: str | os.PathLike, protocol: Protocol) -> WorkbookContent:
+    """Read a filled extraction workbook; raise `DataProblems` for a wrong structure."""
+    source = str(path)
+    try:
+        workbook = load_workbook(path, read_only=True, data_only=True)
+    except FileNotFoundError:
+        raise ReviewError(f"{source}: no such file") from None
+    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError):
+        raise ReviewError(f"{source}: not an Excel workbook (.xlsx); save it from Excel as "
+                          "'Excel Workbook (*.xlsx)'") from None
+    try:
+        if CASES_SHEET not in workbook.sheetnames:
+            made_for = workbook.properties.identifier
+            origin = f" (made for the review '{made_for}')" if made_for else ""
+            raise ReviewError(f"{source}: no '{CASES_SHEET}' sheet{origin}; expected the "
+                              f"extraction workbook of '{protocol.id}' "
+                              "(make one with 'review extract template')")
+        problems: list[Problem] = []
+        schema = protocol.extraction
+        cases = _read_sheet(workbook, CASES_SHEET, schema.columns, source, problems)
+        appraisal = None
+        if schema.appraisal and APPRAISAL_SHEET in workbook.sheetnames:
+            appraisal = _unstarted_removed(_read_sheet(
+                workbook, APPRAISAL_SHEET, appraisal_columns(schema.appraisal), source, problems
+            ))
+        made_for = workbook.properties.identifier
+        if problems and made_for and made_for != protocol.id:
+            problems.insert(0, Problem(source, 0, "", f"this workbook was made for the review "
+                                                      f"'{made_for}', not '{protocol.id}'"))
+    finally:
+        workbook.close()
+    if problems:
+        raise DataProblems(problems)
+    return WorkbookContent(cases, appraisal)
+
+
+def merge_rows(
+    existing: pd.DataFrame,
+    existing_locations: list[Location],
+    incoming: SheetRows,
+    key: list[str],
+) -> tuple[pd.DataFrame, list[Location], dict[str, int]]:
+    """Merge incoming rows into existing ones by key: replace matches, append the rest.
+
+    Returns the merged rows, the address of every merged row (an incoming row is addressed in
+    the workbook), and counts of added, updated and unchanged rows.
+    """
+    position = {tuple(row): i for i, row in enumerate(existing[key].itertuples(index=False))}
+    rows = [list(row) for row in existing.itertuples(index=False)]
+    locations = list(existing_locations)
+    counts = {"added": 0, "updated": 0, "unchanged": 0}
+    for row, location in zip(incoming.frame[list(existing.columns)].itertuples(index=False),
+                             incoming.locations, strict=True):
+        found = position.get(tuple(getattr(row, name) for name in key))
+        if found is None:
+            position[tuple(getattr(row, name) for name in key)] = len(rows)
+            rows.append(list(row))
+            locations.append(location)
+            counts["added"] += 1
+        elif rows[found] == list(row):
+            counts["unchanged"] += 1
+        else:
+            rows[found] = list(row)
+            locations[found] = location
+            counts["updated"] += 1
+    return pd.DataFrame(rows, columns=existing.columns, dtype=object), locations, counts
+
+
+def validate_appraisal(
+    frame: pd.DataFrame, locations: list[Location], appraisal: Appraisal, studies: set[str]
+) -> list[Problem]:
+    """Problems of appraisal rows: known study, named appraiser, answers from the list."""
+    problems = []
+    seen: dict[tuple[str, str], Location] = {}
+    for (_, row), (source, number) in zip(frame.iterrows(), locations, strict=True):
+        study, appraiser = row["study_id"].strip(), row["appraiser"].strip()
+        if not study:
+            problems.append(Problem(source, number, "study_id", "required, but blank"))
+        elif study not in studies:
+            problems.append(Problem(source, number, "study_id",
+                                    f"no such study in the extraction sheet (got '{study}')"))
+        if not appraiser:
+            problems.append(Problem(source, number, "appraiser", "required, but blank"))
+        key = (study, appraiser)
+        if study and appraiser and key in seen:
+            problems.append(Problem(source, number, "study_id",
+                                    f"'{study}' appraised twice by '{appraiser}' (first at "
+                                    f"{seen[key][0]}:{seen[key][1]})"))
+        seen.setdefault(key, (source, number))
+        for item in appraisal.items:
+            answer = row[item.id]
+            if answer and answer not in appraisal.answers:
+                problems.append(Problem(source, number, item.id,
+                                        f"not an appraisal answer (got '{answer}'; allowed: "
+                                        f"{', '.join(appraisal.answers)})"))
+    return problems
+
+
+def read_appraisal(path: Path, appraisal: Appraisal) -> pd.DataFrame:
+    columns = appraisal_columns(appraisal)
+    if not path.exists():
+        return pd.DataFrame(columns=columns, dtype=object)
+    return pd.read_csv(path, dtype=str, keep_default_na=False)[columns]
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    cases: dict[str, int]
+    appraisal: dict[str, int] | None
+
+
+def import_workbook(workspace: Workspace, path: str | os.PathLike) -> ImportResult:
+    """Validate a filled workbook and merge it into the workspace's sheet, all or nothing."""
+    protocol = workspace.protocol
+    schema = protocol.extraction
+    content = read_workbook(path, protocol)
+    existing = ensure_sheet(workspace.cases_path, schema)
+    existing_locations = sheet_locations(existing, str(workspace.cases_path))
+    problems = validate_cases(content.cases.frame, schema, locations=content.cases.locations)
+    merged, locations, case_counts = merge_rows(existing, existing_locations, content.cases,
+                                                [schema.study.id_field])
+    problems += validate_cases(merged, schema, locations=locations)
+
+    outputs = {workspace.cases_path: format_cases_csv(merged, schema).encode("utf-8")}
+    appraisal_counts = None
+    if schema.appraisal and content.appraisal is not None:
+        current = read_appraisal(workspace.appraisal_path, schema.appraisal)
+        merged_appraisal, appraisal_locations, appraisal_counts = merge_rows(
+            current, sheet_locations(current, str(workspace.appraisal_path)), content.appraisal,
+            ["study_id", "appraiser"],
+        )
+        studies = set(merged[schema.study.key])
+        problems += validate_appraisal(content.appraisal.frame, content.appraisal.locations,
+                                       schema.appraisal, studies)
+        problems += validate_appraisal(merged_appraisal, appraisal_locations,
+                                       schema.appraisal, studies)
+        ordered = merged_appraisal.sort_values(["study_id", "appraiser"], kind="stable")
+        if len(ordered) or workspace.appraisal_path.exists():
+            outputs[workspace.appraisal_path] = ordered.to_csv(
+                index=False, lineterminator="\n").encode("utf-8")
+    unique = sorted(set(problems))
+    if unique:
+        raise DataProblems(unique)
+    write_files_atomically(outputs)
+    return ImportResult(case_counts, appraisal_counts)
+

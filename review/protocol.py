@@ -1,0 +1,781 @@
+"""The review protocol: one YAML file that every step of the review reads.
+
+`load_protocol` parses and validates it; every problem is reported with the key path that is
+wrong (``extraction.fields[3].type: unknown type 'strng' (allowed: ...)``), so a reviewer who
+edits the protocol by hand knows exactly what to change.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from review.errors import ReviewError
+from review.fileio import read_text
+
+FIELD_TYPES = (
+    "text", "identifier", "url", "doi", "pmid", "year", "integer", "number", "code", "codes",
+)
+RULE_KINDS = ("requires", "levels_need_sites")
+GROUPING_METHODS = ("glmm", "logit", "freeman_tukey", "arcsine")
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One column of the extraction sheet."""
+
+    name: str
+    type: str
+    description: str = ""
+    required: bool = False
+    unique: bool = False
+    values: tuple[str, ...] = ()
+    exclusive: tuple[str, ...] = ()
+    pattern: str | None = None
+    min: float | None = None
+    max: float | None = None
+    unit: str | None = None
+
+    @property
+    def multi_valued(self) -> bool:
+        return self.type == "codes"
+
+    @property
+    def coded(self) -> bool:
+        return self.type in ("code", "codes")
+
+    @property
+    def numeric(self) -> bool:
+        return self.type in ("integer", "number", "year")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A cross-field rule of the extraction schema."""
+
+    rule: str
+    field: str
+    needs: str | None = None
+    sites_field: str | None = None
+    regions: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StudyKey:
+    """How patient rows group into reports, and which report fields must agree."""
+
+    key: str
+    id_field: str
+    fields: tuple[str, ...]
+    consistent: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AppraisalItem:
+    id: str
+    question: str
+
+
+@dataclass(frozen=True)
+class Appraisal:
+    tool: str
+    answers: tuple[str, ...]
+    items: tuple[AppraisalItem, ...]
+
+
+@dataclass(frozen=True)
+class ExtractionSchema:
+    """The extraction sheet's columns, vocabularies and cross-field rules."""
+
+    unit: str
+    list_separator: str
+    study: StudyKey
+    fields: tuple[FieldSpec, ...]
+    rules: tuple[Rule, ...]
+    appraisal: Appraisal | None
+
+    @property
+    def columns(self) -> list[str]:
+        return [spec.name for spec in self.fields]
+
+    def field(self, name: str) -> FieldSpec:
+        for spec in self.fields:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class MeshHeading:
+    heading: str
+    subheading: str | None = None
+    major: bool = False
+    explode: bool = True
+
+
+@dataclass(frozen=True)
+class ProximityTerm:
+    phrase: str
+    distance: int
+
+
+@dataclass(frozen=True)
+class SearchConcept:
+    id: str
+    label: str
+    mesh: tuple[MeshHeading, ...] = ()
+    tiab: tuple[str, ...] = ()
+    tiab_proximity: tuple[ProximityTerm, ...] = ()
+    publication_types: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExcludeBlock:
+    label: str
+    query: str
+
+
+@dataclass(frozen=True)
+class SearchLimits:
+    date_from: str | None
+    date_to: str | None
+    languages: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    databases: tuple[str, ...]
+    other_methods: tuple[str, ...]
+    concepts: tuple[SearchConcept, ...]
+    exclude: tuple[ExcludeBlock, ...]
+    limits: SearchLimits
+
+
+@dataclass(frozen=True)
+class ExclusionReason:
+    id: str
+    label: str
+
+
+@dataclass(frozen=True)
+class ScreeningSpec:
+    stages: tuple[str, ...]
+    exclusion_reasons: tuple[ExclusionReason, ...]
+    include_keywords: tuple[str, ...]
+    exclude_keywords: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SiteRegion:
+    id: str
+    label: str
+    sites: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TreatmentGroup:
+    id: str
+    label: str
+    any_of: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TreatmentGrouping:
+    """Mutually exclusive groups of one treatment field; the first group that matches wins."""
+
+    id: str
+    label: str
+    field: str
+    groups: tuple[TreatmentGroup, ...]
+
+
+@dataclass(frozen=True)
+class SurvivalSpec:
+    time_field: str
+    status_field: str
+    event_value: str
+    censored_value: str
+    time_unit: str
+    landmarks: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class PoolingSpec:
+    method: str
+    regions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AnalysisSpec:
+    sites_field: str
+    levels_field: str | None
+    site_regions: tuple[SiteRegion, ...]
+    pooling: PoolingSpec | None
+    survival: SurvivalSpec | None
+    treatment_groupings: tuple[TreatmentGrouping, ...]
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A validated review protocol."""
+
+    id: str
+    version: str
+    title: str
+    registration: str
+    question: dict[str, Any]
+    eligibility: dict[str, list[str]]
+    search: SearchSpec
+    screening: ScreeningSpec
+    extraction: ExtractionSchema
+    analysis: AnalysisSpec | None
+    path: Path | None = None
+
+
+class _Checker:
+    """Reads a parsed YAML tree and collects every error with the key path it belongs to."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def fail(self, path: str, message: str) -> None:
+        self.errors.append(f"{path}: {message}" if path else message)
+
+    def mapping(
+        self, value: Any, path: str, required: tuple[str, ...], optional: tuple[str, ...] = ()
+    ) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            self.fail(path, f"must be a mapping of keys, got {_kind(value)}")
+            return {}
+        for key in value:
+            if key not in required and key not in optional:
+                allowed = ", ".join((*required, *optional))
+                self.fail(_join(path, str(key)), f"unknown key (allowed: {allowed})")
+        for key in required:
+            if key not in value:
+                self.fail(_join(path, key), "missing")
+        return value
+
+    def free_mapping(self, value: Any, path: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            self.fail(path, f"must be a mapping, got {_kind(value)}")
+            return {}
+        return value
+
+    def text(self, value: Any, path: str, *, allow_empty: bool = False) -> str:
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            self.fail(path, f"must be text, got {_kind(value)}")
+            return ""
+        text = str(value).strip()
+        if not text and not allow_empty:
+            self.fail(path, "must not be empty")
+        return text
+
+    def optional_text(self, value: Any, path: str) -> str | None:
+        return None if value is None else self.text(value, path)
+
+    def texts(self, value: Any, path: str, *, allow_empty: bool = True) -> tuple[str, ...]:
+        if value is None:
+            value = []
+        if not isinstance(value, list):
+            self.fail(path, f"must be a list, got {_kind(value)}")
+            return ()
+        if not value and not allow_empty:
+            self.fail(path, "must list at least one entry")
+        items = tuple(self.text(item, f"{path}[{i}]") for i, item in enumerate(value))
+        self.unique(items, path)
+        return items
+
+    def objects(self, value: Any, path: str, *, allow_empty: bool = False) -> list[tuple[str, Any]]:
+        if value is None:
+            value = []
+        if not isinstance(value, list):
+            self.fail(path, f"must be a list, got {_kind(value)}")
+            return []
+        if not value and not allow_empty:
+            self.fail(path, "must list at least one entry")
+        return [(f"{path}[{i}]", item) for i, item in enumerate(value)]
+
+    def flag(self, value: Any, path: str) -> bool:
+        if not isinstance(value, bool):
+            self.fail(path, f"must be true or false, got {value!r}")
+            return False
+        return value
+
+    def number(self, value: Any, path: str) -> float | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.fail(path, f"must be a number, got {value!r}")
+            return None
+        return float(value)
+
+    def unique(self, items: tuple[str, ...] | list[str], path: str) -> None:
+        seen: set[str] = set()
+        for item in items:
+            if item in seen:
+                self.fail(path, f"'{item}' is listed twice")
+            seen.add(item)
+
+    def member(self, value: str, allowed: tuple[str, ...] | list[str], path: str) -> None:
+        if value and value not in allowed:
+            self.fail(path, f"'{value}' is not one of: {', '.join(allowed)}")
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _kind(value: Any) -> str:
+    return "nothing" if value is None else type(value).__name__
+
+
+def _identifier(check: _Checker, value: Any, path: str) -> str:
+    text = check.text(value, path)
+    if text and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", text):
+        check.fail(path, f"'{text}' must start with a letter and hold only letters, digits, _ or -")
+    return text
+
+
+def _parse_field(check: _Checker, raw: Any, path: str) -> FieldSpec:
+    data = check.mapping(
+        raw, path, ("name", "type"),
+        ("description", "required", "unique", "values", "exclusive", "pattern", "min", "max",
+         "unit"),
+    )
+    name = _identifier(check, data.get("name"), _join(path, "name"))
+    kind = check.text(data.get("type"), _join(path, "type"))
+    if kind and kind not in FIELD_TYPES:
+        check.fail(_join(path, "type"),
+                   f"unknown type '{kind}' (allowed: {', '.join(FIELD_TYPES)})")
+    values = check.texts(data.get("values"), _join(path, "values"))
+    exclusive = check.texts(data.get("exclusive"), _join(path, "exclusive"))
+    if kind in ("code", "codes") and not values:
+        check.fail(_join(path, "values"), f"a '{kind}' field must list its allowed values")
+    if values and kind not in ("code", "codes"):
+        check.fail(_join(path, "values"), f"only code and codes fields take values, not '{kind}'")
+    if exclusive and kind != "codes":
+        check.fail(_join(path, "exclusive"), "only a multi-valued 'codes' field takes exclusive")
+    for i, value in enumerate(exclusive):
+        check.member(value, values, f"{path}.exclusive[{i}]")
+    pattern = check.optional_text(data.get("pattern"), _join(path, "pattern"))
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            check.fail(_join(path, "pattern"), f"not a regular expression: {exc}")
+    if kind == "identifier" and pattern is None:
+        check.fail(_join(path, "pattern"), "an identifier field needs a pattern")
+    low = check.number(data.get("min"), _join(path, "min"))
+    high = check.number(data.get("max"), _join(path, "max"))
+    if (low is not None or high is not None) and kind not in ("integer", "number"):
+        check.fail(path, f"min and max apply to integer and number fields, not '{kind}'")
+    if low is not None and high is not None and low > high:
+        check.fail(path, f"min {low:g} is above max {high:g}")
+    return FieldSpec(
+        name=name,
+        type=kind,
+        description=check.text(data.get("description", ""), _join(path, "description"),
+                               allow_empty=True),
+        required=check.flag(data.get("required", False), _join(path, "required")),
+        unique=check.flag(data.get("unique", False), _join(path, "unique")),
+        values=values,
+        exclusive=exclusive,
+        pattern=pattern,
+        min=low,
+        max=high,
+        unit=check.optional_text(data.get("unit"), _join(path, "unit")),
+    )
+
+
+def _parse_rule(check: _Checker, raw: Any, path: str, fields: dict[str, FieldSpec]) -> Rule:
+    data = check.mapping(raw, path, ("rule", "field"), ("needs", "sites_field", "regions"))
+    kind = check.text(data.get("rule"), _join(path, "rule"))
+    check.member(kind, RULE_KINDS, _join(path, "rule"))
+    name = check.text(data.get("field"), _join(path, "field"))
+    check.member(name, list(fields), _join(path, "field"))
+    needs = check.optional_text(data.get("needs"), _join(path, "needs"))
+    sites_field = check.optional_text(data.get("sites_field"), _join(path, "sites_field"))
+    regions: dict[str, str] = {}
+    if kind == "requires":
+        if needs is None:
+            check.fail(_join(path, "needs"), "missing (the field that must be reported too)")
+        else:
+            check.member(needs, list(fields), _join(path, "needs"))
+    if kind == "levels_need_sites":
+        if sites_field is None:
+            check.fail(_join(path, "sites_field"), "missing")
+        else:
+            check.member(sites_field, list(fields), _join(path, "sites_field"))
+        raw_regions = check.free_mapping(data.get("regions"), _join(path, "regions"))
+        sites = fields.get(sites_field or "")
+        for prefix, site in raw_regions.items():
+            where = f"{path}.regions.{prefix}"
+            regions[str(prefix)] = check.text(site, where)
+            if sites is not None:
+                check.member(regions[str(prefix)], sites.values, where)
+        if not raw_regions:
+            check.fail(_join(path, "regions"), "must map level prefixes (C, T, ...) to sites")
+    return Rule(rule=kind, field=name, needs=needs, sites_field=sites_field, regions=regions)
+
+
+def _parse_appraisal(check: _Checker, raw: Any, path: str) -> Appraisal | None:
+    if raw is None:
+        return None
+    data = check.mapping(raw, path, ("tool", "answers", "items"))
+    items = []
+    for item_path, item in check.objects(data.get("items"), _join(path, "items")):
+        item_data = check.mapping(item, item_path, ("id", "question"))
+        items.append(AppraisalItem(
+            id=_identifier(check, item_data.get("id"), _join(item_path, "id")),
+            question=check.text(item_data.get("question"), _join(item_path, "question")),
+        ))
+    check.unique([item.id for item in items], _join(path, "items"))
+    return Appraisal(
+        tool=check.text(data.get("tool"), _join(path, "tool")),
+        answers=check.texts(data.get("answers"), _join(path, "answers"), allow_empty=False),
+        items=tuple(items),
+    )
+
+
+def _parse_extraction(check: _Checker, raw: Any, path: str) -> ExtractionSchema:
+    data = check.mapping(
+        raw, path, ("unit", "study", "fields"), ("list_separator", "rules", "appraisal")
+    )
+    specs = [_parse_field(check, item, item_path)
+             for item_path, item in check.objects(data.get("fields"), _join(path, "fields"))]
+    check.unique([spec.name for spec in specs], _join(path, "fields"))
+    by_name = {spec.name: spec for spec in specs}
+
+    study_path = _join(path, "study")
+    study_data = check.mapping(data.get("study"), study_path, ("key", "id_field", "fields"),
+                               ("consistent",))
+    study = StudyKey(
+        key=check.text(study_data.get("key"), _join(study_path, "key")),
+        id_field=check.text(study_data.get("id_field"), _join(study_path, "id_field")),
+        fields=check.texts(study_data.get("fields"), _join(study_path, "fields")),
+        consistent=check.texts(study_data.get("consistent"), _join(study_path, "consistent")),
+    )
+    check.member(study.key, list(by_name), _join(study_path, "key"))
+    check.member(study.id_field, list(by_name), _join(study_path, "id_field"))
+    for key in ("fields", "consistent"):
+        for i, name in enumerate(getattr(study, key)):
+            check.member(name, list(by_name), f"{study_path}.{key}[{i}]")
+
+    rules = [_parse_rule(check, item, item_path, by_name)
+             for item_path, item in check.objects(data.get("rules"), _join(path, "rules"),
+                                                  allow_empty=True)]
+    separator = check.text(data.get("list_separator", ";"), _join(path, "list_separator"))
+    if len(separator) != 1:
+        check.fail(_join(path, "list_separator"), "must be one character")
+    return ExtractionSchema(
+        unit=check.text(data.get("unit"), _join(path, "unit")),
+        list_separator=separator,
+        study=study,
+        fields=tuple(specs),
+        rules=tuple(rules),
+        appraisal=_parse_appraisal(check, data.get("appraisal"), _join(path, "appraisal")),
+    )
+
+
+def _parse_search(check: _Checker, raw: Any, path: str) -> SearchSpec:
+    data = check.mapping(raw, path, ("concepts",),
+                         ("databases", "other_methods", "exclude", "limits"))
+    concepts = []
+    for concept_path, item in check.objects(data.get("concepts"), _join(path, "concepts")):
+        concept = check.mapping(item, concept_path, ("id", "label"),
+                                ("mesh", "tiab", "tiab_proximity", "publication_types"))
+        headings = []
+        for mesh_path, mesh in check.objects(concept.get("mesh"), _join(concept_path, "mesh"),
+                                             allow_empty=True):
+            mesh_data = check.mapping(mesh, mesh_path, ("heading",),
+                                      ("subheading", "major", "explode"))
+            headings.append(MeshHeading(
+                heading=check.text(mesh_data.get("heading"), _join(mesh_path, "heading")),
+                subheading=check.optional_text(mesh_data.get("subheading"),
+                                               _join(mesh_path, "subheading")),
+                major=check.flag(mesh_data.get("major", False), _join(mesh_path, "major")),
+                explode=check.flag(mesh_data.get("explode", True), _join(mesh_path, "explode")),
+            ))
+        proximity = []
+        for near_path, near in check.objects(concept.get("tiab_proximity"),
+                                             _join(concept_path, "tiab_proximity"),
+                                             allow_empty=True):
+            near_data = check.mapping(near, near_path, ("phrase", "distance"))
+            distance = check.number(near_data.get("distance"), _join(near_path, "distance"))
+            if distance is not None and (distance < 0 or distance != int(distance)):
+                check.fail(_join(near_path, "distance"), "must be a whole number of words ≥ 0")
+            proximity.append(ProximityTerm(
+                phrase=check.text(near_data.get("phrase"), _join(near_path, "phrase")),
+                distance=int(distance or 0),
+            ))
+        built = SearchConcept(
+            id=_identifier(check, concept.get("id"), _join(concept_path, "id")),
+            label=check.text(concept.get("label"), _join(concept_path, "label")),
+            mesh=tuple(headings),
+            tiab=check.texts(concept.get("tiab"), _join(concept_path, "tiab")),
+            tiab_proximity=tuple(proximity),
+            publication_types=check.texts(concept.get("publication_types"),
+                                          _join(concept_path, "publication_types")),
+        )
+        if not (built.mesh or built.tiab or built.tiab_proximity or built.publication_types):
+            check.fail(concept_path, "a concept needs at least one MeSH heading, term or "
+                                     "publication type")
+        concepts.append(built)
+    check.unique([concept.id for concept in concepts], _join(path, "concepts"))
+    excludes = []
+    for block_path, block in check.objects(data.get("exclude"), _join(path, "exclude"),
+                                           allow_empty=True):
+        block_data = check.mapping(block, block_path, ("label", "query"))
+        excludes.append(ExcludeBlock(
+            label=check.text(block_data.get("label"), _join(block_path, "label")),
+            query=check.text(block_data.get("query"), _join(block_path, "query")),
+        ))
+    limits_path = _join(path, "limits")
+    limits = check.mapping(data.get("limits") or {}, limits_path, (),
+                           ("date_from", "date_to", "languages"))
+    dates = {}
+    for key in ("date_from", "date_to"):
+        value = check.optional_text(limits.get(key), _join(limits_path, key))
+        if value is not None and not re.fullmatch(r"\d{4}(/\d{2}(/\d{2})?)?", value):
+            check.fail(_join(limits_path, key), f"'{value}' must be YYYY, YYYY/MM or YYYY/MM/DD")
+        dates[key] = value
+    return SearchSpec(
+        databases=check.texts(data.get("databases"), _join(path, "databases")),
+        other_methods=check.texts(data.get("other_methods"), _join(path, "other_methods")),
+        concepts=tuple(concepts),
+        exclude=tuple(excludes),
+        limits=SearchLimits(
+            date_from=dates["date_from"],
+            date_to=dates["date_to"],
+            languages=check.texts(limits.get("languages"), _join(limits_path, "languages")),
+        ),
+    )
+
+
+def _parse_screening(check: _Checker, raw: Any, path: str) -> ScreeningSpec:
+    data = check.mapping(raw, path, ("stages", "exclusion_reasons"), ("keywords",))
+    stages = check.texts(data.get("stages"), _join(path, "stages"), allow_empty=False)
+    for i, stage in enumerate(stages):
+        check.member(stage, ("title-abstract", "full-text"), f"{path}.stages[{i}]")
+    reasons = []
+    for reason_path, item in check.objects(data.get("exclusion_reasons"),
+                                           _join(path, "exclusion_reasons")):
+        reason = check.mapping(item, reason_path, ("id", "label"))
+        reasons.append(ExclusionReason(
+            id=_identifier(check, reason.get("id"), _join(reason_path, "id")),
+            label=check.text(reason.get("label"), _join(reason_path, "label")),
+        ))
+    check.unique([reason.id for reason in reasons], _join(path, "exclusion_reasons"))
+    keywords = check.mapping(data.get("keywords") or {}, _join(path, "keywords"), (),
+                             ("include", "exclude"))
+    return ScreeningSpec(
+        stages=stages,
+        exclusion_reasons=tuple(reasons),
+        include_keywords=check.texts(keywords.get("include"), f"{path}.keywords.include"),
+        exclude_keywords=check.texts(keywords.get("exclude"), f"{path}.keywords.exclude"),
+    )
+
+
+def _parse_analysis(
+    check: _Checker, raw: Any, path: str, schema: ExtractionSchema
+) -> AnalysisSpec | None:
+    if raw is None:
+        return None
+    data = check.mapping(raw, path, ("sites_field",),
+                         ("levels_field", "site_regions", "pooling", "survival",
+                          "treatment_groupings"))
+    fields = {spec.name: spec for spec in schema.fields}
+
+    def coded_field(value: Any, where: str) -> FieldSpec | None:
+        name = check.text(value, where)
+        spec = fields.get(name)
+        if name and spec is None:
+            check.fail(where, f"'{name}' is not a field of the extraction schema")
+        elif spec is not None and not spec.coded:
+            check.fail(where, f"'{name}' is not a coded field")
+        return spec
+
+    sites = coded_field(data.get("sites_field"), _join(path, "sites_field"))
+    levels_field = None
+    if data.get("levels_field") is not None:
+        levels = coded_field(data.get("levels_field"), _join(path, "levels_field"))
+        levels_field = levels.name if levels else None
+
+    regions = []
+    for region_path, item in check.objects(data.get("site_regions"), _join(path, "site_regions"),
+                                           allow_empty=True):
+        region = check.mapping(item, region_path, ("id", "label", "sites"))
+        members = check.texts(region.get("sites"), _join(region_path, "sites"), allow_empty=False)
+        if sites is not None:
+            for i, site in enumerate(members):
+                check.member(site, sites.values, f"{region_path}.sites[{i}]")
+        regions.append(SiteRegion(
+            id=_identifier(check, region.get("id"), _join(region_path, "id")),
+            label=check.text(region.get("label"), _join(region_path, "label")),
+            sites=members,
+        ))
+    check.unique([region.id for region in regions], _join(path, "site_regions"))
+
+    pooling = None
+    if data.get("pooling") is not None:
+        pooling_path = _join(path, "pooling")
+        pooling_data = check.mapping(data["pooling"], pooling_path, ("method", "regions"))
+        method = check.text(pooling_data.get("method"), _join(pooling_path, "method"))
+        check.member(method, GROUPING_METHODS, _join(pooling_path, "method"))
+        pooled = check.texts(pooling_data.get("regions"), _join(pooling_path, "regions"),
+                             allow_empty=False)
+        for i, region_id in enumerate(pooled):
+            check.member(region_id, [region.id for region in regions],
+                         f"{pooling_path}.regions[{i}]")
+        pooling = PoolingSpec(method=method, regions=pooled)
+
+    survival = None
+    if data.get("survival") is not None:
+        survival_path = _join(path, "survival")
+        survival_data = check.mapping(
+            data["survival"], survival_path,
+            ("time_field", "status_field", "event_value", "censored_value"),
+            ("time_unit", "landmarks"),
+        )
+        time_name = check.text(survival_data.get("time_field"), _join(survival_path, "time_field"))
+        time_spec = fields.get(time_name)
+        if time_name and (time_spec is None or time_spec.type != "number"):
+            check.fail(_join(survival_path, "time_field"),
+                       f"'{time_name}' is not a number field of the extraction schema")
+        status = coded_field(survival_data.get("status_field"),
+                             _join(survival_path, "status_field"))
+        event = check.text(survival_data.get("event_value"), _join(survival_path, "event_value"))
+        censored = check.text(survival_data.get("censored_value"),
+                              _join(survival_path, "censored_value"))
+        if status is not None:
+            check.member(event, status.values, _join(survival_path, "event_value"))
+            check.member(censored, status.values, _join(survival_path, "censored_value"))
+        landmarks = []
+        raw_landmarks = survival_data.get("landmarks") or []
+        if not isinstance(raw_landmarks, list):
+            check.fail(_join(survival_path, "landmarks"), "must be a list of times")
+            raw_landmarks = []
+        for i, value in enumerate(raw_landmarks):
+            number = check.number(value, f"{survival_path}.landmarks[{i}]")
+            if number is not None and number <= 0:
+                check.fail(f"{survival_path}.landmarks[{i}]", "must be a time above 0")
+            landmarks.append(number or 0.0)
+        survival = SurvivalSpec(
+            time_field=time_name,
+            status_field=status.name if status else "",
+            event_value=event,
+            censored_value=censored,
+            time_unit=check.text(survival_data.get("time_unit", "months"),
+                                 _join(survival_path, "time_unit")),
+            landmarks=tuple(landmarks),
+        )
+
+    groupings = []
+    for grouping_path, item in check.objects(data.get("treatment_groupings"),
+                                             _join(path, "treatment_groupings"), allow_empty=True):
+        grouping = check.mapping(item, grouping_path, ("id", "label", "field", "groups"))
+        target = coded_field(grouping.get("field"), _join(grouping_path, "field"))
+        groups = []
+        for group_path, group_item in check.objects(grouping.get("groups"),
+                                                    _join(grouping_path, "groups")):
+            group = check.mapping(group_item, group_path, ("id", "label", "any_of"))
+            any_of = check.texts(group.get("any_of"), _join(group_path, "any_of"),
+                                 allow_empty=False)
+            if target is not None:
+                for i, value in enumerate(any_of):
+                    check.member(value, target.values, f"{group_path}.any_of[{i}]")
+            groups.append(TreatmentGroup(
+                id=_identifier(check, group.get("id"), _join(group_path, "id")),
+                label=check.text(group.get("label"), _join(group_path, "label")),
+                any_of=any_of,
+            ))
+        check.unique([group.id for group in groups], _join(grouping_path, "groups"))
+        groupings.append(TreatmentGrouping(
+            id=_identifier(check, grouping.get("id"), _join(grouping_path, "id")),
+            label=check.text(grouping.get("label"), _join(grouping_path, "label")),
+            field=target.name if target else "",
+            groups=tuple(groups),
+        ))
+    check.unique([grouping.id for grouping in groupings], _join(path, "treatment_groupings"))
+    return AnalysisSpec(
+        sites_field=sites.name if sites else "",
+        levels_field=levels_field,
+        site_regions=tuple(regions),
+        pooling=pooling,
+        survival=survival,
+        treatment_groupings=tuple(groupings),
+    )
+
+
+def parse_protocol(document: Any, source: str = "protocol", path: Path | None = None) -> Protocol:
+    """Validate a parsed protocol document; raise `ReviewError` listing every wrong key."""
+    check = _Checker()
+    data = check.mapping(
+        document, "",
+        ("id", "version", "title", "question", "eligibility", "search", "screening",
+         "extraction"),
+        ("registration", "analysis"),
+    )
+    question = check.mapping(data.get("question"), "question",
+                             ("population", "condition", "outcomes", "designs"),
+                             ("statement", "interventions", "comparators", "context"))
+    for key in ("statement", "population", "condition", "interventions", "comparators",
+                "context"):
+        if key in question:
+            check.text(question[key], f"question.{key}")
+    outcomes = check.mapping(question.get("outcomes"), "question.outcomes", ("primary",),
+                             ("secondary",))
+    check.texts(outcomes.get("primary"), "question.outcomes.primary", allow_empty=False)
+    check.texts(outcomes.get("secondary"), "question.outcomes.secondary")
+    check.texts(question.get("designs"), "question.designs", allow_empty=False)
+    eligibility = check.mapping(data.get("eligibility"), "eligibility", ("inclusion",),
+                                ("exclusion",))
+    criteria = {
+        key: list(check.texts(eligibility.get(key), f"eligibility.{key}",
+                              allow_empty=key == "exclusion"))
+        for key in ("inclusion", "exclusion")
+    }
+    search = _parse_search(check, data.get("search"), "search")
+    screening = _parse_screening(check, data.get("screening"), "screening")
+    extraction = _parse_extraction(check, data.get("extraction"), "extraction")
+    analysis = _parse_analysis(check, data.get("analysis"), "analysis", extraction)
+    protocol = Protocol(
+        id=_identifier(check, data.get("id"), "id"),
+        version=check.text(data.get("version"), "version"),
+        title=check.text(data.get("title"), "title"),
+        registration=check.text(data.get("registration", "Not registered"), "registration"),
+        question=question,
+        eligibility=criteria,
+        search=search,
+        screening=screening,
+        extraction=extraction,
+        analysis=analysis,
+        path=path,
+    )
+    if check.errors:
+        shown = check.errors[:20]
+        more = f" (and {len(check.errors) - 20} more)" if len(check.errors) > 20 else ""
+        raise ReviewError(f"{source}: " + f"\n{source}: ".join(shown) + more)
+    return protocol
+
+
+def load_protocol(path: str | os.PathLike) -> Protocol:
+    """Read and validate a protocol YAML file."""
+    path = Path(path)
+    text = read_text(path)
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ReviewError(f"{where}: not valid YAML: {problem}") from None
+    if document is None:
+        raise ReviewError(f"{path}: empty protocol")
+    return parse_protocol(document, source=str(path), path=path)

@@ -1,0 +1,212 @@
+"""The human-readable protocol, rendered from the YAML under PROSPERO-style headings.
+
+Rendering rather than writing it by hand keeps the two in agreement; `review protocol check`
+fails when the committed Markdown is not what the YAML renders to.
+"""
+
+from __future__ import annotations
+
+from review.protocol import FieldSpec, Protocol
+
+
+def _bullets(items: list[str] | tuple[str, ...]) -> list[str]:
+    return [f"- {item}" for item in items] or ["- None."]
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _field_row(spec: FieldSpec, separator: str) -> str:
+    kind = {"codes": f"codes ('{separator}'-list)", "code": "code"}.get(spec.type, spec.type)
+    bounds = []
+    if spec.min is not None:
+        bounds.append(f"≥ {spec.min:g}")
+    if spec.max is not None:
+        bounds.append(f"≤ {spec.max:g}")
+    detail = ", ".join(f"`{value}`" for value in spec.values) if spec.values else " ".join(bounds)
+    if spec.exclusive:
+        detail += f" ({', '.join(spec.exclusive)} stands alone)"
+    flags = ", ".join(flag for flag, on in (("required", spec.required),
+                                            ("unique", spec.unique)) if on)
+    return (f"| `{spec.name}` | {kind} | {spec.unit or ''} | {_cell(detail)} | {flags} | "
+            f"{_cell(spec.description)} |")
+
+
+def render_protocol_markdown(protocol: Protocol, source_name: str) -> str:
+    """The protocol as Markdown; `source_name` is the YAML file it was rendered from."""
+    question = protocol.question
+    search = protocol.search
+    schema = protocol.extraction
+    lines = [
+        f"# {protocol.title}",
+        "",
+        f"Protocol `{protocol.id}`, version {protocol.version}. "
+        f"Registration: {protocol.registration}.",
+        "",
+        f"> Rendered from `{source_name}` by `review protocol render`. Edit the YAML, then "
+        "render again; `review protocol check` fails when this file is out of date.",
+        "",
+        "## 1. Review question",
+        "",
+        question.get("statement", protocol.title),
+        "",
+        "## 2. Condition or domain being studied",
+        "",
+        question["condition"],
+        "",
+        "## 3. Participants / population",
+        "",
+        question["population"],
+        "",
+        "## 4. Intervention(s), exposure(s)",
+        "",
+        question.get("interventions", "Not specified."),
+        "",
+        "## 5. Comparator(s) / control",
+        "",
+        question.get("comparators", "Not specified."),
+        "",
+        "## 6. Types of study to be included",
+        "",
+        *_bullets(question["designs"]),
+        "",
+        "## 7. Context",
+        "",
+        question.get("context", "Not specified."),
+        "",
+        "## 8. Main outcome(s)",
+        "",
+        *_bullets(question["outcomes"]["primary"]),
+        "",
+        "## 9. Additional outcome(s)",
+        "",
+        *_bullets(question["outcomes"].get("secondary") or []),
+        "",
+        "## 10. Eligibility criteria",
+        "",
+        "Inclusion:",
+        "",
+        *_bullets(protocol.eligibility["inclusion"]),
+        "",
+        "Exclusion:",
+        "",
+        *_bullets(protocol.eligibility["exclusion"]),
+        "",
+        "## 11. Searches",
+        "",
+        "Databases:",
+        "",
+        *_bullets(search.databases),
+        "",
+        "Other methods:",
+        "",
+        *_bullets(search.other_methods),
+        "",
+        "Search concepts (terms are ORed within a concept; concepts are ANDed):",
+        "",
+        "| Concept | MeSH headings | Title/abstract terms | Publication types |",
+        "|---|---|---|---|",
+    ]
+    for concept in search.concepts:
+        headings = "; ".join(
+            heading.heading + (f"/{heading.subheading}" if heading.subheading else "")
+            + (" (major topic)" if heading.major else "")
+            + ("" if heading.explode else " (not exploded)")
+            for heading in concept.mesh
+        )
+        terms = [*concept.tiab,
+                 *(f'"{near.phrase}" within {near.distance} words'
+                   for near in concept.tiab_proximity)]
+        lines.append(f"| {concept.label} | {_cell(headings)} | {_cell('; '.join(terms))} | "
+                     f"{_cell('; '.join(concept.publication_types))} |")
+    limits = search.limits
+    lines += [
+        "",
+        "Excluded from the results:",
+        "",
+        *_bullets([f"{block.label}: `{block.query}`" for block in search.exclude]),
+        "",
+        f"Limits: publication dates from {limits.date_from or 'the earliest record'} to "
+        f"{limits.date_to or 'the search date'}; languages: "
+        f"{', '.join(limits.languages) if limits.languages else 'no restriction'}.",
+        "",
+        "## 12. Study selection",
+        "",
+        f"Stages: {', '.join(protocol.screening.stages)}. Reasons for exclusion:",
+        "",
+        "| Code | Reason |",
+        "|---|---|",
+        *(f"| `{reason.id}` | {_cell(reason.label)} |"
+          for reason in protocol.screening.exclusion_reasons),
+        "",
+        "Keywords highlighted while screening: include "
+        f"{', '.join(protocol.screening.include_keywords) or 'none'}; exclude "
+        f"{', '.join(protocol.screening.exclude_keywords) or 'none'}.",
+        "",
+        "## 13. Data extraction (selection and coding)",
+        "",
+        f"One row per {schema.unit}. Multi-valued fields list codes separated by "
+        f"'{schema.list_separator}'. A blank cell means not reported. Reports are identified by "
+        f"`{schema.study.key}`; their rows must agree on "
+        f"{', '.join(f'`{name}`' for name in schema.study.consistent)}.",
+        "",
+        "| Field | Type | Unit | Allowed values or range | Constraints | Description |",
+        "|---|---|---|---|---|---|",
+        *(_field_row(spec, schema.list_separator) for spec in schema.fields),
+        "",
+        "Cross-field rules:",
+        "",
+    ]
+    rules = []
+    for rule in schema.rules:
+        if rule.rule == "requires":
+            rules.append(f"`{rule.field}` may be reported only together with `{rule.needs}`.")
+        else:
+            regions = ", ".join(f"{prefix} → `{site}`" for prefix, site in rule.regions.items())
+            rules.append(f"Each level in `{rule.field}` needs its region in "
+                         f"`{rule.sites_field}` ({regions}).")
+    lines += _bullets(rules)
+    lines += ["", "## 14. Risk of bias (quality) assessment", ""]
+    if schema.appraisal:
+        lines += [f"{schema.appraisal.tool}; answers: {', '.join(schema.appraisal.answers)}.", ""]
+        lines += [f"{i}. {item.question}" for i, item in enumerate(schema.appraisal.items, 1)]
+    else:
+        lines.append("No critical appraisal is planned.")
+    lines += ["", "## 15. Strategy for data synthesis", ""]
+    analysis = protocol.analysis
+    if analysis is None:
+        lines.append("Not specified.")
+    else:
+        lines += [
+            f"Frequencies of metastatic sites (`{analysis.sites_field}`) with 95% confidence "
+            "intervals, over the patients whose sites are reported, for each site and for "
+            "these regions:",
+            "",
+            *_bullets([f"{region.label}: {', '.join(region.sites)}"
+                       for region in analysis.site_regions]),
+        ]
+        if analysis.pooling:
+            lines += ["", f"Proportions pooled across reports ({analysis.pooling.method} model) "
+                          f"for: {', '.join(analysis.pooling.regions)}."]
+        if analysis.survival:
+            survival = analysis.survival
+            lines += [
+                "",
+                f"Survival: time `{survival.time_field}` ({survival.time_unit}); event "
+                f"`{survival.status_field}` = {survival.event_value}, censored when "
+                f"{survival.censored_value}. Kaplan–Meier estimates with survival at "
+                f"{', '.join(f'{t:g}' for t in survival.landmarks)} {survival.time_unit}; "
+                "log-rank tests; Cox regression where events allow.",
+            ]
+        lines += ["", "## 16. Analysis of subgroups or subsets", ""]
+        for grouping in analysis.treatment_groupings:
+            lines.append(f"{grouping.label} (`{grouping.field}`; the first matching group "
+                         "applies):")
+            lines.append("")
+            lines += _bullets([f"{group.label}: {', '.join(group.any_of)}"
+                               for group in grouping.groups])
+            lines.append("")
+        if not analysis.treatment_groupings:
+            lines += ["None planned.", ""]
+    return "\n".join(line.rstrip() for line in lines).rstrip() + "\n"
