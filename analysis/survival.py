@@ -1,0 +1,439 @@
+"""Survival after the diagnosis of the bone metastasis, overall and by treatment group.
+
+Kaplan–Meier estimates follow R's survival package: Greenwood variances, confidence bands on
+the log-log (default here, as lifelines) or log scale (R survfit's default), medians and their
+limits by R's rule (the midpoint of a flat at exactly 0.5), and at-risk counts #(T ≥ t).
+Groups are compared by log-rank tests (overall and pairwise, Holm-adjusted) and, where events
+allow, a Cox model with Efron ties; a hazard ratio that the data cannot bound is reported as
+unbounded, never as a huge number.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from review.protocol import SurvivalSpec, TreatmentGrouping
+
+CONF_TYPES = ("log-log", "log")
+TOLERANCE = math.sqrt(np.finfo(float).eps)
+EVENTS_PER_PARAMETER = 10
+
+
+@dataclass(frozen=True)
+class KaplanMeierCurve:
+    """A Kaplan–Meier curve at every distinct observed time."""
+
+    time: np.ndarray
+    at_risk: np.ndarray
+    events: np.ndarray
+    censored: np.ndarray
+    survival: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    conf_type: str
+    level: float
+
+    @property
+    def n(self) -> int:
+        return int(self.at_risk[0]) if len(self.at_risk) else 0
+
+    @property
+    def total_events(self) -> int:
+        return int(self.events.sum())
+
+    def survival_at(self, t: float) -> tuple[float, float, float]:
+        """S(t) with its confidence limits; NaN beyond the last follow-up."""
+        if len(self.time) == 0 or t > self.time[-1]:
+            return (math.nan, math.nan, math.nan)
+        index = np.searchsorted(self.time, t, side="right") - 1
+        if index < 0:
+            return (1.0, 1.0, 1.0)
+        return (float(self.survival[index]), float(self.ci_low[index]),
+                float(self.ci_high[index]))
+
+    def number_at_risk(self, t: float) -> int:
+        """Patients still under observation at t: #(T ≥ t), as R counts them."""
+        if len(self.time) == 0:
+            return 0
+        index = np.searchsorted(self.time, t, side="left")
+        return int(self.at_risk[index]) if index < len(self.time) else 0
+
+    def quantile(self, p: float = 0.5) -> tuple[float, float, float]:
+        """The time at which survival falls to 1 - p, with its confidence limits (R's rule)."""
+        last = float(self.time[-1]) if len(self.time) else math.nan
+        return (_crossing(self.time, self.survival, p, last),
+                _crossing(self.time, self.ci_low, p, last),
+                _crossing(self.time, self.ci_high, p, last))
+
+    @property
+    def median(self) -> tuple[float, float, float]:
+        return self.quantile(0.5)
+
+
+def _crossing(time: np.ndarray, survival: np.ndarray, p: float, last_time: float) -> float:
+    """Where a horizontal line at survival 1 - p meets a step curve.
+
+    A curve that is flat at exactly 1 - p (within √eps) meets it on an interval; the answer is
+    the interval's midpoint, which runs to the next drop, or to the last time observed when
+    the flat ends the curve.
+    """
+    keep = ~np.isnan(survival)
+    times = np.concatenate([[0.0], time[keep]])
+    failure = np.concatenate([[0.0], 1 - survival[keep]])
+    first = np.concatenate([[True], failure[1:] != failure[:-1]])
+    times, failure = times[first], failure[first]
+    if len(failure) == 0 or failure.max() + TOLERANCE < p:
+        return math.nan
+    reached = np.flatnonzero(failure + TOLERANCE >= p)[0]
+    passed = np.flatnonzero(failure - TOLERANCE >= p)
+    if len(passed) and passed[0] == reached:
+        return float(times[reached])
+    if len(passed):
+        return float((times[reached] + times[passed[0]]) / 2)
+    return float((times[reached] + last_time) / 2)
+
+
+def kaplan_meier(
+    time: Sequence[float], event: Sequence[bool], *, conf_type: str = "log-log",
+    level: float = 0.95,
+) -> KaplanMeierCurve:
+    """The Kaplan–Meier estimate with Greenwood confidence bands."""
+    if conf_type not in CONF_TYPES:
+        raise ValueError(f"unknown conf_type '{conf_type}' (allowed: {', '.join(CONF_TYPES)})")
+    t = np.asarray(time, dtype=float)
+    d = np.asarray(event, dtype=bool)
+    if t.shape != d.shape:
+        raise ValueError("time and event must have the same length")
+    if np.any(np.isnan(t)) or np.any(t < 0):
+        raise ValueError("times must be known and ≥ 0")
+    distinct = np.unique(t)
+    events = np.array([np.sum(d & (t == u)) for u in distinct], dtype=float)
+    censored = np.array([np.sum(~d & (t == u)) for u in distinct], dtype=float)
+    at_risk = np.array([np.sum(t >= u) for u in distinct], dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        survival = np.cumprod(1 - events / at_risk)
+        greenwood = np.cumsum(np.where(events > 0, events / (at_risk * (at_risk - events)), 0.0))
+        se_log = np.sqrt(greenwood)
+        z = stats.norm.ppf(1 - (1 - level) / 2)
+        if conf_type == "log":
+            ci_low = np.where(survival > 0, survival * np.exp(-z * se_log), np.nan)
+            ci_high = np.where(survival > 0, np.minimum(1.0, survival * np.exp(z * se_log)),
+                               np.nan)
+        else:
+            log_s = np.log(survival)
+            inner = np.log(-log_s)
+            half = z * se_log / np.abs(log_s)
+            defined = (survival > 0) & (survival < 1)
+            ci_low = np.where(defined, np.exp(-np.exp(inner + half)), np.nan)
+            ci_high = np.where(defined, np.exp(-np.exp(inner - half)), np.nan)
+            ci_low = np.where(survival == 1, 1.0, ci_low)
+            ci_high = np.where(survival == 1, 1.0, ci_high)
+        infinite = ~np.isfinite(se_log)
+        ci_low = np.where(infinite, np.nan, ci_low)
+        ci_high = np.where(infinite, np.nan, ci_high)
+    return KaplanMeierCurve(distinct, at_risk.astype(int), events.astype(int),
+                            censored.astype(int), survival, ci_low, ci_high, conf_type, level)
+
+
+@dataclass(frozen=True)
+class LogRankResult:
+    chi2: float
+    df: int
+    p_value: float
+
+
+def logrank_test(time: np.ndarray, event: np.ndarray, group: np.ndarray) -> LogRankResult:
+    """The k-sample log-rank test (as R's survdiff with rho = 0)."""
+    labels = sorted(set(group))
+    if len(labels) < 2:
+        return LogRankResult(math.nan, 0, math.nan)
+    observed = np.zeros(len(labels))
+    expected = np.zeros(len(labels))
+    covariance = np.zeros((len(labels), len(labels)))
+    for u in np.unique(time[event]):
+        at_risk = time >= u
+        n = at_risk.sum()
+        d = np.sum(event & (time == u))
+        n_g = np.array([np.sum(at_risk & (group == g)) for g in labels], dtype=float)
+        d_g = np.array([np.sum(event & (time == u) & (group == g)) for g in labels], dtype=float)
+        observed += d_g
+        expected += d * n_g / n
+        if n > 1:
+            factor = d * (n - d) / (n * n * (n - 1))
+            covariance += factor * (np.diag(n_g * n) - np.outer(n_g, n_g))
+    difference = (observed - expected)[:-1]
+    reduced = covariance[:-1, :-1]
+    chi2 = float(difference @ np.linalg.pinv(reduced) @ difference)
+    df = int(np.linalg.matrix_rank(reduced))
+    return LogRankResult(chi2, df, float(stats.chi2.sf(chi2, df)) if df else math.nan)
+
+
+@dataclass(frozen=True)
+class CoxResult:
+    """Hazard ratios of a Cox model (Efron ties), with the reasons to read them carefully."""
+
+    table: pd.DataFrame
+    n: int
+    events: int
+    warnings: tuple[str, ...]
+
+
+def _monotone_direction(time: np.ndarray, event: np.ndarray, x: np.ndarray) -> int:
+    """+1 or -1 when the partial likelihood grows without bound in this binary covariate's
+    coefficient, whatever the other coefficients: every death that happens while both levels
+    are at risk has level 1 (or every one has level 0). 0 when the coefficient is bounded."""
+    deaths_at_level_one = [
+        x[i] == 1 for i in np.flatnonzero(event)
+        if x[time >= time[i]].min() != x[time >= time[i]].max()
+    ]
+    if not deaths_at_level_one:
+        return 0
+    if all(deaths_at_level_one):
+        return 1
+    if not any(deaths_at_level_one):
+        return -1
+    return 0
+
+
+def cox_model(frame: pd.DataFrame, level: float = 0.95) -> CoxResult | None:
+    """Fit a Cox model of `time`/`event` on the other columns of `frame` (numeric, complete).
+
+    Returns None when there is nothing to estimate (no events or no covariates).
+    """
+    from lifelines import CoxPHFitter
+    from lifelines.exceptions import ConvergenceError, ConvergenceWarning
+
+    covariates = [c for c in frame.columns if c not in ("time", "event")]
+    events = int(frame["event"].sum())
+    if not covariates or events == 0 or len(frame) < 3:
+        return None
+    notes = []
+    if events < EVENTS_PER_PARAMETER * len(covariates):
+        notes.append(f"{events} events for {len(covariates)} parameters (fewer than "
+                     f"{EVENTS_PER_PARAMETER} per parameter): estimates are unstable")
+    time = frame["time"].to_numpy(float)
+    event = frame["event"].to_numpy(bool)
+    unbounded = {}
+    for name in covariates:
+        values = frame[name].to_numpy(float)
+        if set(np.unique(values)) <= {0.0, 1.0}:
+            direction = _monotone_direction(time, event, values)
+            if direction:
+                unbounded[name] = direction
+    fitted = [name for name in covariates if name not in unbounded and frame[name].nunique() > 1]
+    rows = []
+    if fitted:
+        fitter = CoxPHFitter(alpha=1 - level)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                fitter.fit(frame[["time", "event", *fitted]], "time", "event")
+            summary = fitter.summary
+        except (ConvergenceError, np.linalg.LinAlgError, ValueError) as error:
+            notes.append(f"the Cox model did not converge ({str(error).splitlines()[0]})")
+            summary = None
+        if summary is not None:
+            for name in fitted:
+                row = summary.loc[name]
+                rows.append({
+                    "term": name, "coef": float(row["coef"]), "se": float(row["se(coef)"]),
+                    "hr": float(row["exp(coef)"]),
+                    "ci_low": float(row[f"exp(coef) lower {100 * level:g}%"]),
+                    "ci_high": float(row[f"exp(coef) upper {100 * level:g}%"]),
+                    "p_value": float(row["p"]), "bounded": True,
+                })
+    for name, direction in unbounded.items():
+        rows.append({"term": name, "coef": direction * math.inf, "se": math.nan,
+                     "hr": math.inf if direction > 0 else 0.0,
+                     "ci_low": math.nan, "ci_high": math.nan, "p_value": math.nan,
+                     "bounded": False})
+        notes.append(f"{name}: hazard ratio unbounded (every death while both levels were at "
+                     f"risk was {'in' if direction > 0 else 'outside'} this group)")
+    columns = ["term", "coef", "se", "hr", "ci_low", "ci_high", "p_value", "bounded"]
+    table = pd.DataFrame(rows, columns=columns)
+    table = table.sort_values("term", key=lambda terms: terms.map(covariates.index))
+    return CoxResult(table.reset_index(drop=True), len(frame), events, tuple(notes))
+
+
+@dataclass
+class SurvivalByGroup:
+    """Kaplan–Meier survival by group with log-rank and Cox comparisons.
+
+    ``SurvivalByGroup().fit(frame)`` takes columns ``time``, ``event`` and ``group`` (and any
+    numeric covariates named in ``covariates`` for the Cox model); ``summary()`` gives one row
+    per group and overall; ``plot()`` draws the curves with an R-style at-risk table.
+    """
+
+    conf_type: str = "log-log"
+    level: float = 0.95
+    landmarks: tuple[float, ...] = (3.0, 6.0, 12.0)
+    time_unit: str = "months"
+    curves: dict[str, KaplanMeierCurve] = field(default_factory=dict, init=False)
+    overall: KaplanMeierCurve | None = field(default=None, init=False)
+    logrank: LogRankResult | None = field(default=None, init=False)
+    pairwise: pd.DataFrame | None = field(default=None, init=False)
+    cox: CoxResult | None = field(default=None, init=False)
+    group_labels: dict[str, str] = field(default_factory=dict, init=False)
+
+    def fit(
+        self,
+        frame: pd.DataFrame,
+        *,
+        covariates: Sequence[str] = (),
+        labels: dict[str, str] | None = None,
+        reference: str | None = None,
+    ) -> SurvivalByGroup:
+        """Fit curves and comparisons; rows with a missing group are left out of the groups
+        but kept in the overall curve."""
+        if frame.empty:
+            raise ValueError("no patients with a usable survival time")
+        time = frame["time"].to_numpy(float)
+        event = frame["event"].to_numpy(bool)
+        self.overall = kaplan_meier(time, event, conf_type=self.conf_type, level=self.level)
+        grouped = frame[frame["group"].notna()] if "group" in frame else frame.iloc[0:0]
+        order = list(dict.fromkeys(labels or {})) if labels else []
+        names = [g for g in order if g in set(grouped["group"])] + sorted(
+            set(grouped["group"]) - set(order))
+        self.group_labels = {name: (labels or {}).get(name, name) for name in names}
+        self.curves = {
+            name: kaplan_meier(grouped.loc[grouped["group"] == name, "time"],
+                               grouped.loc[grouped["group"] == name, "event"],
+                               conf_type=self.conf_type, level=self.level)
+            for name in names
+        }
+        g_time = grouped["time"].to_numpy(float)
+        g_event = grouped["event"].to_numpy(bool)
+        g_group = grouped["group"].to_numpy(object)
+        self.logrank = logrank_test(g_time, g_event, g_group) if len(names) > 1 else None
+        self.pairwise = self._pairwise(g_time, g_event, g_group, names)
+        self.cox = self._cox(grouped, names, covariates, reference)
+        return self
+
+    def _pairwise(self, time: np.ndarray, event: np.ndarray, group: np.ndarray,
+                  names: list[str]) -> pd.DataFrame:
+        from statsmodels.stats.multitest import multipletests
+
+        rows = []
+        for i, first in enumerate(names):
+            for second in names[i + 1:]:
+                chosen = (group == first) | (group == second)
+                result = logrank_test(time[chosen], event[chosen], group[chosen])
+                rows.append({"group_a": first, "group_b": second, "chi2": result.chi2,
+                             "p_value": result.p_value})
+        table = pd.DataFrame(rows, columns=["group_a", "group_b", "chi2", "p_value",
+                                            "p_holm"])
+        testable = table["p_value"].notna()
+        if testable.any():
+            table.loc[testable, "p_holm"] = multipletests(table.loc[testable, "p_value"],
+                                                          method="holm")[1]
+        return table
+
+    def _cox(self, grouped: pd.DataFrame, names: list[str], covariates: Sequence[str],
+             reference: str | None) -> CoxResult | None:
+        if len(names) < 2 and not covariates:
+            return None
+        base = reference if reference in names else (
+            max(names, key=lambda n: self.curves[n].n) if names else None)
+        design = pd.DataFrame({"time": grouped["time"].astype(float),
+                               "event": grouped["event"].astype(int)})
+        for name in names:
+            if name != base:
+                design[f"group: {self.group_labels[name]}"] = (grouped["group"] == name) \
+                    .astype(float)
+        for name in covariates:
+            design[name] = pd.to_numeric(grouped[name], errors="coerce").astype(float)
+        complete = design.dropna()
+        result = cox_model(complete, self.level)
+        if result is not None and len(complete) < len(design):
+            left_out = len(design) - len(complete)
+            result = CoxResult(result.table, result.n, result.events,
+                               (f"{left_out} patients without {', '.join(covariates)} left out",
+                                *result.warnings))
+        return result
+
+    def summary(self) -> pd.DataFrame:
+        """Per group and overall: n, events, median with limits, survival at the landmarks."""
+        rows = []
+        curves = [("overall", "All patients", self.overall), *(
+            (name, self.group_labels[name], curve) for name, curve in self.curves.items())]
+        for name, label, curve in curves:
+            if curve is None:
+                continue
+            median, low, high = curve.median
+            row = {"group": name, "label": label, "n": curve.n, "events": curve.total_events,
+                   "median": median, "median_ci_low": low, "median_ci_high": high}
+            for t in self.landmarks:
+                s, s_low, s_high = curve.survival_at(t)
+                row[f"survival_{t:g}"] = s
+                row[f"survival_{t:g}_ci_low"] = s_low
+                row[f"survival_{t:g}_ci_high"] = s_high
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def plot(self, ax=None, title: str | None = None):  # noqa: ANN001, ANN201 - matplotlib
+        """Kaplan–Meier curves with censor marks, medians and an at-risk table."""
+        from analysis.figures import kaplan_meier_plot
+
+        return kaplan_meier_plot(self, ax=ax, title=title)
+
+
+@dataclass(frozen=True)
+class SurvivalData:
+    """Patients with a usable survival time, and how many were left out and why."""
+
+    frame: pd.DataFrame
+    excluded: dict[str, int]
+
+
+def survival_data(
+    cases: pd.DataFrame, spec: SurvivalSpec, grouping: TreatmentGrouping | None = None,
+    id_column: str = "case_id",
+) -> SurvivalData:
+    """Time, event and treatment group of each patient with a usable survival time.
+
+    `cases` are typed cases (see `review.extraction.sheet.typed_cases`). A time without a
+    vital status, or a status without a time, leaves the patient out; both are counted.
+    """
+    time = pd.to_numeric(cases[spec.time_field], errors="coerce")
+    status = cases[spec.status_field]
+    known_status = status.isin([spec.event_value, spec.censored_value])
+    usable = time.notna() & known_status
+    frame = pd.DataFrame({
+        id_column: cases.loc[usable, id_column].to_numpy(),
+        "time": time[usable].astype(float).to_numpy(),
+        "event": (status[usable] == spec.event_value).to_numpy(),
+    })
+    if grouping is not None:
+        frame["group"] = assign_groups(cases.loc[usable], grouping).to_numpy()
+    if "age" in cases:
+        frame["age"] = pd.to_numeric(cases.loc[usable, "age"]).astype(float).to_numpy()
+    if "sex" in cases:
+        sex = cases.loc[usable, "sex"]
+        frame["male"] = (sex == "M").astype(float).where(sex.notna()).to_numpy()
+    excluded = {
+        "no time or status reported": int((time.isna() & ~known_status).sum()),
+        "status without a time": int((time.isna() & known_status).sum()),
+        "time without a status": int((time.notna() & ~known_status).sum()),
+    }
+    return SurvivalData(frame, excluded)
+
+
+def assign_groups(cases: pd.DataFrame, grouping: TreatmentGrouping) -> pd.Series:
+    """Each patient's group: the first group of the grouping that any of their codes match;
+    missing when the field is not reported or no group matches."""
+    def group_of(codes: tuple[str, ...] | None) -> str | None:
+        if not codes:
+            return None
+        for group in grouping.groups:
+            if set(codes) & set(group.any_of):
+                return group.id
+        return None
+
+    return cases[grouping.field].map(group_of).astype(object)
