@@ -18,13 +18,18 @@ optional. When the GLMM cannot be fitted the result falls back to the logit mode
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 from statsmodels.stats.proportion import proportion_confint
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 METHODS = ("glmm", "logit", "freeman_tukey", "arcsine")
 TAU2_METHODS = ("DL", "REML", "PM", "EE")
@@ -86,7 +91,7 @@ class PooledProportion:
             "q": self.q, "q_pvalue": self.q_pvalue,
         }])
 
-    def plot(self, ax=None, title: str | None = None):  # noqa: ANN001, ANN201 - matplotlib
+    def plot(self, ax: Axes | None = None, title: str | None = None) -> Figure:
         """The forest plot; returns the matplotlib Figure."""
         from analysis.figures import forest_plot
 
@@ -310,11 +315,13 @@ def _fit_glmm(x: np.ndarray, n: np.ndarray) -> tuple[float, float, float]:
     return mu, tau**2, se
 
 
-def _second_derivative(function, point: float, step: float = 1e-4) -> float:  # noqa: ANN001
+def _second_derivative(function: Callable[[float], float], point: float,
+                       step: float = 1e-4) -> float:
     return (function(point + step) - 2 * function(point) + function(point - step)) / step**2
 
 
-def _hessian(function, a: float, b: float, step: float = 1e-4) -> np.ndarray:  # noqa: ANN001
+def _hessian(function: Callable[[float, float], float], a: float, b: float,
+             step: float = 1e-4) -> np.ndarray:
     """Central-difference Hessian of a function of two parameters."""
     f = function
     faa = (f(a + step, b) - 2 * f(a, b) + f(a - step, b)) / step**2

@@ -14,12 +14,17 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from review.protocol import SurvivalSpec, TreatmentGrouping
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 CONF_TYPES = ("log-log", "log")
 TOLERANCE = math.sqrt(np.finfo(float).eps)
@@ -297,7 +302,10 @@ class SurvivalByGroup:
         time = frame["time"].to_numpy(float)
         event = frame["event"].to_numpy(bool)
         self.overall = kaplan_meier(time, event, conf_type=self.conf_type, level=self.level)
-        grouped = frame[frame["group"].notna()] if "group" in frame else frame.iloc[0:0]
+        if "group" not in frame:
+            frame = frame.assign(group=pd.Series([None] * len(frame), index=frame.index,
+                                                 dtype=object))
+        grouped = frame[frame["group"].notna()]
         order = list(dict.fromkeys(labels or {})) if labels else []
         names = [g for g in order if g in set(grouped["group"])] + sorted(
             set(grouped["group"]) - set(order))
@@ -377,7 +385,7 @@ class SurvivalByGroup:
             rows.append(row)
         return pd.DataFrame(rows)
 
-    def plot(self, ax=None, title: str | None = None):  # noqa: ANN001, ANN201 - matplotlib
+    def plot(self, ax: Axes | None = None, title: str | None = None) -> Figure:
         """Kaplan–Meier curves with censor marks, medians and an at-risk table."""
         from analysis.figures import kaplan_meier_plot
 

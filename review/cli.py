@@ -199,6 +199,35 @@ def cmd_extract_studies(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _validated_cases(workspace: Workspace) -> pd.DataFrame:
+    from review.extraction.sheet import read_cases
+    from review.extraction.validate import validate_cases
+
+    schema = workspace.protocol.extraction
+    path = shown(workspace.cases_path)
+    frame = read_cases(path, schema)
+    problems = validate_cases(frame, schema, source=path)
+    if problems:
+        raise DataProblems(problems)
+    return frame
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from analysis.review_analysis import analyze_review, headline, write_analysis
+
+    workspace = _workspace(args)
+    analysis = analyze_review(_validated_cases(workspace), workspace.protocol,
+                              conf_type=args.conf_type, interval=args.interval)
+    out = Path(args.out) if args.out else workspace.reports_dir
+    written = write_analysis(analysis, out)
+    for line in headline(analysis):
+        print(line)
+    for note in analysis.notes:
+        print(f"note: {note}")
+    print(f"wrote {len(written)} files under {shown(out)}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="review",
@@ -289,6 +318,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     studies.add_argument("--out", metavar="FILE.csv")
     studies.set_defaults(handler=cmd_extract_studies)
+
+    analyze = commands.add_parser(
+        "analyze", help="write every analysis table and figure",
+        description="Site frequencies, pooled proportions, survival by treatment and Table 1 "
+                    "from the validated sheet: CSV tables and SVG/PNG figures under "
+                    "reports/<review>/ (or --out).",
+    )
+    analyze.add_argument("--out", metavar="DIR", help="output folder (default: reports/<id>/)")
+    analyze.add_argument("--conf-type", choices=["log-log", "log"], default="log-log",
+                         help="Kaplan-Meier confidence band transform (R's default is log)")
+    analyze.add_argument("--interval", choices=["wilson", "clopper-pearson"], default="wilson",
+                         help="confidence interval of site frequencies")
+    analyze.set_defaults(handler=cmd_analyze)
     return parser
 
 

@@ -214,6 +214,7 @@ class PoolingSpec:
 class AnalysisSpec:
     sites_field: str
     levels_field: str | None
+    characteristics: tuple[str, ...]
     site_regions: tuple[SiteRegion, ...]
     pooling: PoolingSpec | None
     survival: SurvivalSpec | None
@@ -588,8 +589,8 @@ def _parse_analysis(
     if raw is None:
         return None
     data = check.mapping(raw, path, ("sites_field",),
-                         ("levels_field", "site_regions", "pooling", "survival",
-                          "treatment_groupings"))
+                         ("levels_field", "characteristics", "site_regions", "pooling",
+                          "survival", "treatment_groupings"))
     fields = {spec.name: spec for spec in schema.fields}
 
     def coded_field(value: Any, where: str) -> FieldSpec | None:
@@ -606,6 +607,15 @@ def _parse_analysis(
     if data.get("levels_field") is not None:
         levels = coded_field(data.get("levels_field"), _join(path, "levels_field"))
         levels_field = levels.name if levels else None
+
+    characteristics = check.texts(data.get("characteristics"), _join(path, "characteristics"))
+    for i, name in enumerate(characteristics):
+        spec = fields.get(name)
+        where = f"{path}.characteristics[{i}]"
+        if spec is None:
+            check.fail(where, f"'{name}' is not a field of the extraction schema")
+        elif not (spec.coded or spec.type in ("integer", "number")):
+            check.fail(where, f"'{name}' is neither coded nor numeric")
 
     regions = []
     for region_path, item in check.objects(data.get("site_regions"), _join(path, "site_regions"),
@@ -706,6 +716,7 @@ def _parse_analysis(
     return AnalysisSpec(
         sites_field=sites.name if sites else "",
         levels_field=levels_field,
+        characteristics=characteristics,
         site_regions=tuple(regions),
         pooling=pooling,
         survival=survival,

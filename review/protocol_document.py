@@ -178,6 +178,10 @@ def render_protocol_markdown(protocol: Protocol, source_name: str) -> str:
     if analysis is None:
         lines.append("Not specified.")
     else:
+        if analysis.characteristics:
+            lines += [f"Patient characteristics (Table 1): "
+                      f"{', '.join(f'`{name}`' for name in analysis.characteristics)}; each "
+                      "with the number of patients for whom it was reported.", ""]
         lines += [
             f"Frequencies of metastatic sites (`{analysis.sites_field}`) with 95% confidence "
             "intervals, over the patients whose sites are reported, for each site and for "

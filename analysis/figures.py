@@ -1,0 +1,376 @@
+"""Figures of the review, in one colour-blind-safe style (Okabe–Ito), readable with small n.
+
+Every function returns a matplotlib Figure built without pyplot's global state;
+`figure_files` renders one to SVG and 300-dpi PNG bytes that are identical on every run.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ParamSpec
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib import patches
+from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from analysis.pooling import PooledProportion
+    from analysis.survival import SurvivalByGroup
+
+P = ParamSpec("P")
+OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
+             "#000000"]
+NONE_COLOUR = "#E6E6E6"
+EDGE = "#4D4D4D"
+STYLE = {
+    "font.family": "DejaVu Sans",
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.prop_cycle": matplotlib.cycler(color=OKABE_ITO),
+    "svg.hashsalt": "casereview",
+    "svg.fonttype": "none",
+    "path.simplify": False,
+}
+
+
+def styled(build: Callable[P, Figure]) -> Callable[P, Figure]:
+    """Build a figure under the review's style (rcParams apply when artists are created)."""
+
+    @functools.wraps(build)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> Figure:
+        with matplotlib.rc_context(STYLE):
+            return build(*args, **kwargs)
+
+    return wrapper
+
+
+def _figure(width: float, height: float) -> Figure:
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def figure_files(figure: Figure) -> dict[str, bytes]:
+    """The figure as SVG and 300-dpi PNG bytes, free of dates and version stamps.
+
+    The layout is solved once and then frozen: constrained layout otherwise re-solves at every
+    save and moves axes by rounding noise, which changes the SVG's clip-path identifiers.
+    """
+    files = {}
+    with matplotlib.rc_context(STYLE):
+        if figure.get_layout_engine() is not None:
+            figure.draw_without_rendering()
+            figure.set_layout_engine("none")
+        for kind, options in (("svg", {"metadata": {"Date": None, "Creator": None}}),
+                              ("png", {"dpi": 300, "metadata": {"Software": None},
+                                       "pil_kwargs": {"compress_level": 1}})):
+            buffer = io.BytesIO()
+            figure.savefig(buffer, format=kind, **options)
+            files[kind] = buffer.getvalue()
+    return files
+
+
+def _percent_axis(ax: Axes, limit: float = 100) -> None:
+    ax.set_xlim(0, limit)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.0f}%"))
+
+
+@styled
+def site_frequency_plot(frequencies: pd.DataFrame, title: str | None = None) -> Figure:
+    """Horizontal bars with confidence intervals: regions above, single sites below."""
+    regions = frequencies[frequencies["kind"] == "region"]
+    sites = frequencies[(frequencies["kind"] == "site") & (frequencies["patients"] > 0)]
+    sites = sites.sort_values("percent", kind="stable")
+    heights = [max(len(regions), 1), max(len(sites), 1)]
+    figure = _figure(7.0, 0.28 * sum(heights) + 1.6)
+    axes = figure.subplots(2, 1, height_ratios=heights)
+    limit = min(100.0, 10 * math.ceil(float(frequencies["ci_high"].max() + 12) / 10)) \
+        if len(frequencies) else 100.0
+    for ax, table, colour, heading in ((axes[0], regions, OKABE_ITO[0], "Regions"),
+                                       (axes[1], sites, OKABE_ITO[1], "Single sites")):
+        positions = np.arange(len(table))[::-1] if heading == "Regions" else np.arange(len(table))
+        ax.barh(positions, table["percent"], color=colour, height=0.65)
+        ax.errorbar(table["percent"], positions,
+                    xerr=[table["percent"] - table["ci_low"], table["ci_high"] - table["percent"]],
+                    fmt="none", ecolor=EDGE, elinewidth=0.8, capsize=2)
+        ax.set_yticks(positions, table["label"])
+        for y, row in zip(positions, table.itertuples(index=False), strict=True):
+            ax.text(row.ci_high + limit / 80, y, f"{row.patients}/{row.denominator}",
+                    va="center", fontsize=7.5, color=EDGE)
+        _percent_axis(ax, limit)
+        ax.set_title(heading, loc="left")
+    denominator = int(frequencies["denominator"].iloc[0]) if len(frequencies) else 0
+    axes[1].set_xlabel(f"Patients with the site, % of {denominator} with sites reported "
+                       "(95% CI)")
+    if title:
+        figure.suptitle(title, x=0.01, ha="left", fontweight="bold")
+    return figure
+
+
+@styled
+def vertebral_levels_plot(levels: pd.DataFrame, title: str | None = None) -> Figure:
+    """Patients per vertebral level, coloured by segment."""
+    figure = _figure(7.0, 2.8)
+    ax = figure.subplots()
+    segments = list(dict.fromkeys(levels["segment"]))
+    colours = {segment: OKABE_ITO[i % len(OKABE_ITO)] for i, segment in enumerate(segments)}
+    positions = np.arange(len(levels))
+    ax.bar(positions, levels["patients"], color=[colours[s] for s in levels["segment"]],
+           width=0.75)
+    ax.set_xticks(positions, levels["level"], rotation=90, fontsize=7.5)
+    ax.set_ylabel("Patients")
+    ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    names = {"C": "Cervical", "T": "Thoracic", "L": "Lumbar", "S": "Sacral"}
+    handles = [patches.Patch(color=colours[s], label=names.get(s, s)) for s in segments]
+    ax.legend(handles=handles, frameon=False, ncols=len(handles), loc="upper right")
+    total = int(levels["denominator"].iloc[0]) if len(levels) else 0
+    spinal = int(levels["spinal_patients"].iloc[0]) if len(levels) else 0
+    ax.set_title(title or f"Vertebral levels: {total} of {spinal} patients with spinal "
+                          "metastases had their levels reported", loc="left")
+    return figure
+
+
+@styled
+def reports_per_year_plot(studies: pd.DataFrame, year_column: str = "pub_year") -> Figure:
+    """Included reports by year of publication, with the number whose year is unknown."""
+    years = pd.to_numeric(studies[year_column], errors="coerce")
+    known = years.dropna().astype(int)
+    figure = _figure(7.0, 2.6)
+    ax = figure.subplots()
+    if len(known):
+        counts = known.value_counts().sort_index()
+        span = np.arange(counts.index.min(), counts.index.max() + 1)
+        ax.bar(span, counts.reindex(span, fill_value=0), color=OKABE_ITO[2], width=0.8)
+        ax.set_xlim(span[0] - 1, span[-1] + 1)
+    ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.set_ylabel("Reports")
+    ax.set_xlabel("Year of publication")
+    unknown = int(years.isna().sum())
+    ax.set_title(f"{len(studies)} reports" + (f" ({unknown} without a known year)"
+                                             if unknown else ""), loc="left")
+    return figure
+
+
+@styled
+def kaplan_meier_plot(result: SurvivalByGroup, ax: Axes | None = None,
+                      title: str | None = None) -> Figure:
+    """Curves with censor marks and median lines, and an at-risk table under the axis."""
+    curves = list(result.curves.items()) or [("overall", result.overall)]
+    labels = result.group_labels or {"overall": "All patients"}
+    if ax is None:
+        figure = _figure(7.0, 4.2 + 0.22 * len(curves))
+        ax, table_ax = figure.subplots(2, 1, height_ratios=[4, 0.5 + 0.28 * len(curves)],
+                                       sharex=True)
+    else:
+        figure, table_ax = ax.figure, None
+    horizon = max(float(curve.time.max()) for _, curve in curves if len(curve.time))
+    for index, (name, curve) in enumerate(curves):
+        colour = OKABE_ITO[index % len(OKABE_ITO)]
+        times = np.concatenate([[0.0], curve.time])
+        survival = np.concatenate([[1.0], curve.survival])
+        ax.step(times, survival, where="post", color=colour, linewidth=1.6,
+                label=f"{labels.get(name, name)} (n = {curve.n}, deaths = "
+                      f"{curve.total_events})")
+        censored = curve.censored > 0
+        ax.plot(curve.time[censored], curve.survival[censored], linestyle="none", marker="|",
+                markersize=8, color=colour)
+        median = curve.median[0]
+        if not math.isnan(median):
+            ax.plot([0, median, median], [0.5, 0.5, 0], linestyle=":", linewidth=0.9,
+                    color=colour)
+    ax.set_ylim(0, 1.04)
+    ax.set_xlim(0, horizon * 1.03)
+    ax.set_ylabel("Survival probability")
+    logrank = result.logrank
+    test = (f"Log-rank χ² = {logrank.chi2:.2f}, df = {logrank.df}, p = {logrank.p_value:.3f}"
+            if logrank is not None and not math.isnan(logrank.p_value) else None)
+    legend = ax.legend(frameon=False, loc="upper right", fontsize=8, title=test,
+                       title_fontsize=8)
+    legend._legend_box.align = "right"
+    if title:
+        ax.set_title(title, loc="left")
+    ticks = matplotlib.ticker.MaxNLocator(nbins=8, integer=True).tick_values(0, horizon)
+    ticks = [t for t in ticks if 0 <= t <= horizon * 1.03]
+    ax.set_xticks(ticks)
+    if table_ax is not None:
+        table_ax.set_ylim(-0.5, len(curves) - 0.5)
+        table_ax.invert_yaxis()
+        for index, (_, curve) in enumerate(curves):
+            colour = OKABE_ITO[index % len(OKABE_ITO)]
+            for tick in ticks:
+                table_ax.text(tick, index, str(curve.number_at_risk(tick)), ha="center",
+                              va="center", fontsize=8, color=colour)
+        table_ax.set_yticks(range(len(curves)),
+                            [_shortened(labels.get(name, name), 24) for name, _ in curves],
+                            fontsize=8)
+        for index, tick_label in enumerate(table_ax.get_yticklabels()):
+            tick_label.set_color(OKABE_ITO[index % len(OKABE_ITO)])
+        table_ax.tick_params(axis="y", length=0, pad=14)
+        for spine in ("left", "bottom"):
+            table_ax.spines[spine].set_visible(False)
+        table_ax.tick_params(axis="x", length=0)
+        table_ax.set_xlabel(f"Time since diagnosis of the bone metastasis ({result.time_unit})")
+        table_ax.set_title("Number at risk", loc="left", fontsize=8)
+    return figure
+
+
+def _shortened(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
+
+
+@styled
+def forest_plot(result: PooledProportion, ax: Axes | None = None,
+                title: str | None = None) -> Figure:
+    """Study proportions (exact CIs) and the pooled estimate as a diamond, on 0–100%."""
+    studies = result.studies
+    k = len(studies)
+    if ax is None:
+        figure = _figure(7.0, 1.4 + 0.16 * (k + 3))
+        ax = figure.subplots()
+    else:
+        figure = ax.figure
+    positions = np.arange(k)[::-1] + 3
+    ax.errorbar(100 * studies["proportion"], positions,
+                xerr=[100 * (studies["proportion"] - studies["ci_low"]),
+                      100 * (studies["ci_high"] - studies["proportion"])],
+                fmt="s", markersize=3, color=OKABE_ITO[0], ecolor=EDGE, elinewidth=0.7)
+    names = [f"{s} ({e}/{n})" for s, e, n in zip(studies["study"], studies["events"],
+                                                  studies["total"], strict=True)]
+    ax.set_yticks([*positions, 1], [*names, "Pooled"],
+                  fontsize=6.5 if k > 30 else 8)
+    diamond = patches.Polygon([(100 * result.ci_low, 1), (100 * result.estimate, 1.4),
+                               (100 * result.ci_high, 1), (100 * result.estimate, 0.6)],
+                              closed=True, color=OKABE_ITO[5])
+    ax.add_patch(diamond)
+    ax.plot([100 * result.pi_low, 100 * result.pi_high], [0.2, 0.2], color=OKABE_ITO[5],
+            linewidth=1.2)
+    ax.axvline(100 * result.estimate, color=OKABE_ITO[5], linestyle=":", linewidth=0.8)
+    ax.set_ylim(-0.5, k + 3.5)
+    _percent_axis(ax)
+    ax.set_xlabel("Proportion of patients (95% CI; line under the diamond: prediction "
+                  "interval)")
+    heading = (f"{100 * result.estimate:.1f}% (95% CI {100 * result.ci_low:.1f}–"
+               f"{100 * result.ci_high:.1f}); τ² = {result.tau2:.2f}, I² = {result.i2:.0f}%, "
+               f"k = {result.k}")
+    ax.set_title(f"{title}\n{heading}" if title else heading, loc="left")
+    return figure
+
+
+# A front view of the skeleton on a 10 × 20 canvas: each site code is one or more patches.
+def _skeleton_parts() -> list[tuple[str, patches.Patch]]:
+    parts: list[tuple[str, patches.Patch]] = [
+        ("skull", patches.Ellipse((5, 18.4), 2.3, 2.5)),
+        ("orbit", patches.Ellipse((4.55, 18.35), 0.55, 0.45)),
+        ("orbit", patches.Ellipse((5.45, 18.35), 0.55, 0.45)),
+        ("maxilla", patches.FancyBboxPatch((4.45, 17.45), 1.1, 0.35,
+                                           boxstyle="round,pad=0.03")),
+        ("mandible", patches.Polygon([(4.2, 17.4), (5.8, 17.4), (5.6, 16.85), (5.0, 16.65),
+                                      (4.4, 16.85)])),
+    ]
+    y = 16.55
+    for _ in range(7):
+        parts.append(("cervical_spine", patches.Rectangle((4.78, y - 0.15), 0.44, 0.13)))
+        y -= 0.16
+    for _ in range(12):
+        parts.append(("thoracic_spine", patches.Rectangle((4.72, y - 0.24), 0.56, 0.21)))
+        y -= 0.25
+    for _ in range(5):
+        parts.append(("lumbar_spine", patches.Rectangle((4.64, y - 0.30), 0.72, 0.27)))
+        y -= 0.31
+    parts.append(("sacrum", patches.Polygon([(4.55, y), (5.45, y), (5.0, y - 1.0)])))
+    pelvis_top = y + 0.2
+    for side in (-1, 1):
+        parts += [
+            ("clavicle", patches.Polygon([(5 + side * 0.1, 15.35),
+                                          (5 + side * 1.9, 15.55), (5 + side * 1.9, 15.35),
+                                          (5 + side * 0.1, 15.15)])),
+            ("scapula", patches.Polygon([(5 + side * 1.35, 15.2), (5 + side * 2.0, 15.2),
+                                         (5 + side * 1.55, 13.6)])),
+            ("humerus", patches.FancyBboxPatch((5 + side * 2.25 - 0.17, 12.2), 0.34, 3.0,
+                                               boxstyle="round,pad=0.05")),
+            ("forearm", patches.Polygon([(5 + side * 2.2, 12.0), (5 + side * 2.55, 12.0),
+                                         (5 + side * 2.85, 9.4), (5 + side * 2.5, 9.4)])),
+            ("hand", patches.Ellipse((5 + side * 2.8, 8.85), 0.6, 0.9)),
+            ("pelvis", patches.Polygon([(5 + side * 0.5, pelvis_top), (5 + side * 1.7,
+                                        pelvis_top + 0.5), (5 + side * 1.5, pelvis_top - 1.0),
+                                        (5 + side * 0.4, pelvis_top - 1.6)])),
+            ("femur", patches.FancyBboxPatch((5 + side * 0.95 - 0.2, 5.3), 0.4, 3.9,
+                                             boxstyle="round,pad=0.05")),
+            ("tibia_fibula", patches.Polygon([(5 + side * 0.75, 5.0), (5 + side * 1.25, 5.0),
+                                              (5 + side * 1.2, 1.3), (5 + side * 0.85, 1.3)])),
+            ("foot", patches.Ellipse((5 + side * 1.15, 0.85), 0.9, 0.5)),
+        ]
+        for row in range(9):
+            top = 14.9 - row * 0.27
+            parts.append(("rib", patches.Arc((5 + side * 0.35, top - 0.35), 2.6 - row * 0.04,
+                                             0.8, theta1=0 if side > 0 else 90,
+                                             theta2=90 if side > 0 else 180, linewidth=3)))
+    parts.append(("sternum", patches.FancyBboxPatch((4.9, 12.9), 0.2, 2.2,
+                                                    boxstyle="round,pad=0.02")))
+    return parts
+
+
+@styled
+def skeleton_map(frequencies: pd.DataFrame, title: str | None = None) -> Figure:
+    """A drawn skeleton with every site shaded by the % of patients with a metastasis there
+    (grey: none reported), and labelled with its count."""
+    sites = frequencies[frequencies["kind"] == "site"].set_index("id")
+    highest = max(float(sites["percent"].max()) if len(sites) else 0.0, 1.0)
+    colour_map = matplotlib.colormaps["YlGnBu"]
+    # Start the scale below 0 so that the rarest site is visibly coloured, not near-white.
+    norm = matplotlib.colors.Normalize(vmin=-0.2 * highest, vmax=highest)
+    figure = _figure(6.0, 7.6)
+    ax = figure.subplots()
+    for code, patch in _skeleton_parts():
+        share = float(sites.loc[code, "percent"]) if code in sites.index else 0.0
+        colour = colour_map(norm(share)) if share > 0 else NONE_COLOUR
+        if isinstance(patch, patches.Arc):
+            patch.set_edgecolor(colour)
+        else:
+            patch.set_facecolor(colour)
+            patch.set_edgecolor(EDGE)
+            patch.set_linewidth(0.5)
+        ax.add_patch(patch)
+    anchors = {"skull": (3.7, 19.3, 0.8, 19.3), "orbit": (4.35, 18.35, 0.8, 18.5),
+               "maxilla": (4.45, 17.6, 0.8, 17.7), "mandible": (4.3, 17.1, 0.8, 16.9),
+               "cervical_spine": (5.22, 16.1, 9.2, 16.7), "clavicle": (6.7, 15.5, 9.2, 15.9),
+               "scapula": (6.8, 14.7, 9.2, 15.1), "sternum": (5.1, 14.0, 9.2, 14.3),
+               "thoracic_spine": (5.28, 13.2, 9.2, 13.5), "rib": (6.2, 12.9, 9.2, 12.7),
+               "humerus": (7.4, 12.5, 9.2, 11.9), "lumbar_spine": (5.36, 11.4, 9.2, 11.1),
+               "forearm": (7.7, 10.5, 9.2, 10.3), "sacrum": (5.2, 10.0, 9.2, 9.5),
+               "hand": (8.1, 8.9, 9.2, 8.7), "pelvis": (3.4, 10.2, 0.8, 10.2),
+               "femur": (3.85, 7.5, 0.8, 7.5), "tibia_fibula": (3.9, 3.2, 0.8, 3.2),
+               "foot": (3.5, 0.85, 0.8, 1.0)}
+    for code, (x, y, text_x, text_y) in anchors.items():
+        if code not in sites.index:
+            continue
+        row = sites.loc[code]
+        ax.annotate(f"{row['label']}\n{row['patients']} ({row['percent']:.0f}%)",
+                    xy=(x, y), xytext=(text_x, text_y), fontsize=6.8,
+                    ha="left" if text_x > 5 else "right", va="center",
+                    arrowprops={"arrowstyle": "-", "color": "#8C8C8C", "linewidth": 0.5})
+    notes = [f"{sites.loc[code, 'label']}: {sites.loc[code, 'patients']} "
+             f"({sites.loc[code, 'percent']:.0f}%)"
+             for code in sites.index if code not in anchors and sites.loc[code, "patients"]]
+    denominator = int(sites["denominator"].iloc[0]) if len(sites) else 0
+    ax.text(5, -0.6, "; ".join([f"Of {denominator} patients with sites reported", *notes]),
+            ha="center", va="top", fontsize=7, wrap=True)
+    ax.set_xlim(-1.6, 11.6)
+    ax.set_ylim(-1.6, 20.0)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    bar = figure.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=colour_map), ax=ax,
+                          shrink=0.4, pad=0.01)
+    bar.ax.set_ylim(0, highest)
+    bar.ax.tick_params(labelsize=7)
+    bar.set_label("Patients with the site (%)", fontsize=8)
+    ax.set_title(title or "Where the bone metastases were", loc="left")
+    return figure

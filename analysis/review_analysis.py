@@ -1,0 +1,271 @@
+"""The whole analysis of a review, from the extraction sheet to tables and figures.
+
+`analyze_review` is pure (sheet and protocol in, `ReviewAnalysis` out); `analysis_tables` and
+`analysis_figures` name every output; `write_analysis` is the file edge.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import multiprocessing
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from analysis import figures
+from analysis.pooling import PooledProportion
+from analysis.sites import (
+    pooled_region_proportions,
+    site_frequencies,
+    sites_per_patient,
+    vertebral_levels,
+)
+from analysis.survival import SurvivalByGroup, survival_data
+from analysis.tables import characteristics_table
+from review.extraction.sheet import study_table, typed_cases
+from review.extraction.summary import summarize_extraction
+from review.fileio import write_files_atomically
+from review.protocol import Protocol
+
+COX_COVARIATES = ("age", "male")
+
+
+@dataclass
+class SurvivalAnalysis:
+    """Survival overall and by each treatment grouping, with who was left out."""
+
+    overall: SurvivalByGroup | None
+    by_grouping: dict[str, SurvivalByGroup]
+    usable: int
+    excluded: dict[str, int]
+    ungrouped: dict[str, int]
+
+
+@dataclass
+class ReviewAnalysis:
+    protocol: Protocol
+    cases: pd.DataFrame
+    studies: pd.DataFrame
+    characteristics: pd.DataFrame
+    completeness: pd.DataFrame
+    site_frequencies: pd.DataFrame
+    sites_per_patient: pd.DataFrame
+    vertebral_levels: pd.DataFrame | None
+    pooled: dict[str, PooledProportion]
+    survival: SurvivalAnalysis | None
+    notes: list[str] = field(default_factory=list)
+
+
+def _survival(cases: pd.DataFrame, protocol: Protocol, conf_type: str) -> SurvivalAnalysis | None:
+    spec = protocol.analysis.survival if protocol.analysis else None
+    if spec is None:
+        return None
+    overall_data = survival_data(cases, spec)
+    options = {"conf_type": conf_type, "landmarks": spec.landmarks, "time_unit": spec.time_unit}
+    overall = SurvivalByGroup(**options).fit(overall_data.frame) \
+        if len(overall_data.frame) else None
+    by_grouping, ungrouped = {}, {}
+    for grouping in protocol.analysis.treatment_groupings:
+        data = survival_data(cases, spec, grouping)
+        grouped = data.frame[data.frame["group"].notna()]
+        ungrouped[grouping.id] = len(data.frame) - len(grouped)
+        if grouped.empty:
+            continue
+        labels = {group.id: group.label for group in grouping.groups}
+        reference = next((g.id for g in reversed(grouping.groups)
+                          if g.id in set(grouped["group"])), None)
+        by_grouping[grouping.id] = SurvivalByGroup(**options).fit(
+            data.frame, covariates=COX_COVARIATES, labels=labels, reference=reference)
+    return SurvivalAnalysis(overall, by_grouping, len(overall_data.frame), overall_data.excluded,
+                            ungrouped)
+
+
+def analyze_review(raw_cases: pd.DataFrame, protocol: Protocol, *,
+                   conf_type: str = "log-log", interval: str = "wilson") -> ReviewAnalysis:
+    """Every analysis the protocol asks for, on a validated extraction sheet."""
+    schema = protocol.extraction
+    spec = protocol.analysis
+    if spec is None:
+        raise ValueError(f"the protocol '{protocol.id}' has no analysis section")
+    cases = typed_cases(raw_cases, schema)
+    levels = vertebral_levels(cases, spec, schema.field(spec.levels_field)) \
+        if spec.levels_field else None
+    notes = []
+    pooled = pooled_region_proportions(cases, spec, schema.study.key) if len(cases) else {}
+    for region, result in pooled.items():
+        notes += [f"pooled {region}: {note}" for note in result.notes]
+    return ReviewAnalysis(
+        protocol=protocol,
+        cases=cases,
+        studies=study_table(raw_cases, schema),
+        characteristics=characteristics_table(cases, schema, spec.characteristics),
+        completeness=summarize_extraction(raw_cases, schema).completeness,
+        site_frequencies=site_frequencies(cases, spec, schema.field(spec.sites_field),
+                                          method=interval),
+        sites_per_patient=sites_per_patient(cases, spec),
+        vertebral_levels=levels,
+        pooled=pooled,
+        survival=_survival(cases, protocol, conf_type) if len(cases) else None,
+        notes=notes,
+    )
+
+
+def _survival_tables(survival: SurvivalAnalysis) -> dict[str, pd.DataFrame]:
+    tables = {}
+    summaries = []
+    if survival.overall is not None:
+        summaries.append(survival.overall.summary().assign(grouping="overall"))
+    for grouping, result in survival.by_grouping.items():
+        summary = result.summary()
+        summaries.append(summary[summary["group"] != "overall"].assign(grouping=grouping))
+        if result.logrank is not None:
+            tables[f"survival_logrank_{grouping}"] = pd.DataFrame([{
+                "chi2": result.logrank.chi2, "df": result.logrank.df,
+                "p_value": result.logrank.p_value}])
+        if result.pairwise is not None and len(result.pairwise):
+            tables[f"survival_pairwise_{grouping}"] = result.pairwise
+        if result.cox is not None:
+            tables[f"survival_cox_{grouping}"] = result.cox.table
+    if summaries:
+        table = pd.concat(summaries, ignore_index=True)
+        tables["survival_summary"] = table[["grouping", *table.columns.drop("grouping")]]
+    tables["survival_exclusions"] = pd.DataFrame(
+        [{"reason": reason, "patients": count} for reason, count in survival.excluded.items()]
+        + [{"reason": f"usable, but no group of '{grouping}'", "patients": count}
+           for grouping, count in survival.ungrouped.items()])
+    return tables
+
+
+def analysis_tables(analysis: ReviewAnalysis) -> dict[str, pd.DataFrame]:
+    """Every table, by file stem."""
+    tables = {
+        "studies": analysis.studies,
+        "characteristics": analysis.characteristics,
+        "completeness": analysis.completeness,
+        "site_frequencies": analysis.site_frequencies,
+        "sites_per_patient": analysis.sites_per_patient,
+    }
+    if analysis.vertebral_levels is not None:
+        tables["vertebral_levels"] = analysis.vertebral_levels
+    for region, result in analysis.pooled.items():
+        tables[f"pooled_{region}"] = result.summary()
+        tables[f"pooled_{region}_studies"] = result.studies
+    if analysis.survival is not None:
+        tables.update(_survival_tables(analysis.survival))
+    return tables
+
+
+def figure_builders(analysis: ReviewAnalysis) -> dict[str, Callable[[], Figure]]:
+    """How to draw every figure, by file stem; nothing is drawn until a builder is called."""
+    labels = {region.id: region.label for region in analysis.protocol.analysis.site_regions}
+    builders: dict[str, Callable[[], Figure]] = {
+        "site_frequencies": lambda: figures.site_frequency_plot(analysis.site_frequencies),
+        "skeleton_map": lambda: figures.skeleton_map(analysis.site_frequencies),
+        "reports_per_year": lambda: figures.reports_per_year_plot(analysis.studies),
+    }
+    levels = analysis.vertebral_levels
+    if levels is not None and levels["denominator"].any():
+        builders["vertebral_levels"] = lambda: figures.vertebral_levels_plot(levels)
+    for region, result in analysis.pooled.items():
+        builders[f"forest_{region}"] = functools.partial(
+            result.plot, title=labels.get(region, region))
+    survival = analysis.survival
+    if survival is not None:
+        if survival.overall is not None:
+            builders["survival_overall"] = functools.partial(survival.overall.plot,
+                                                             title="All patients")
+        names = {g.id: g.label for g in analysis.protocol.analysis.treatment_groupings}
+        for grouping, result in survival.by_grouping.items():
+            builders[f"survival_{grouping}"] = functools.partial(
+                result.plot, title=f"By {names[grouping].lower()}")
+    return builders
+
+
+def analysis_figures(analysis: ReviewAnalysis) -> dict[str, Figure]:
+    """Every figure, drawn, by file stem."""
+    return {name: build() for name, build in figure_builders(analysis).items()}
+
+
+_PENDING_BUILDERS: dict[str, Callable[[], Figure]] = {}
+
+
+def _render(name: str) -> tuple[str, dict[str, bytes]]:
+    return name, figures.figure_files(_PENDING_BUILDERS[name]())
+
+
+def render_figures(analysis: ReviewAnalysis, workers: int | None = None
+                   ) -> dict[str, dict[str, bytes]]:
+    """SVG and PNG bytes of every figure, drawn in parallel where the platform can fork.
+
+    Rasterising 300-dpi PNGs is most of a build's time and the figures are independent, so
+    forked workers (which inherit the analysis without pickling it) share the cores.
+    """
+    builders = figure_builders(analysis)
+    workers = workers or min(os.cpu_count() or 1, len(builders))
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return {name: figures.figure_files(build()) for name, build in builders.items()}
+    _PENDING_BUILDERS.clear()
+    _PENDING_BUILDERS.update(builders)
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            rendered = dict(pool.map(_render, sorted(builders, key=_cost_order), chunksize=1))
+    finally:
+        _PENDING_BUILDERS.clear()
+    return {name: rendered[name] for name in builders}
+
+
+def _cost_order(name: str) -> int:
+    """Largest figures first, so that the workers finish together."""
+    return 0 if name.startswith("forest_") else 1
+
+
+def table_csv(table: pd.DataFrame) -> bytes:
+    """CSV with stable float formatting, so the same numbers give the same bytes."""
+    return table.to_csv(index=False, lineterminator="\n", float_format="%.6g").encode("utf-8")
+
+
+def write_analysis(analysis: ReviewAnalysis, out_dir: Path) -> list[Path]:
+    """Write tables/<name>.csv and figures/<name>.svg|png under out_dir, all at once."""
+    outputs: dict[Path, bytes] = {}
+    for name, table in analysis_tables(analysis).items():
+        outputs[out_dir / "tables" / f"{name}.csv"] = table_csv(table)
+    for name, files in render_figures(analysis).items():
+        for kind, data in files.items():
+            outputs[out_dir / "figures" / f"{name}.{kind}"] = data
+    write_files_atomically(outputs)
+    return sorted(outputs)
+
+
+def format_time(value: float) -> str:
+    """A median or its limit; an undefined one was not reached while patients were followed."""
+    return "not reached" if math.isnan(value) else f"{value:g}"
+
+
+def _percent(value: float) -> str:
+    return "NA" if math.isnan(value) else f"{value:.1f}%"
+
+
+def headline(analysis: ReviewAnalysis) -> list[str]:
+    """The main results in a few lines, as `review analyze` prints them."""
+    lines = [f"{len(analysis.cases)} patients from {len(analysis.studies)} reports"]
+    regions = analysis.site_frequencies[analysis.site_frequencies["kind"] == "region"]
+    for row in regions.itertuples(index=False):
+        lines.append(f"  {row.label}: {row.patients}/{row.denominator} ({_percent(row.percent)}; "
+                     f"95% CI {_percent(row.ci_low)}–{_percent(row.ci_high)})")
+    for region, result in analysis.pooled.items():
+        lines.append(f"  pooled {region} ({result.method}): {100 * result.estimate:.1f}% "
+                     f"(95% CI {100 * result.ci_low:.1f}–{100 * result.ci_high:.1f}), "
+                     f"tau² {result.tau2:.2f}, k = {result.k}")
+    survival = analysis.survival
+    if survival is not None and survival.overall is not None:
+        median, low, high = survival.overall.overall.median
+        lines.append(f"survival: {survival.usable} patients with a usable time "
+                     f"({sum(survival.excluded.values())} without); median "
+                     f"{format_time(median)} months (95% CI {format_time(low)}–"
+                     f"{format_time(high)})")
+    return lines

@@ -1,0 +1,116 @@
+"""Where the metastases are: site and region frequencies, sites per patient, vertebral levels.
+
+Every proportion states its denominator: patients with the site over patients whose sites
+were reported. A patient with several sites counts once per site, so site counts add up to
+more than the patients.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from statsmodels.stats.proportion import proportion_confint
+
+from analysis.pooling import PooledProportion, pool_proportions
+from review.protocol import AnalysisSpec, FieldSpec
+
+CI_METHODS = {"wilson": "wilson", "clopper-pearson": "beta"}
+
+
+def code_label(code: str) -> str:
+    """A readable label for a vocabulary code: 'cervical_spine' → 'Cervical spine'."""
+    text = code.replace("_", " ")
+    return text[:1].upper() + text[1:]
+
+
+def _interval(count: int, total: int, method: str, level: float) -> tuple[float, float]:
+    if total == 0:
+        return (float("nan"), float("nan"))
+    low, high = proportion_confint(count, total, alpha=1 - level, method=CI_METHODS[method])
+    return (float(low), float(high))
+
+
+def _frequency_row(kind: str, identifier: str, label: str, count: int, total: int,
+                   method: str, level: float) -> dict:
+    low, high = _interval(count, total, method, level)
+    return {"kind": kind, "id": identifier, "label": label, "patients": count,
+            "denominator": total, "percent": 100 * count / total if total else float("nan"),
+            "ci_low": 100 * low, "ci_high": 100 * high}
+
+
+def site_frequencies(
+    cases: pd.DataFrame, spec: AnalysisSpec, sites: FieldSpec, *, method: str = "wilson",
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """Regions, then single sites: patients with it / patients with sites reported, as % with
+    a confidence interval (Wilson by default, or Clopper–Pearson)."""
+    if method not in CI_METHODS:
+        raise ValueError(f"unknown interval '{method}' (allowed: {', '.join(CI_METHODS)})")
+    reported = cases[spec.sites_field].dropna()
+    total = len(reported)
+    rows = []
+    for region in spec.site_regions:
+        members = set(region.sites)
+        count = int(sum(bool(members & set(codes)) for codes in reported))
+        rows.append(_frequency_row("region", region.id, region.label, count, total, method,
+                                   level))
+    for code in sites.values:
+        count = int(sum(code in codes for codes in reported))
+        rows.append(_frequency_row("site", code, code_label(code), count, total, method, level))
+    return pd.DataFrame(rows)
+
+
+def sites_per_patient(cases: pd.DataFrame, spec: AnalysisSpec) -> pd.DataFrame:
+    """How many distinct bone sites each patient with reported sites has."""
+    counts = cases[spec.sites_field].dropna().map(lambda codes: len(set(codes)))
+    table = counts.value_counts().sort_index().rename_axis("sites").reset_index(name="patients")
+    table["percent"] = 100 * table["patients"] / max(len(counts), 1)
+    return table
+
+
+def vertebral_levels(
+    cases: pd.DataFrame, spec: AnalysisSpec, levels: FieldSpec, spine_region: str = "spine"
+) -> pd.DataFrame:
+    """Patients with each vertebral level, over patients with spinal disease whose levels were
+    reported; the number with spinal disease is given beside it."""
+    region = next((r for r in spec.site_regions if r.id == spine_region), None)
+    spinal = cases[spec.sites_field].map(
+        lambda codes: bool(codes) and region is not None and bool(set(region.sites) & set(codes)))
+    reported = cases.loc[spinal, levels.name].dropna()
+    total = len(reported)
+    rows = []
+    for level in levels.values:
+        count = int(sum(level in codes for codes in reported))
+        rows.append({"level": level, "segment": level[0], "patients": count,
+                     "denominator": total,
+                     "percent": 100 * count / total if total else float("nan"),
+                     "spinal_patients": int(spinal.sum())})
+    return pd.DataFrame(rows)
+
+
+def region_events_by_study(
+    cases: pd.DataFrame, spec: AnalysisSpec, region_id: str, study_key: str
+) -> pd.DataFrame:
+    """Per study: patients with the region (events) over patients with sites reported."""
+    region = next(r for r in spec.site_regions if r.id == region_id)
+    reported = cases[cases[spec.sites_field].notna()]
+    has_region = reported[spec.sites_field].map(lambda codes: bool(set(region.sites) & set(codes)))
+    table = pd.DataFrame({"study": reported[study_key], "event": has_region.astype(int)})
+    grouped = table.groupby("study", sort=True)["event"].agg(["sum", "count"]).reset_index()
+    return grouped.rename(columns={"sum": "events", "count": "total"})
+
+
+def pooled_region_proportions(
+    cases: pd.DataFrame, spec: AnalysisSpec, study_key: str, **options: object
+) -> dict[str, PooledProportion]:
+    """The protocol's pooled regions, each pooled across studies."""
+    if spec.pooling is None:
+        return {}
+    method = str(options.pop("method", spec.pooling.method))
+    results = {}
+    for region_id in spec.pooling.regions:
+        counts = region_events_by_study(cases, spec, region_id, study_key)
+        if counts.empty:
+            continue
+        results[region_id] = pool_proportions(counts["events"], counts["total"], method=method,
+                                              labels=list(counts["study"]), **options)
+    return results
