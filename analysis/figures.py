@@ -92,8 +92,8 @@ def site_frequency_plot(frequencies: pd.DataFrame, title: str | None = None) -> 
     heights = [max(len(regions), 1), max(len(sites), 1)]
     figure = _figure(7.0, 0.28 * sum(heights) + 1.6)
     axes = figure.subplots(2, 1, height_ratios=heights)
-    limit = min(100.0, 10 * math.ceil(float(frequencies["ci_high"].max() + 12) / 10)) \
-        if len(frequencies) else 100.0
+    highest = float(frequencies["ci_high"].max()) if len(frequencies) else math.nan
+    limit = 100.0 if math.isnan(highest) else min(100.0, 10 * math.ceil((highest + 12) / 10))
     for ax, table, colour, heading in ((axes[0], regions, OKABE_ITO[0], "Regions"),
                                        (axes[1], sites, OKABE_ITO[1], "Single sites")):
         positions = np.arange(len(table))[::-1] if heading == "Regions" else np.arange(len(table))
@@ -323,7 +323,8 @@ def skeleton_map(frequencies: pd.DataFrame, title: str | None = None) -> Figure:
     """A drawn skeleton with every site shaded by the % of patients with a metastasis there
     (grey: none reported), and labelled with its count."""
     sites = frequencies[frequencies["kind"] == "site"].set_index("id")
-    highest = max(float(sites["percent"].max()) if len(sites) else 0.0, 1.0)
+    largest = float(sites["percent"].max()) if len(sites) else math.nan
+    highest = largest if largest >= 1.0 else 1.0
     colour_map = matplotlib.colormaps["YlGnBu"]
     # Start the scale below 0 so that the rarest site is visibly coloured, not near-white.
     norm = matplotlib.colors.Normalize(vmin=-0.2 * highest, vmax=highest)

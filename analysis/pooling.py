@@ -341,6 +341,9 @@ def _pool_glmm(x: np.ndarray, n: np.ndarray, level: float, labels: Sequence[str]
         reason = "no study has an event"
     elif np.all(x == n):
         reason = "every patient in every study has the event"
+    elif np.all(n == 1):
+        reason = ("every study has a single patient, so the between-study variance cannot be "
+                  "told apart from the within-study variance")
     if reason is None:
         try:
             mu, tau2, se = _fit_glmm(x, n)

@@ -1,0 +1,161 @@
+"""Site frequencies, Table 1, treatment groups and the whole analysis of the shipped review."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from analysis.figures import figure_files
+from analysis.review_analysis import (
+    analysis_figures,
+    analysis_tables,
+    analyze_review,
+    render_figures,
+)
+from analysis.sites import site_frequencies, sites_per_patient, vertebral_levels
+from analysis.survival import assign_groups, survival_data
+from analysis.tables import characteristics_table
+from review.extraction.sheet import typed_cases
+
+
+@pytest.fixture(scope="module")
+def shipped_analysis(protocol, shipped_cases):
+    return analyze_review(shipped_cases, protocol)
+
+
+def small_cases(protocol, rows: list[dict]) -> pd.DataFrame:
+    frame = pd.DataFrame([{name: row.get(name, "") for name in protocol.extraction.columns}
+                          for row in rows])
+    return typed_cases(frame, protocol.extraction)
+
+
+def test_site_frequencies_by_hand(protocol):
+    cases = small_cases(protocol, [
+        {"case_id": "a_2020_1", "bone_sites": "skull;thoracic_spine"},
+        {"case_id": "b_2020_1", "bone_sites": "thoracic_spine;lumbar_spine"},
+        {"case_id": "c_2020_1", "bone_sites": "rib"},
+        {"case_id": "d_2020_1", "bone_sites": ""},
+    ])
+    table = site_frequencies(cases, protocol.analysis,
+                             protocol.extraction.field("bone_sites")).set_index(["kind", "id"])
+    spine = table.loc[("region", "spine")]
+    assert (spine.patients, spine.denominator) == (2, 3)
+    assert table.loc[("site", "thoracic_spine"), "percent"] == pytest.approx(200 / 3)
+    assert table.loc[("region", "skull"), "patients"] == 1
+    assert table.loc[("region", "thoracic_cage"), "patients"] == 1
+    # Wilson interval of 2/3 at 95%
+    assert spine.ci_low == pytest.approx(20.765, abs=1e-3)
+    assert spine.ci_high == pytest.approx(93.851, abs=1e-3)
+    exact = site_frequencies(cases, protocol.analysis, protocol.extraction.field("bone_sites"),
+                             method="clopper-pearson").set_index(["kind", "id"])
+    assert exact.loc[("region", "spine"), "ci_low"] == pytest.approx(9.4299, abs=1e-3)
+    per_patient = sites_per_patient(cases, protocol.analysis)
+    assert per_patient.set_index("sites")["patients"].to_dict() == {1: 1, 2: 2}
+
+
+def test_vertebral_levels_have_explicit_denominators(protocol, shipped_cases):
+    cases = typed_cases(shipped_cases, protocol.extraction)
+    levels = vertebral_levels(cases, protocol.analysis,
+                              protocol.extraction.field("vertebral_levels")).set_index("level")
+    assert list(levels.index[:3]) == ["C1", "C2", "C3"] and len(levels) == 29
+    assert levels.loc["T9", "patients"] == 4
+    assert levels.loc["T9", "denominator"] == 16
+    assert levels.loc["T9", "spinal_patients"] == 40
+
+
+def test_characteristics_table_reports_denominators(protocol, shipped_cases):
+    cases = typed_cases(shipped_cases, protocol.extraction)
+    table = characteristics_table(cases, protocol.extraction, ["age", "sex", "etiology"])
+    age = table[table.characteristic == "Age, years"].iloc[0]
+    assert age.reported == 72 and age.total == 93
+    assert age.summary.startswith("56 (")
+    sex = table[table.characteristic == "Sex"].set_index("value")
+    assert sex.loc["M", "summary"] == "66/80 (82%)"
+    etiology = table[table.characteristic == "Etiology"].set_index("value")
+    assert etiology.loc["HBV", "patients"] == 20 and etiology.loc["HBV", "reported"] == 38
+
+
+def test_treatment_groups_take_the_first_match(protocol):
+    grouping = protocol.analysis.treatment_groupings[0]
+    cases = small_cases(protocol, [
+        {"case_id": "a_2020_1", "bone_treatments": "radiotherapy;decompression_surgery"},
+        {"case_id": "b_2020_1", "bone_treatments": "SBRT"},
+        {"case_id": "c_2020_1", "bone_treatments": "none"},
+        {"case_id": "d_2020_1", "bone_treatments": "embolization"},
+        {"case_id": "e_2020_1", "bone_treatments": ""},
+    ])
+    assert list(assign_groups(cases, grouping)) == ["surgery", "radiotherapy", "none", None,
+                                                    None]
+
+
+def test_survival_data_counts_who_is_left_out(protocol, shipped_cases):
+    cases = typed_cases(shipped_cases, protocol.extraction)
+    data = survival_data(cases, protocol.analysis.survival)
+    assert len(data.frame) == 24
+    assert data.excluded == {"no time or status reported": 59, "status without a time": 10,
+                             "time without a status": 0}
+    assert data.frame.event.sum() == 13
+
+
+def test_shipped_review_analysis(shipped_analysis):
+    regions = shipped_analysis.site_frequencies.set_index(["kind", "id"])
+    spine = regions.loc[("region", "spine")]
+    assert (spine.patients, spine.denominator) == (40, 92)
+    assert set(shipped_analysis.pooled) == {"spine", "skull"}
+    assert shipped_analysis.pooled["spine"].k == 86
+    survival = shipped_analysis.survival
+    assert survival.usable == 24
+    assert set(survival.by_grouping) == {"bone_directed", "systemic"}
+    assert survival.overall.overall.median[0] == 13.0
+
+
+def test_every_table_and_figure_is_produced(shipped_analysis):
+    tables = analysis_tables(shipped_analysis)
+    assert {"studies", "characteristics", "completeness", "site_frequencies",
+            "vertebral_levels", "pooled_spine", "survival_summary",
+            "survival_exclusions", "survival_cox_bone_directed"} <= set(tables)
+    assert len(tables["studies"]) == 87
+    drawn = analysis_figures(shipped_analysis)
+    assert set(drawn) == {"site_frequencies", "skeleton_map", "reports_per_year",
+                          "vertebral_levels", "forest_spine", "forest_skull",
+                          "survival_overall", "survival_bone_directed", "survival_systemic"}
+
+
+def test_figures_are_the_same_bytes_in_parallel_and_serially(shipped_analysis):
+    parallel = render_figures(shipped_analysis)
+    serial = render_figures(shipped_analysis, workers=1)
+    assert parallel == serial
+    assert parallel["skeleton_map"]["png"].startswith(b"\x89PNG")
+    assert b"Where the bone metastases were" in parallel["skeleton_map"]["svg"]
+    assert b"<dc:date>" not in parallel["skeleton_map"]["svg"]
+
+
+def test_partial_review_without_survival_or_sites(protocol):
+    frame = pd.DataFrame([{name: "" for name in protocol.extraction.columns}])
+    frame.loc[0, ["case_id", "study_id", "source_title", "source_url", "extraction_basis"]] = [
+        "x_2020_1", "x_2020", "A case", "https://example.org", "abstract"]
+    analysis = analyze_review(frame, protocol)
+    assert analysis.survival.overall is None
+    assert analysis.site_frequencies["denominator"].eq(0).all()
+    figures = analysis_figures(analysis)
+    assert "survival_overall" not in figures
+    assert figure_files(figures["skeleton_map"])["svg"]
+
+
+def test_analyze_cli_writes_tables_and_figures(run_cli, hcc_workspace, tmp_path):
+    status, out, _ = run_cli("--project", hcc_workspace.root, "analyze", "--out", tmp_path)
+    assert status == 0, out
+    assert "Spine (any level): 40/92 (43.5%" in out
+    assert "median 13 months (95% CI 4–not reached)" in out
+    assert (tmp_path / "tables" / "site_frequencies.csv").exists()
+    assert (tmp_path / "figures" / "survival_bone_directed.svg").exists()
+    assert (tmp_path / "figures" / "skeleton_map.png").stat().st_size > 10_000
+
+
+def test_analyze_refuses_an_invalid_sheet(run_cli, hcc_workspace, tmp_path):
+    path = hcc_workspace.cases_path
+    path.write_text(path.read_text().replace(",55,F,HCV,", ",555,F,HCV,", 1))
+    status, out, _ = run_cli("--project", hcc_workspace.root, "analyze", "--out", tmp_path)
+    assert status == 1
+    assert "age: above the maximum 110 years" in out
+    assert not (tmp_path / "tables").exists()

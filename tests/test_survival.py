@@ -1,0 +1,176 @@
+"""Kaplan–Meier, log-rank and Cox against R survival 3.5 (the aml data) and edge cases."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.survival import SurvivalByGroup, kaplan_meier, logrank_test
+
+MAINTAINED = [(9, 1), (13, 1), (13, 0), (18, 1), (23, 1), (28, 0), (31, 1), (34, 1), (45, 0),
+              (48, 1), (161, 0)]
+NONMAINTAINED = [(5, 1), (5, 1), (8, 1), (8, 1), (12, 1), (16, 0), (23, 1), (27, 1), (30, 1),
+                 (33, 1), (43, 1), (45, 1)]
+
+
+def aml() -> pd.DataFrame:
+    rows = [{"time": t, "event": bool(e), "group": "Maintained"} for t, e in MAINTAINED]
+    rows += [{"time": t, "event": bool(e), "group": "Nonmaintained"} for t, e in NONMAINTAINED]
+    return pd.DataFrame(rows)
+
+
+def curve(data, conf_type="log-log"):
+    return kaplan_meier([t for t, _ in data], [e for _, e in data], conf_type=conf_type)
+
+
+def same(found: tuple, expected: tuple) -> bool:
+    return all((math.isnan(a) and math.isnan(b)) or a == b for a, b in zip(found, expected,
+                                                                           strict=True))
+
+
+@pytest.mark.parametrize(
+    ("data", "conf_type", "expected"),
+    [
+        (MAINTAINED, "log-log", (31, 13, math.nan)),
+        (MAINTAINED, "log", (31, 18, math.nan)),
+        (NONMAINTAINED, "log-log", (23, 5, 33)),
+        (NONMAINTAINED, "log", (23, 8, math.nan)),
+    ],
+)
+def test_medians_and_limits_match_r(data, conf_type, expected):
+    assert same(curve(data, conf_type).median, expected)
+
+
+def test_at_risk_counts_match_r():
+    assert [curve(MAINTAINED).number_at_risk(t) for t in (0, 10, 20, 30, 40, 50)] == \
+        [11, 10, 7, 5, 3, 1]
+    assert [curve(NONMAINTAINED).number_at_risk(t) for t in (0, 10, 20, 30, 40, 50)] == \
+        [12, 8, 6, 4, 2, 0]
+
+
+def test_logrank_matches_r_survdiff():
+    frame = aml()
+    result = logrank_test(frame.time.to_numpy(), frame.event.to_numpy(), frame.group.to_numpy())
+    assert abs(result.chi2 - 3.3964) < 1e-4
+    assert result.df == 1
+
+
+def test_cox_efron_matches_r_coxph():
+    result = SurvivalByGroup().fit(aml(), reference="Maintained")
+    row = result.cox.table.set_index("term").loc["group: Nonmaintained"]
+    assert abs(row.coef - 0.91553) < 1e-4
+    assert abs(row.se - 0.51193) < 1e-4
+    assert row.bounded
+
+
+@pytest.mark.parametrize(("n", "median"), [(4, 2.5), (6, 3.5)])
+def test_median_on_an_exact_half_is_the_midpoint(n, median):
+    assert curve([(t, 1) for t in range(1, n + 1)]).median[0] == median
+
+
+def test_flat_half_at_the_end_runs_to_the_last_time():
+    assert curve([(1, 1), (2, 1), (3, 0), (9, 0)]).median[0] == (2 + 9) / 2
+
+
+def test_median_not_reached_is_nan():
+    assert math.isnan(curve([(1, 1), (2, 0), (10, 0)]).median[0])
+
+
+def test_survival_at_landmarks_and_beyond_follow_up():
+    km = curve(MAINTAINED)
+    assert km.survival_at(10)[0] == pytest.approx(10 / 11)
+    assert km.survival_at(0)[0] == 1.0
+    assert all(math.isnan(v) for v in km.survival_at(200))
+
+
+def test_log_band_is_r_survfit_default():
+    km = curve(MAINTAINED, "log")
+    s, low, high = km.survival_at(9)
+    se = math.sqrt(1 / (11 * 10))
+    assert low == pytest.approx(s * math.exp(-1.959964 * se), rel=1e-6)
+    assert high == pytest.approx(min(1.0, s * math.exp(1.959964 * se)), rel=1e-6)
+
+
+def test_group_of_one_patient():
+    result = SurvivalByGroup().fit(pd.DataFrame({"time": [5.0, 3.0, 8.0, 2.0],
+                                                 "event": [True, False, True, True],
+                                                 "group": ["a", "b", "b", "b"]}))
+    summary = result.summary().set_index("group")
+    assert summary.loc["a", "n"] == 1
+    assert summary.loc["a", "median"] == 5.0
+    assert result.logrank.df == 1
+
+
+def test_all_censored_has_no_median_and_no_test():
+    frame = pd.DataFrame({"time": [3.0, 6.0, 9.0, 4.0], "event": [False] * 4,
+                          "group": ["a", "a", "b", "b"]})
+    result = SurvivalByGroup().fit(frame)
+    summary = result.summary()
+    assert summary["median"].isna().all()
+    assert (summary["events"] == 0).all()
+    assert result.logrank.df == 0 and math.isnan(result.logrank.p_value)
+    assert result.cox is None
+
+
+def test_group_where_nobody_dies_gives_an_unbounded_hazard_ratio():
+    frame = pd.DataFrame({"time": [1.0, 2, 3, 4, 5, 6, 7, 8],
+                          "event": [True, True, True, False, False, False, False, False],
+                          "group": ["a", "a", "a", "a", "b", "b", "b", "b"]})
+    result = SurvivalByGroup().fit(frame, reference="a")
+    row = result.cox.table.set_index("term").loc["group: b"]
+    assert not row.bounded
+    assert row.hr == 0.0 and np.isneginf(row.coef)
+    assert any("unbounded" in note for note in result.cox.warnings)
+
+
+def test_group_that_dies_first_gives_an_unbounded_hazard_ratio():
+    frame = pd.DataFrame({"time": [1.0, 2, 3, 4, 5, 6, 7, 8],
+                          "event": [True, True, True, True, False, True, False, True],
+                          "group": ["a", "a", "a", "a", "b", "b", "b", "b"]})
+    row = SurvivalByGroup().fit(frame, reference="b").cox.table.set_index("term").loc[
+        "group: a"]
+    assert not row.bounded and row.hr == math.inf
+
+
+def test_missing_covariates_are_left_out_and_counted():
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"time": rng.uniform(1, 30, 40).round(1),
+                          "event": rng.uniform(size=40) < 0.7,
+                          "group": ["a", "b"] * 20,
+                          "age": [float("nan") if i % 5 == 0 else 50.0 + i for i in range(40)]})
+    cox = SurvivalByGroup().fit(frame, covariates=["age"]).cox
+    assert cox.n == 32
+    assert cox.warnings[0] == "8 patients without age left out"
+    assert any("per parameter" in note for note in cox.warnings)
+
+
+def test_patients_without_a_group_stay_in_the_overall_curve():
+    frame = aml().assign(group=lambda f: f.group.where(f.index % 4 != 0, None))
+    result = SurvivalByGroup().fit(frame)
+    summary = result.summary().set_index("group")
+    assert summary.loc["overall", "n"] == 23
+    assert summary.loc["Maintained", "n"] + summary.loc["Nonmaintained", "n"] == 17
+
+
+def test_pairwise_tests_are_holm_adjusted():
+    frame = pd.concat([aml(), aml().assign(group="Third", time=lambda f: f.time * 2)],
+                      ignore_index=True)
+    pairwise = SurvivalByGroup().fit(frame).pairwise
+    assert len(pairwise) == 3
+    p = sorted(pairwise["p_value"])
+    assert sorted(pairwise["p_holm"])[0] == pytest.approx(min(1, 3 * p[0]))
+
+
+def test_no_usable_patients_is_a_clear_error():
+    with pytest.raises(ValueError, match="no patients with a usable survival time"):
+        SurvivalByGroup().fit(pd.DataFrame({"time": [], "event": []}))
+
+
+def test_bad_input_is_refused():
+    with pytest.raises(ValueError, match="unknown conf_type"):
+        kaplan_meier([1], [True], conf_type="plain")
+    with pytest.raises(ValueError, match="times must be known"):
+        kaplan_meier([-1], [True])
