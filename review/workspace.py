@@ -17,7 +17,6 @@ from pathlib import Path
 import yaml
 
 from review.errors import ReviewError
-from review.extraction.sheet import empty_cases, format_cases_csv
 from review.fileio import read_text, write_atomically
 from review.protocol import Protocol, load_protocol, parse_protocol
 from review.protocol_document import render_protocol_markdown
@@ -104,6 +103,9 @@ def create_workspace(target: str | os.PathLike, from_protocol: str | os.PathLike
                      ) -> Workspace:
     """Lay out a new review: its protocol (copied, or the commented template), the data
     folders, an empty extraction sheet in the protocol's columns and the rendered protocol."""
+    # Imported here: pandas is too heavy for the commands that only locate a workspace.
+    from review.extraction.sheet import empty_cases, format_cases_csv
+
     root = Path(target)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise ReviewError(f"{root}: already exists and is not an empty folder")

@@ -1,0 +1,128 @@
+"""`review build`: every table, figure and the report from protocols/ and data/, reproducibly.
+
+The same inputs give the same bytes: figures carry no dates, tables have stable float
+formatting, the manifest is sorted JSON, and the only date is that of the data.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from review import __version__
+from review.errors import DataProblems, ReviewError
+from review.fileio import write_files_atomically
+from review.report.manifest import (
+    MANIFEST,
+    build_date,
+    input_files,
+    is_up_to_date,
+    manifest_text,
+    package_versions,
+    relative,
+)
+from review.workspace import Workspace
+
+REPORT = "report.html"
+OUTPUT_FOLDERS = ("figures", "tables")
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    out_dir: Path
+    files: tuple[str, ...]
+    up_to_date: bool
+
+
+def _quiet(_: str) -> None:
+    """Report no progress."""
+
+
+def render_outputs(workspace: Workspace, progress: Callable[[str], None] = _quiet
+                   ) -> dict[str, bytes]:
+    """Every output file of the build, by path relative to the output folder."""
+    from analysis.review_analysis import analysis_tables, analyze_review, render_figures, table_csv
+    from review.extraction.sheet import ensure_sheet
+    from review.extraction.validate import validate_cases
+    from review.extraction.workbook import read_appraisal
+    from review.report.html import ReportInputs, render_report
+    from review.report.markdown import markdown_table
+
+    protocol = workspace.protocol
+    if protocol.analysis is None:
+        raise ReviewError(f"{workspace.protocol_path}: the protocol has no analysis section, "
+                          "so there is nothing to build")
+    schema = protocol.extraction
+    progress(f"validating {relative(workspace.cases_path, workspace.root)}")
+    cases = ensure_sheet(workspace.cases_path, schema)
+    problems = validate_cases(cases, schema,
+                              source=relative(workspace.cases_path, workspace.root))
+    if problems:
+        raise DataProblems(problems)
+    progress(f"analysing {len(cases)} {schema.unit}s")
+    analysis = analyze_review(cases, protocol)
+    outputs: dict[str, bytes] = {}
+    for name, table in analysis_tables(analysis).items():
+        outputs[f"tables/{name}.csv"] = table_csv(table)
+        outputs[f"tables/{name}.md"] = markdown_table(table).encode("utf-8")
+    progress("drawing the figures")
+    svg = {}
+    for name, files in render_figures(analysis).items():
+        svg[name] = files["svg"]
+        for kind, data in files.items():
+            outputs[f"figures/{name}.{kind}"] = data
+    progress("writing the report")
+    appraisal = None
+    if schema.appraisal is not None and workspace.appraisal_path.exists():
+        appraisal = read_appraisal(workspace.appraisal_path, schema.appraisal)
+    versions = {"casereview": __version__, **package_versions()}
+    inputs = ReportInputs(
+        analysis=analysis, figures=svg, appraisal=appraisal,
+        build_day=build_date(workspace).day, versions=versions,
+        data_files={relative(path, workspace.root): "" for path in input_files(workspace)},
+    )
+    outputs[REPORT] = render_report(inputs).encode("utf-8")
+    return outputs
+
+
+def build_report(workspace: Workspace, out_dir: Path | None = None, *, force: bool = False,
+                 progress: Callable[[str], None] = _quiet) -> BuildResult:
+    """Build into out_dir (default reports/<id>/) unless its manifest shows nothing changed."""
+    out_dir = Path(out_dir) if out_dir else workspace.reports_dir
+    if not force and is_up_to_date(workspace, out_dir):
+        return BuildResult(out_dir, (), True)
+    outputs = render_outputs(workspace, progress)
+    outputs[MANIFEST] = manifest_text(workspace, build_date(workspace), outputs).encode("utf-8")
+    write_files_atomically({out_dir / name: data for name, data in outputs.items()})
+    for folder in OUTPUT_FOLDERS:
+        for path in sorted((out_dir / folder).glob("*")):
+            if path.is_file() and f"{folder}/{path.name}" not in outputs:
+                path.unlink()
+    return BuildResult(out_dir, tuple(sorted(outputs)), False)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    if not folder.exists():
+        return {}
+    return {path.relative_to(folder).as_posix(): path.read_bytes()
+            for path in folder.rglob("*") if path.is_file()}
+
+
+def stale_files(workspace: Workspace, committed: Path | None = None,
+                progress: Callable[[str], None] = _quiet) -> list[str]:
+    """Files of the committed report that a fresh build would change, add or remove."""
+    committed = Path(committed) if committed else workspace.reports_dir
+    with tempfile.TemporaryDirectory(prefix="review-check-") as scratch:
+        fresh = Path(scratch) / "report"
+        build_report(workspace, fresh, force=True, progress=progress)
+        expected, found = _files(fresh), _files(committed)
+        shutil.rmtree(fresh)
+    differ = [f"{name} (changed)" for name in sorted(expected.keys() & found.keys())
+              if expected[name] != found[name]]
+    differ += [f"{name} (missing)" for name in sorted(expected.keys() - found.keys())]
+    differ += [f"{name} (not produced by the build)"
+               for name in sorted(found.keys() - expected.keys())]
+    return differ

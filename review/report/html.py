@@ -1,0 +1,540 @@
+"""The review's report as one self-contained HTML page.
+
+Every piece of text that comes from records or the extraction sheet passes through `text()`
+(HTML-escaped); links are built only to doi.org and pubmed.ncbi.nlm.nih.gov from validated
+identifiers; figures are inlined SVG with their element ids made unique per figure.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+import urllib.parse
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from analysis.pooling import PooledProportion
+from analysis.review_analysis import ReviewAnalysis, format_time
+from analysis.survival import SurvivalByGroup
+from review.extraction.validate import DOI, PMID
+from review.report.markdown import format_cell
+
+STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;
+margin:0 auto;max-width:62rem;padding:1.5rem 1.25rem 4rem;color:#1a1a1a;line-height:1.5}
+h1{font-size:1.7rem;line-height:1.25;margin-bottom:.25rem}
+h2{font-size:1.3rem;margin-top:2.5rem;border-bottom:2px solid #0072B2;padding-bottom:.2rem}
+h3{font-size:1.05rem;margin-top:1.6rem}
+.meta{color:#555;font-size:.9rem}
+nav ol{columns:2;font-size:.92rem}
+table{border-collapse:collapse;margin:.8rem 0 1.2rem;font-size:.86rem;width:100%}
+th,td{border:1px solid #ccc;padding:.25rem .45rem;text-align:left;vertical-align:top}
+th{background:#eef3f8}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+figure{margin:1.2rem 0}
+figure svg{max-width:100%;height:auto}
+figcaption{font-size:.88rem;color:#333}
+.findings li{margin:.3rem 0}
+.missing{background:#fff8e6;border-left:4px solid #E69F00;padding:.5rem .8rem}
+.note{font-size:.88rem;color:#444}
+code{font-size:.85rem;background:#f4f4f4;padding:0 .2rem}
+.scroll{overflow-x:auto}
+@media print{body{max-width:none;padding:0}nav{display:none}h2{break-after:avoid}
+figure,table{break-inside:avoid}a{color:inherit;text-decoration:none}}
+"""
+
+
+def text(value: object) -> str:
+    """Any value as escaped HTML text."""
+    return html.escape(format_cell(value), quote=True)
+
+
+def percent(value: float, digits: int = 1) -> str:
+    return "NA" if value is None or math.isnan(value) else f"{value:.{digits}f}%"
+
+
+def doi_link(doi: str) -> str:
+    doi = doi.strip()
+    if not DOI.fullmatch(doi):
+        return text(doi)
+    url = "https://doi.org/" + urllib.parse.quote(doi, safe="/")
+    return f'<a href="{html.escape(url)}">doi:{text(doi)}</a>'
+
+
+def pubmed_link(pmid: str) -> str:
+    pmid = pmid.strip()
+    if not PMID.fullmatch(pmid):
+        return text(pmid)
+    return f'<a href="https://pubmed.ncbi.nlm.nih.gov/{pmid}/">PMID {pmid}</a>'
+
+
+def table_html(frame: pd.DataFrame, columns: dict[str, str] | None = None,
+               numeric: Iterable[str] = ()) -> str:
+    """A data table; `columns` renames (and selects) columns, `numeric` right-aligns."""
+    columns = columns or {name: name for name in frame.columns}
+    numeric = set(numeric)
+    head = "".join(f"<th>{text(label)}</th>" for label in columns.values())
+    body = []
+    for _, row in frame.iterrows():
+        cells = "".join(
+            f'<td class="num">{text(row[name])}</td>' if name in numeric else
+            f"<td>{text(row[name])}</td>" for name in columns)
+        body.append(f"<tr>{cells}</tr>")
+    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>')
+
+
+_SVG_PREAMBLE = re.compile(r"^.*?(?=<svg\b)", re.DOTALL)
+_SVG_METADATA = re.compile(r"<metadata>.*?</metadata>\s*", re.DOTALL)
+_SVG_ID = re.compile(r'\bid="([^"]+)"')
+
+
+def inline_svg(svg: bytes, prefix: str, label: str) -> str:
+    """An SVG file as an inline element: no XML preamble or metadata, ids made unique."""
+    markup = _SVG_METADATA.sub("", _SVG_PREAMBLE.sub("", svg.decode("utf-8"), count=1))
+    for identifier in sorted(set(_SVG_ID.findall(markup)), key=len, reverse=True):
+        unique = f"{prefix}-{identifier}"
+        markup = markup.replace(f'id="{identifier}"', f'id="{unique}"')
+        markup = markup.replace(f"url(#{identifier})", f"url(#{unique})")
+        markup = markup.replace(f'href="#{identifier}"', f'href="#{unique}"')
+    return markup.replace("<svg ", f'<svg role="img" aria-label="{text(label)}" ', 1)
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """Everything the page shows, computed before rendering."""
+
+    analysis: ReviewAnalysis
+    figures: dict[str, bytes]
+    appraisal: pd.DataFrame | None
+    build_day: str
+    versions: dict[str, str]
+    data_files: dict[str, str]
+
+
+class _Page:
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.sections: list[tuple[str, str]] = []
+
+    def add(self, *markup: str) -> None:
+        self.parts.extend(markup)
+
+    def section(self, anchor: str, title: str) -> None:
+        self.sections.append((anchor, title))
+        self.add(f'<section id="{anchor}"><h2>{text(title)}</h2>')
+
+    def end(self) -> None:
+        self.add("</section>")
+
+    def figure(self, figures: dict[str, bytes], name: str, caption: str) -> None:
+        if name not in figures:
+            return
+        self.add(f'<figure id="figure-{name}">', inline_svg(figures[name], name, caption),
+                 f"<figcaption>{caption}</figcaption></figure>")
+
+    def missing(self, message: str) -> None:
+        self.add(f'<p class="missing">{message}</p>')
+
+
+def _region(analysis: ReviewAnalysis, region_id: str) -> pd.Series | None:
+    table = analysis.site_frequencies
+    found = table[(table["kind"] == "region") & (table["id"] == region_id)]
+    return found.iloc[0] if len(found) else None
+
+
+def _count(cases: pd.DataFrame, field: str, value: str) -> tuple[int, int]:
+    """Patients with a coded value, and patients for whom the field was reported."""
+    column = cases[field].dropna()
+    hits = sum(value in (cell if isinstance(cell, tuple) else (cell,)) for cell in column)
+    return int(hits), len(column)
+
+
+def _findings(inputs: ReportInputs) -> list[str]:
+    analysis = inputs.analysis
+    cases, studies = analysis.cases, analysis.studies
+    years = pd.to_numeric(studies["pub_year"], errors="coerce").dropna()
+    span = f", published {int(years.min())}–{int(years.max())}" if len(years) else ""
+    findings = [f"{len(cases)} patients with hepatocellular carcinoma metastatic to bone from "
+                f"{len(studies)} published reports{span}."]
+    for region_id in ("spine", "skull"):
+        row = _region(analysis, region_id)
+        if row is not None and row["denominator"]:
+            findings.append(
+                f"{text(row['label'])}: {row['patients']} of {row['denominator']} patients with "
+                f"sites reported ({percent(row['percent'])}; 95% CI {percent(row['ci_low'])}–"
+                f"{percent(row['ci_high'])}).")
+    levels = analysis.vertebral_levels
+    if levels is not None and levels["denominator"].any():
+        top = levels.sort_values("patients", ascending=False, kind="stable").iloc[0]
+        findings.append(f"Vertebral levels were reported for {top['denominator']} of "
+                        f"{top['spinal_patients']} patients with spinal metastases; the most "
+                        f"frequent was {text(top['level'])} ({top['patients']} patients).")
+    if "bone_met_first_presentation" in cases:
+        first, reported = _count(cases, "bone_met_first_presentation", "yes")
+        if reported:
+            findings.append(f"The bone metastasis led to the diagnosis of HCC in {first} of "
+                            f"{reported} patients for whom this was reported.")
+    survival = analysis.survival
+    if survival is not None and survival.overall is not None:
+        curve = survival.overall.overall
+        median, low, high = curve.median
+        twelve = curve.survival_at(12)[0]
+        findings.append(
+            f"Survival after the bone metastasis was known for {survival.usable} patients "
+            f"({curve.total_events} deaths): median {format_time(median)} months (95% CI "
+            f"{format_time(low)}–{format_time(high)})"
+            + (f", {percent(100 * twelve, 0)} alive at 12 months." if not math.isnan(twelve)
+               else "."))
+        for grouping in analysis.protocol.analysis.treatment_groupings:
+            result = survival.by_grouping.get(grouping.id)
+            if result is not None and result.logrank is not None and \
+                    not math.isnan(result.logrank.p_value):
+                findings.append(f"By {text(grouping.label.lower())}: log-rank p = "
+                                f"{result.logrank.p_value:.2f} over "
+                                f"{sum(c.n for c in result.curves.values())} patients.")
+    return findings
+
+
+def _methods(page: _Page, inputs: ReportInputs) -> None:
+    protocol = inputs.analysis.protocol
+    question = protocol.question
+    page.section("methods", "Methods")
+    page.add("<h3>Review question</h3>",
+             f"<p>{text(question.get('statement', protocol.title))}</p><ul>",
+             f"<li><b>Population:</b> {text(question['population'])}</li>",
+             f"<li><b>Condition:</b> {text(question['condition'])}</li>")
+    for key, label in (("interventions", "Interventions"), ("comparators", "Comparators")):
+        if key in question:
+            page.add(f"<li><b>{label}:</b> {text(question[key])}</li>")
+    page.add(f"<li><b>Outcomes:</b> {text('; '.join(question['outcomes']['primary']))}</li>",
+             f"<li><b>Designs:</b> {text('; '.join(question['designs']))}</li></ul>",
+             "<h3>Eligibility</h3><p>Inclusion:</p><ul>",
+             *(f"<li>{text(item)}</li>" for item in protocol.eligibility["inclusion"]),
+             "</ul><p>Exclusion:</p><ul>",
+             *(f"<li>{text(item)}</li>" for item in protocol.eligibility["exclusion"]), "</ul>")
+    search = protocol.search
+    page.add("<h3>Search strategy</h3>",
+             f"<p>Databases: {text(', '.join(search.databases) or 'none')}. Other methods: "
+             f"{text(', '.join(search.other_methods) or 'none')}. Terms are combined with OR "
+             "within a concept and the concepts with AND:</p>")
+    concepts = pd.DataFrame([{
+        "concept": concept.label,
+        "mesh": "; ".join(h.heading + (f"/{h.subheading}" if h.subheading else "")
+                          for h in concept.mesh),
+        "terms": "; ".join([*concept.tiab, *(f'"{p.phrase}" within {p.distance} words'
+                                             for p in concept.tiab_proximity)]),
+        "types": "; ".join(concept.publication_types)} for concept in search.concepts])
+    if len(concepts):
+        page.add(table_html(concepts, {"concept": "Concept", "mesh": "MeSH headings",
+                                       "terms": "Title/abstract terms",
+                                       "types": "Publication types"}))
+    search_files = [name for name in inputs.data_files if name.startswith("data/search/")]
+    if search_files:
+        page.add(f"<p>Search data in this review: {len(search_files)} files under "
+                 "<code>data/search/</code>.</p>")
+    else:
+        page.missing("No database search has been run in this workspace yet, so there is no "
+                     "search log and no executed query to report. The included reports were "
+                     "identified by the other methods above.")
+    schema = protocol.extraction
+    reasons = "; ".join(reason.label for reason in protocol.screening.exclusion_reasons)
+    page.add("<h3>Selection and data extraction</h3>",
+             f"<p>Screening stages: {text(', '.join(protocol.screening.stages))}. Reasons for "
+             f"exclusion: {text(reasons)}.</p>",
+             f"<p>Data were extracted into a sheet with one row per {text(schema.unit)} against "
+             f"the protocol's schema of {len(schema.fields)} fields with controlled "
+             "vocabularies, and validated automatically (types, ranges, vocabularies and "
+             "cross-field rules). A blank field means the item was not reported. "
+             + (f"Reports were appraised with the {text(schema.appraisal.tool)}."
+                if schema.appraisal else "") + "</p>")
+    analysis = inputs.analysis
+    pooled_model = next(iter(analysis.pooled.values())).model if analysis.pooled else None
+    survival_spec = protocol.analysis.survival
+    page.add("<h3>Statistical methods</h3><ul>",
+             "<li>Site frequencies: patients with the site over patients with sites reported, "
+             "with Wilson 95% confidence intervals; a patient with several sites counts once "
+             "per site.</li>")
+    if pooled_model:
+        page.add(f"<li>Proportions pooled across reports: {text(pooled_model)}; 95% "
+                 "prediction intervals; per-report exact (Clopper–Pearson) intervals.</li>")
+    if survival_spec is not None:
+        page.add(f"<li>Survival: time from the diagnosis of the bone metastasis "
+                 f"(<code>{text(survival_spec.time_field)}</code>), death as the event, living "
+                 "patients censored at last follow-up. Kaplan–Meier estimates with Greenwood "
+                 "variances and log-log confidence bands; medians by R's rule; log-rank tests "
+                 "(pairwise with Holm's adjustment); Cox regression (Efron ties) on treatment "
+                 "group, age and sex where deaths allow, with unbounded hazard ratios reported "
+                 "as such.</li>")
+    versions = ", ".join(f"{name} {version}" for name, version in inputs.versions.items())
+    page.add(f"<li>Software: {text(versions)}.</li></ul>")
+    page.end()
+
+
+def _studies(page: _Page, analysis: ReviewAnalysis) -> None:
+    page.section("studies", "Included studies")
+    rows = []
+    for row in analysis.studies.itertuples(index=False):
+        details = " · ".join(part for part in (
+            f"<code>{text(row.study_id)}</code>",
+            doi_link(row.doi) if row.doi else "",
+            pubmed_link(row.pmid) if row.pmid else "") if part)
+        design = "case report" if row.patients == 1 else f"case series ({row.patients})"
+        rows.append(f'<tr><td>{text(row.source_title)}<br><span class="note">{details}</span>'
+                    f'</td><td class="num">{text(row.pub_year)}</td>'
+                    f"<td>{text(row.countries)}</td><td>{text(design)}</td>"
+                    f"<td>{text(row.extraction_basis).replace('_', ' ')}</td></tr>")
+    page.add(f"<p>{len(analysis.studies)} reports with {len(analysis.cases)} patients. "
+             "Links lead to the DOI resolver and PubMed where the identifiers were recorded.</p>",
+             '<div class="scroll"><table><thead><tr><th>Report</th><th>Year</th>'
+             "<th>Country</th><th>Design</th><th>Extracted from</th></tr>"
+             f"</thead><tbody>{''.join(rows)}</tbody></table></div>")
+    page.end()
+
+
+def _pooled(page: _Page, inputs: ReportInputs) -> None:
+    analysis = inputs.analysis
+    labels = {region.id: region.label for region in analysis.protocol.analysis.site_regions}
+    page.section("pooled", "Pooled proportions across reports")
+    if not analysis.pooled:
+        page.missing("The protocol asks for no pooled proportions, or no report has sites.")
+        page.end()
+        return
+    result: PooledProportion
+    for region, result in analysis.pooled.items():
+        page.add(f"<h3>{text(labels.get(region, region))}</h3>",
+                 f"<p>{text(result.model[0].upper() + result.model[1:])}: "
+                 f"{percent(100 * result.estimate)} (95% CI {percent(100 * result.ci_low)}–"
+                 f"{percent(100 * result.ci_high)}; prediction interval "
+                 f"{percent(100 * result.pi_low)}–{percent(100 * result.pi_high)}); "
+                 f"τ² = {result.tau2:.2f}, I² = {result.i2:.0f}%, k = {result.k} reports.</p>")
+        for note in result.notes:
+            page.add(f'<p class="note">{text(note)}</p>')
+        page.figure(inputs.figures, f"forest_{region}",
+                    f"Forest plot: {text(labels.get(region, region))}, by report.")
+    page.add('<p class="note">Most reports describe a single patient and are published '
+             "because of where the metastasis was, so between-report heterogeneity is large "
+             "and the prediction intervals are wide: the pooled values describe the published "
+             "literature, not patients with HCC in general.</p>")
+    page.end()
+
+
+def _survival_table(result: SurvivalByGroup, landmarks: tuple[float, ...]) -> str:
+    summary = result.summary()
+    summary["median_text"] = [
+        f"{format_time(m)} ({format_time(lo)}–{format_time(hi)})"
+        for m, lo, hi in zip(summary["median"], summary["median_ci_low"],
+                             summary["median_ci_high"], strict=True)]
+    columns = {"label": "Group", "n": "Patients", "events": "Deaths",
+               "median_text": "Median, months (95% CI)"}
+    for t in landmarks:
+        name = f"survival_{t:g}"
+        summary[f"{name}_text"] = [percent(100 * v, 0) for v in summary[name]]
+        columns[f"{name}_text"] = f"Alive at {t:g} months"
+    return table_html(summary, columns, numeric=["n", "events"])
+
+
+def _survival(page: _Page, inputs: ReportInputs) -> None:
+    analysis = inputs.analysis
+    survival = analysis.survival
+    page.section("survival", "Survival by treatment")
+    if survival is None or survival.overall is None:
+        page.missing("No patient has both a survival time and a vital status, so survival "
+                     "cannot be estimated yet.")
+        page.end()
+        return
+    landmarks = analysis.protocol.analysis.survival.landmarks
+    left_out = sum(survival.excluded.values())
+    page.add(f"<p>{survival.usable} patients had a usable survival time; {left_out} were left "
+             "out (" + "; ".join(f"{text(reason)}: {count}" for reason, count in
+                                 survival.excluded.items() if count) + ").</p>")
+    page.add(_survival_table(survival.overall, landmarks))
+    page.figure(inputs.figures, "survival_overall",
+                "Kaplan–Meier survival of all patients with a usable time (ticks: censored).")
+    for grouping in analysis.protocol.analysis.treatment_groupings:
+        result = survival.by_grouping.get(grouping.id)
+        page.add(f"<h3>{text(grouping.label)}</h3>")
+        if result is None:
+            page.missing("No patient with a survival time has this treatment reported.")
+            continue
+        page.add(f'<p class="note">{survival.ungrouped.get(grouping.id, 0)} patients with a '
+                 "usable time are not in any group (treatment not reported or not classifiable)"
+                 " and appear only in the overall curve.</p>")
+        page.add(_survival_table(result, landmarks))
+        if result.logrank is not None and not math.isnan(result.logrank.p_value):
+            page.add(f"<p>Log-rank test: χ² = {result.logrank.chi2:.2f}, df = "
+                     f"{result.logrank.df}, p = {result.logrank.p_value:.3f}.</p>")
+        if result.pairwise is not None and len(result.pairwise) > 1:
+            pairs = result.pairwise.assign(a=result.pairwise["group_a"].map(result.group_labels),
+                                           b=result.pairwise["group_b"].map(result.group_labels))
+            page.add(table_html(pairs, {"a": "Group", "b": "versus", "chi2": "χ²",
+                                        "p_value": "p", "p_holm": "p (Holm)"},
+                                numeric=["chi2", "p_value", "p_holm"]))
+        if result.cox is not None and len(result.cox.table):
+            cox = result.cox.table.assign(
+                hr_text=lambda f: [
+                    (f"{hr:.2f} ({lo:.2f}–{hi:.2f})" if bounded else "unbounded")
+                    for hr, lo, hi, bounded in zip(f["hr"], f["ci_low"], f["ci_high"],
+                                                   f["bounded"], strict=True)])
+            page.add(f"<p>Cox model ({result.cox.n} patients, {result.cox.events} deaths):</p>",
+                     table_html(cox, {"term": "Term", "hr_text": "Hazard ratio (95% CI)",
+                                      "p_value": "p"}, numeric=["p_value"]))
+            for warning in result.cox.warnings:
+                page.add(f'<p class="note">{text(warning)}</p>')
+        page.figure(inputs.figures, f"survival_{grouping.id}",
+                    f"Kaplan–Meier survival by {text(grouping.label.lower())}, with the number "
+                    "at risk below.")
+    page.end()
+
+
+def _appraisal(page: _Page, inputs: ReportInputs) -> None:
+    schema = inputs.analysis.protocol.extraction
+    page.section("appraisal", "Critical appraisal")
+    appraisal = inputs.appraisal
+    if schema.appraisal is None:
+        page.missing("The protocol plans no critical appraisal.")
+    elif appraisal is None or appraisal.empty:
+        page.missing(f"No appraisal has been recorded yet. The protocol plans the "
+                     f"{text(schema.appraisal.tool)} ({len(schema.appraisal.items)} items per "
+                     "report), entered on the Appraisal sheet of the extraction workbook.")
+    else:
+        rows = []
+        for item in schema.appraisal.items:
+            counts = appraisal[item.id].value_counts()
+            rows.append({"item": item.question,
+                         **{answer: int(counts.get(answer, 0))
+                            for answer in schema.appraisal.answers}})
+        page.add(f"<p>{appraisal['study_id'].nunique()} reports appraised by "
+                 f"{appraisal['appraiser'].nunique()} appraiser(s).</p>",
+                 table_html(pd.DataFrame(rows),
+                            {"item": "Item", **{a: a for a in schema.appraisal.answers}},
+                            numeric=schema.appraisal.answers))
+    page.end()
+
+
+def _limitations(inputs: ReportInputs) -> list[str]:
+    analysis = inputs.analysis
+    cases = analysis.cases
+    total = len(cases)
+    points = []
+    if "extraction_basis" in cases and total:
+        abstract = int((cases["extraction_basis"] == "abstract").sum())
+        points.append(f"{abstract} of {total} patients ({percent(100 * abstract / total, 0)}) "
+                      "were extracted from abstracts or summary pages only; details absent there "
+                      "are recorded as not reported.")
+    survival = analysis.survival
+    if survival is not None:
+        points.append(f"Only {survival.usable} of {total} patients have both a survival time "
+                      "and a vital status; follow-up of living patients is often a lower "
+                      "bound, and comparisons between treatment groups are confounded by "
+                      "indication.")
+    sparse = analysis.completeness[(analysis.completeness["percent"] < 50)]
+    if len(sparse):
+        points.append("Fields reported for fewer than half of the patients: "
+                      + ", ".join(f"{text(r.field)} ({r.percent:.0f}%)"
+                                  for r in sparse.itertuples(index=False)) + ".")
+    points.append("Published case reports are selected for novelty, so site frequencies "
+                  "describe reported cases rather than all patients with HCC bone metastases.")
+    return points
+
+
+def render_report(inputs: ReportInputs) -> str:
+    """The whole report page."""
+    analysis = inputs.analysis
+    protocol = analysis.protocol
+    figures = inputs.figures
+    page = _Page()
+
+    page.section("summary", "Summary of findings")
+    page.add('<ul class="findings">', *(f"<li>{finding}</li>" for finding in
+                                         _findings(inputs)), "</ul>")
+    page.end()
+
+    page.section("prisma", "Study selection (PRISMA 2020)")
+    page.missing("Screening records are not yet kept in this workspace, so the PRISMA 2020 flow "
+                 "diagram cannot be derived. The included reports were identified via other "
+                 f"methods ({text(', '.join(protocol.search.other_methods))}): "
+                 f"{len(analysis.studies)} reports with {len(analysis.cases)} patients were "
+                 "included.")
+    page.end()
+
+    _methods(page, inputs)
+    _studies(page, analysis)
+
+    page.section("characteristics", "Patient characteristics (Table 1)")
+    page.add("<p>Each row gives the patients with the characteristic over the patients for "
+             "whom it was reported.</p>",
+             table_html(analysis.characteristics, {"characteristic": "Characteristic",
+                                                   "value": "Value", "summary": "Patients"}))
+    page.end()
+
+    page.section("sites", "Metastatic sites")
+    regions = analysis.site_frequencies.assign(
+        ci=lambda f: [f"{percent(lo)}–{percent(hi)}" for lo, hi in zip(f["ci_low"], f["ci_high"],
+                                                                       strict=True)],
+        share=lambda f: [percent(p) for p in f["percent"]],
+        kind_label=lambda f: f["kind"].map({"region": "region", "site": "site"}))
+    shown = regions[(regions["kind"] == "region") | (regions["patients"] > 0)]
+    page.figure(figures, "skeleton_map", "Skeleton map: each bone shaded by the share of "
+                                         "patients with a metastasis there (grey: none).")
+    page.figure(figures, "site_frequencies", "Frequency of each region and site with Wilson "
+                                             "95% confidence intervals.")
+    page.add(table_html(shown, {"kind_label": "", "label": "Region or site",
+                                "patients": "Patients", "denominator": "With sites reported",
+                                "share": "%", "ci": "95% CI"},
+                        numeric=["patients", "denominator", "share", "ci"]))
+    per_patient = analysis.sites_per_patient
+    if len(per_patient):
+        page.add("<p>Bone sites per patient: " + "; ".join(
+            f"{row.sites}: {row.patients}" for row in per_patient.itertuples(index=False))
+            + ".</p>")
+    page.end()
+
+    _pooled(page, inputs)
+
+    page.section("levels", "Vertebral levels")
+    levels = analysis.vertebral_levels
+    if levels is None or not levels["denominator"].any():
+        page.missing("No vertebral levels are reported.")
+    else:
+        page.figure(figures, "vertebral_levels", "Patients with a metastasis at each vertebral "
+                                                 "level.")
+        reported = levels[levels["patients"] > 0]
+        page.add(table_html(reported, {"level": "Level", "patients": "Patients",
+                                       "denominator": "Patients with levels reported"},
+                            numeric=["patients", "denominator"]))
+    page.end()
+
+    _survival(page, inputs)
+    _appraisal(page, inputs)
+
+    page.section("completeness", "Data completeness")
+    page.add(table_html(analysis.completeness, {"field": "Field", "reported": "Reported",
+                                                "total": "Patients", "percent": "%"},
+                        numeric=["reported", "total", "percent"]))
+    page.end()
+
+    page.section("years", "Reports by year")
+    page.figure(figures, "reports_per_year", "Included reports by year of publication.")
+    page.end()
+
+    page.section("limitations", "Limitations")
+    page.add("<ul>", *(f"<li>{point}</li>" for point in _limitations(inputs)), "</ul>")
+    page.end()
+
+    contents = "".join(f'<li><a href="#{anchor}">{text(title)}</a></li>'
+                       for anchor, title in page.sections)
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{text(protocol.title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
+        f"<header><h1>{text(protocol.title)}</h1>"
+        f'<p class="meta">Protocol <code>{text(protocol.id)}</code> version '
+        f"{text(protocol.version)} · data as of {text(inputs.build_day)} · built by casereview "
+        f"{text(inputs.versions.get('casereview', ''))}</p></header>\n"
+        f'<nav aria-label="Contents"><h2>Contents</h2><ol>{contents}</ol></nav>\n<main>\n'
+        + "\n".join(page.parts) + "\n</main>\n</body>\n</html>\n"
+    )

@@ -1,0 +1,301 @@
+"""`review build`: byte-identical rebuilds, the staleness check, the no-op path, safe and valid
+HTML, and the page rendered in a real headless browser."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from review.report.build import build_report, stale_files
+from review.workspace import Workspace
+from tests.conftest import ROOT
+
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+        "track", "wbr"}
+EPOCH = "1764028800"  # 2025-11-25
+
+
+@pytest.fixture
+def epoch(monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    """The shipped review built once into a temporary folder."""
+    out = tmp_path_factory.mktemp("build") / "report"
+    previous = os.environ.get("SOURCE_DATE_EPOCH")
+    os.environ["SOURCE_DATE_EPOCH"] = EPOCH
+    try:
+        build_report(Workspace(ROOT), out, force=True)
+    finally:
+        if previous is None:
+            del os.environ["SOURCE_DATE_EPOCH"]
+        else:
+            os.environ["SOURCE_DATE_EPOCH"] = previous
+    return out
+
+
+class StructureChecker(HTMLParser):
+    """Checks nesting, unique ids and that every internal link has a target."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+        self.ids: list[str] = []
+        self.fragments: list[str] = []
+        self.links: list[str] = []
+        self.scripts = 0
+        self.external_resources: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if "id" in attributes:
+            self.ids.append(attributes["id"])
+        if tag == "a" and "href" in attributes:
+            href = attributes["href"]
+            (self.fragments if href.startswith("#") else self.links).append(href)
+        if tag == "script":
+            self.scripts += 1
+        for name in ("src", "xlink:href"):
+            value = attributes.get(name)
+            if value and not value.startswith("#"):
+                self.external_resources.append(value)
+        if tag == "link":
+            self.external_resources.append(attributes.get("href", ""))
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag, attrs):
+        attributes = dict(attrs)
+        if "id" in attributes:
+            self.ids.append(attributes["id"])
+        href = attributes.get("xlink:href") or attributes.get("href")
+        if href and not href.startswith("#"):
+            self.external_resources.append(href)
+
+    def handle_endtag(self, tag):
+        if tag in VOID:
+            return
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"</{tag}> closes <{self.stack[-1] if self.stack else '-'}>")
+            return
+        self.stack.pop()
+
+
+def check_structure(markup: str) -> StructureChecker:
+    checker = StructureChecker()
+    checker.feed(markup)
+    checker.close()
+    return checker
+
+
+def test_build_writes_every_output(built):
+    names = {path.relative_to(built).as_posix() for path in built.rglob("*") if path.is_file()}
+    assert {"report.html", "manifest.json", "figures/skeleton_map.svg",
+            "figures/skeleton_map.png", "tables/characteristics.csv",
+            "tables/characteristics.md", "tables/studies.csv"} <= names
+
+
+def test_building_twice_gives_identical_bytes(built, tmp_path, epoch):
+    again = tmp_path / "again"
+    build_report(Workspace(ROOT), again, force=True)
+    first = {p.relative_to(built): p.read_bytes() for p in built.rglob("*") if p.is_file()}
+    second = {p.relative_to(again): p.read_bytes() for p in again.rglob("*") if p.is_file()}
+    assert first.keys() == second.keys()
+    assert [name for name in first if first[name] != second[name]] == []
+
+
+def test_manifest_ties_outputs_to_inputs(built):
+    manifest = json.loads((built / "manifest.json").read_text())
+    assert manifest["review"] == "hcc-bone-metastasis"
+    assert manifest["build_date"] == "2025-11-25T00:00:00Z"
+    assert manifest["build_date_source"] == "SOURCE_DATE_EPOCH"
+    assert "data/extraction/cases.csv" in manifest["inputs"]
+    assert "protocols/hcc-bone-metastasis.yaml" in manifest["inputs"]
+    import hashlib
+    for name, digest in manifest["outputs"].items():
+        assert hashlib.sha256((built / name).read_bytes()).hexdigest() == digest
+    assert "manifest.json" not in manifest["outputs"]
+    assert manifest["packages"]["lifelines"]
+
+
+def test_report_html_is_valid_and_self_contained(built):
+    markup = (built / "report.html").read_text(encoding="utf-8")
+    checker = check_structure(markup)
+    assert checker.errors == []
+    assert checker.stack == []
+    assert len(checker.ids) == len(set(checker.ids)), "duplicate ids"
+    missing = [href for href in checker.fragments if href[1:] not in set(checker.ids)]
+    assert missing == []
+    assert checker.scripts == 0
+    assert [r for r in checker.external_resources if not r.startswith("data:")] == []
+    assert all(re.match(r"https://(doi\.org|pubmed\.ncbi\.nlm\.nih\.gov)/", link)
+               for link in checker.links), checker.links
+    assert markup.count("<svg ") >= 8
+    assert "<?xml" not in markup
+
+
+def test_report_says_what_a_reviewer_needs(built):
+    markup = (built / "report.html").read_text(encoding="utf-8")
+    for heading in ("Summary of findings", "Study selection (PRISMA 2020)", "Methods",
+                    "Included studies", "Patient characteristics (Table 1)",
+                    "Metastatic sites", "Pooled proportions across reports",
+                    "Vertebral levels", "Survival by treatment", "Critical appraisal",
+                    "Data completeness", "Limitations"):
+        assert f">{heading}</h2>" in markup
+    assert "93 patients with hepatocellular carcinoma metastatic to bone from 87 published" \
+        in markup
+    assert "40 of 92 patients with sites reported" in markup
+    assert "No appraisal has been recorded yet" in markup
+    assert "69 were left out" in markup
+    assert 'href="https://pubmed.ncbi.nlm.nih.gov/40828566/"' in markup
+
+
+def edit_sheet(workspace: Workspace, edit) -> None:
+    """Apply edit(header, rows) to the workspace's sheet and write it back as CSV."""
+    path = workspace.cases_path
+    rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
+    edit(rows[0], rows[1:])
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    path.write_text(buffer.getvalue(), encoding="utf-8")
+
+
+def test_text_from_records_is_escaped(hcc_workspace, tmp_path, epoch):
+    hostile = '<script>alert("x")</script> & <b>bold</b>'
+
+    def retitle(header, rows):
+        for row in rows:
+            if row[header.index("study_id")] == "merhaben_2025":
+                row[header.index("source_title")] = hostile
+
+    edit_sheet(hcc_workspace, retitle)
+    build_report(hcc_workspace, tmp_path / "out", force=True)
+    markup = (tmp_path / "out" / "report.html").read_text()
+    assert "<script>" not in markup
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" \
+        in markup
+    assert check_structure(markup).errors == []
+
+
+def test_check_passes_on_the_committed_report():
+    differ = stale_files(Workspace(ROOT))
+    assert differ == [], "the committed report is stale; run 'make report' and commit it"
+
+
+def test_check_fails_after_a_one_cell_change(hcc_workspace, tmp_path, epoch):
+    committed = tmp_path / "committed"
+    build_report(hcc_workspace, committed, force=True)
+    assert stale_files(hcc_workspace, committed) == []
+    path = hcc_workspace.cases_path
+    path.write_text(path.read_text().replace(",55,F,HCV,", ",55,M,HCV,", 1))
+    differ = stale_files(hcc_workspace, committed)
+    assert "manifest.json (changed)" in differ
+    assert "tables/characteristics.csv (changed)" in differ
+
+
+def test_check_cli_exit_status(hcc_workspace, run_cli, tmp_path, epoch):
+    out = tmp_path / "report"
+    assert run_cli("--project", hcc_workspace.root, "build", "--quiet", "--out", out)[0] == 0
+    status, text, _ = run_cli("--project", hcc_workspace.root, "build", "--check", "--quiet",
+                              "--out", out)
+    assert (status, text.strip().endswith("up to date with the data")) == (0, True)
+    (out / "tables" / "studies.md").write_text("edited\n")
+    status, text, _ = run_cli("--project", hcc_workspace.root, "build", "--check", "--quiet",
+                              "--out", out)
+    assert status == 1
+    assert "tables/studies.md (changed)" in text
+
+
+def test_noop_build_skips_and_notices_changes(hcc_workspace, run_cli, tmp_path, epoch):
+    out = tmp_path / "report"
+    status, text, err = run_cli("--project", hcc_workspace.root, "build", "--out", out)
+    assert status == 0 and "built" in text and "review build: drawing the figures" in err
+    status, text, _ = run_cli("--project", hcc_workspace.root, "build", "--out", out)
+    assert "up to date" in text
+    (out / "figures" / "skeleton_map.svg").write_text("<svg/>")
+    status, text, _ = run_cli("--project", hcc_workspace.root, "build", "--out", out, "--quiet")
+    assert "built" in text
+    assert (out / "figures" / "skeleton_map.svg").read_text() != "<svg/>"
+
+
+def test_noop_build_does_not_import_the_heavy_libraries(tmp_path):
+    out = tmp_path / "report"
+    env = {**os.environ, "SOURCE_DATE_EPOCH": EPOCH}
+    subprocess.run([sys.executable, "-m", "review", "build", "--quiet", "--out", str(out)],
+                   cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
+    probe = ("import sys, runpy; sys.argv = ['review', 'build', '--out', sys.argv[1]]\n"
+             "from review.cli import main\nstatus = main(sys.argv[1:])\n"
+             "print(sorted(m for m in ('pandas', 'matplotlib', 'lifelines') if m in "
+             "sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe, str(out)], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert "up to date" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_stale_outputs_are_removed(hcc_workspace, tmp_path, epoch):
+    out = tmp_path / "report"
+    build_report(hcc_workspace, out, force=True)
+    (out / "figures" / "old_figure.svg").write_text("<svg/>")
+    build_report(hcc_workspace, out, force=True)
+    assert not (out / "figures" / "old_figure.svg").exists()
+
+
+def test_partial_review_still_builds(hcc_workspace, tmp_path, epoch):
+    def forget_outcomes(header, rows):
+        for row in rows:
+            for name in ("vital_status", "survival_months_after_bone_met",
+                         "survival_months_after_hcc_dx"):
+                row[header.index(name)] = ""
+
+    edit_sheet(hcc_workspace, forget_outcomes)
+    build_report(hcc_workspace, tmp_path / "out", force=True)
+    markup = (tmp_path / "out" / "report.html").read_text()
+    assert "survival cannot be estimated yet" in markup
+    assert check_structure(markup).errors == []
+
+
+def test_invalid_sheet_builds_nothing(hcc_workspace, run_cli, tmp_path):
+    path = hcc_workspace.cases_path
+    path.write_text(path.read_text().replace(",55,F,HCV,", ",55,X,HCV,", 1))
+    status, text, _ = run_cli("--project", hcc_workspace.root, "build", "--quiet", "--out",
+                              tmp_path / "out")
+    assert status == 1
+    assert "sex: not in the vocabulary" in text
+    assert not (tmp_path / "out").exists()
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed "
+                    "(Debian package 'chromium'; .ci/run installs it)")
+def test_report_renders_in_headless_chromium_without_console_errors(built, tmp_path):
+    screenshot = built / "first-screen.png"
+    result = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr",
+         "--v=0", "--window-size=1280,900", f"--screenshot={screenshot}",
+         (built / "report.html").as_uri()],
+        capture_output=True, text=True, timeout=180,
+    )
+    console = [line for line in result.stderr.splitlines() if ":CONSOLE" in line]
+    assert console == []
+    assert screenshot.stat().st_size > 20_000
+    keep = ROOT / "build" / "report-first-screen.png"
+    keep.parent.mkdir(exist_ok=True)
+    shutil.copy(screenshot, keep)
