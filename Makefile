@@ -1,5 +1,5 @@
 # Two entry points, both from a fresh clone with only python3, pip and make:
-#   make report   set up the locked environment and build the HCC review's outputs
+#   make report   set up the locked environment and build the HCC review's report
 #   make test     set up the locked environment and run the linter and the tests
 PYTHON ?= python3
 VENV := .venv
@@ -17,12 +17,12 @@ $(STAMP): requirements.lock pyproject.toml
 setup: $(STAMP)
 
 report: $(STAMP)
-	$(BIN)/review extract validate
-	$(BIN)/review extract summary
+	$(BIN)/review build
 
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/review protocol check
+	$(BIN)/review build --check --quiet
 	$(BIN)/pytest
 
 # Re-pin every dependency (needs the package registry); commit the new lock file.

@@ -28,6 +28,7 @@ P = ParamSpec("P")
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
              "#000000"]
 NONE_COLOUR = "#E6E6E6"
+FOREST_LABELLED_STUDIES = 40
 EDGE = "#4D4D4D"
 STYLE = {
     "font.family": "DejaVu Sans",
@@ -61,20 +62,19 @@ def _figure(width: float, height: float) -> Figure:
 def figure_files(figure: Figure) -> dict[str, bytes]:
     """The figure as SVG and 300-dpi PNG bytes, free of dates and version stamps.
 
-    The layout is solved once and then frozen: constrained layout otherwise re-solves at every
-    save and moves axes by rounding noise, which changes the SVG's clip-path identifiers.
+    The layout is solved once, while the SVG is drawn, and then frozen: constrained layout
+    otherwise re-solves at every save and moves axes by rounding noise, which changes the
+    SVG's clip-path identifiers.
     """
     files = {}
     with matplotlib.rc_context(STYLE):
-        if figure.get_layout_engine() is not None:
-            figure.draw_without_rendering()
-            figure.set_layout_engine("none")
         for kind, options in (("svg", {"metadata": {"Date": None, "Creator": None}}),
                               ("png", {"dpi": 300, "metadata": {"Software": None},
                                        "pil_kwargs": {"compress_level": 1}})):
             buffer = io.BytesIO()
             figure.savefig(buffer, format=kind, **options)
             files[kind] = buffer.getvalue()
+            figure.set_layout_engine("none")
     return files
 
 
@@ -229,11 +229,17 @@ def _shortened(text: str, width: int) -> str:
 @styled
 def forest_plot(result: PooledProportion, ax: Axes | None = None,
                 title: str | None = None) -> Figure:
-    """Study proportions (exact CIs) and the pooled estimate as a diamond, on 0–100%."""
+    """Study proportions (exact CIs) and the pooled estimate as a diamond, on 0–100%.
+
+    Up to FOREST_LABELLED_STUDIES studies are drawn one labelled row each; more become a
+    caterpillar plot sorted by proportion, since hundreds of labels cannot be read."""
     studies = result.studies
     k = len(studies)
+    labelled = k <= FOREST_LABELLED_STUDIES
+    if not labelled:
+        studies = studies.sort_values(["proportion", "total"], kind="stable")
     if ax is None:
-        figure = _figure(7.0, 1.4 + 0.16 * (k + 3))
+        figure = _figure(7.0, 1.4 + 0.16 * (k + 3) if labelled else 6.0)
         ax = figure.subplots()
     else:
         figure = ax.figure
@@ -241,11 +247,15 @@ def forest_plot(result: PooledProportion, ax: Axes | None = None,
     ax.errorbar(100 * studies["proportion"], positions,
                 xerr=[100 * (studies["proportion"] - studies["ci_low"]),
                       100 * (studies["ci_high"] - studies["proportion"])],
-                fmt="s", markersize=3, color=OKABE_ITO[0], ecolor=EDGE, elinewidth=0.7)
-    names = [f"{s} ({e}/{n})" for s, e, n in zip(studies["study"], studies["events"],
-                                                  studies["total"], strict=True)]
-    ax.set_yticks([*positions, 1], [*names, "Pooled"],
-                  fontsize=6.5 if k > 30 else 8)
+                fmt="s", markersize=3 if labelled else 1, color=OKABE_ITO[0], ecolor=EDGE,
+                elinewidth=0.7 if labelled else 0.3)
+    if labelled:
+        names = [f"{s} ({e}/{n})" for s, e, n in zip(studies["study"], studies["events"],
+                                                      studies["total"], strict=True)]
+        ax.set_yticks([*positions, 1], [*names, "Pooled"], fontsize=6.5 if k > 30 else 8)
+    else:
+        ax.set_yticks([1], ["Pooled"])
+        ax.set_ylabel(f"{k} studies, sorted by proportion")
     diamond = patches.Polygon([(100 * result.ci_low, 1), (100 * result.estimate, 1.4),
                                (100 * result.ci_high, 1), (100 * result.estimate, 0.6)],
                               closed=True, color=OKABE_ITO[5])
@@ -257,9 +267,12 @@ def forest_plot(result: PooledProportion, ax: Axes | None = None,
     _percent_axis(ax)
     ax.set_xlabel("Proportion of patients (95% CI; line under the diamond: prediction "
                   "interval)")
+    model = {"glmm": "GLMM", "logit": "inverse-variance logit",
+             "freeman_tukey": "inverse-variance Freeman–Tukey",
+             "arcsine": "inverse-variance arcsine"}[result.method]
     heading = (f"{100 * result.estimate:.1f}% (95% CI {100 * result.ci_low:.1f}–"
                f"{100 * result.ci_high:.1f}); τ² = {result.tau2:.2f}, I² = {result.i2:.0f}%, "
-               f"k = {result.k}")
+               f"k = {result.k}; {model}")
     ax.set_title(f"{title}\n{heading}" if title else heading, loc="left")
     return figure
 

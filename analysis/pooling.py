@@ -34,6 +34,13 @@ if TYPE_CHECKING:
 METHODS = ("glmm", "logit", "freeman_tukey", "arcsine")
 TAU2_METHODS = ("DL", "REML", "PM", "EE")
 QUADRATURE_NODES = 7
+# A between-study SD of 20 on the logit scale means every study is all-or-none: an estimate
+# that reaches it is a likelihood without a maximum, not a finding.
+MAX_TAU = 20.0
+
+
+class NoMaximumError(ArithmeticError):
+    """The GLMM likelihood has no finite maximum for these data."""
 
 
 @dataclass(frozen=True)
@@ -284,6 +291,63 @@ class _BinomialNormalLikelihood:
         return float(np.sum(self.log_binomial + log_integral))
 
 
+def _derivatives(function: Callable[[np.ndarray], float], point: np.ndarray,
+                 step: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+    """Central-difference gradient and Hessian of a smooth function of a few parameters."""
+    size = len(point)
+    centre = function(point)
+    gradient = np.zeros(size)
+    hessian = np.zeros((size, size))
+    unit = np.eye(size) * step
+    for i in range(size):
+        forward, backward = function(point + unit[i]), function(point - unit[i])
+        gradient[i] = (forward - backward) / (2 * step)
+        hessian[i, i] = (forward - 2 * centre + backward) / step**2
+        for j in range(i):
+            hessian[i, j] = hessian[j, i] = (
+                function(point + unit[i] + unit[j]) - function(point + unit[i] - unit[j])
+                - function(point - unit[i] + unit[j]) + function(point - unit[i] - unit[j])
+            ) / (4 * step**2)
+    return gradient, hessian
+
+
+def _minimise_newton(function: Callable[[np.ndarray], float], start: np.ndarray,
+                     ceiling: float, max_iterations: int = 60) -> tuple[np.ndarray, bool]:
+    """Damped Newton minimisation with backtracking (a scaled gradient step wherever the
+    Hessian is not positive definite). Returns the point and whether it is a minimum: the
+    gradient vanishes there with a positive definite Hessian, and the second parameter has
+    stayed below `ceiling`."""
+    point, value = start.astype(float), function(start)
+    for _ in range(max_iterations):
+        gradient, hessian = _derivatives(function, point)
+        try:
+            np.linalg.cholesky(hessian)
+            step = np.linalg.solve(hessian, gradient)
+        except np.linalg.LinAlgError:
+            step = gradient / max(float(np.max(np.abs(np.diag(hessian)))), 1.0)
+        scale = 1.0
+        while scale > 1e-10:
+            candidate = point - scale * step
+            new_value = function(candidate)
+            if math.isfinite(new_value) and new_value <= value:
+                break
+            scale /= 2
+        else:
+            break
+        moved = float(np.max(np.abs(candidate - point)))
+        point, value = candidate, new_value
+        if moved < 1e-9 or not point[1] < ceiling:
+            break
+    gradient, hessian = _derivatives(function, point)
+    try:
+        np.linalg.cholesky(hessian)
+        definite = True
+    except np.linalg.LinAlgError:
+        definite = False
+    converged = definite and float(np.max(np.abs(gradient))) < 1e-4 and point[1] < ceiling
+    return point, converged
+
+
 def _fit_glmm(x: np.ndarray, n: np.ndarray) -> tuple[float, float, float]:
     """ML estimates (mu, tau²) and the standard error of mu from the observed information."""
     likelihood = _BinomialNormalLikelihood(x, n)
@@ -295,40 +359,31 @@ def _fit_glmm(x: np.ndarray, n: np.ndarray) -> tuple[float, float, float]:
     def objective(theta: np.ndarray) -> float:
         return -likelihood.loglik(theta[0], math.exp(theta[1]))
 
-    found = optimize.minimize(objective, start, method="Nelder-Mead",
-                              options={"xatol": 1e-10, "fatol": 1e-13, "maxiter": 5000})
-    found = optimize.minimize(objective, found.x, method="BFGS", options={"gtol": 1e-9})
-    mu, log_tau = (float(value) for value in found.x)
-    boundary = -likelihood.loglik(
-        float(optimize.minimize_scalar(lambda m: -likelihood.loglik(m, 0.0)).x), 0.0)
-    if log_tau < -8 or boundary <= found.fun:
-        mu = float(optimize.minimize_scalar(lambda m: -likelihood.loglik(m, 0.0)).x)
-        tau = 0.0
-        information = _second_derivative(lambda m: -likelihood.loglik(m, 0.0), mu)
-        se = math.sqrt(1 / information)
+    def without_heterogeneity(theta: np.ndarray) -> float:
+        return -likelihood.loglik(theta[0], 0.0)
+
+    found, converged = _minimise_newton(objective, start, ceiling=math.log(MAX_TAU))
+    mu, log_tau = (float(value) for value in found)
+    boundary_mu = float(optimize.minimize_scalar(
+        lambda m: without_heterogeneity(np.array([m]))).x)
+    boundary = np.array([boundary_mu])
+    at_boundary = log_tau < -8 or \
+        without_heterogeneity(boundary) <= objective(np.array([mu, log_tau]))
+    if not converged and not at_boundary:
+        raise NoMaximumError(
+            "the likelihood keeps rising as the between-study variance grows (within each "
+            "study the patients all have, or all lack, the outcome), so it has no maximum")
+    if at_boundary:
+        mu, tau = boundary_mu, 0.0
+        se = math.sqrt(1 / _derivatives(without_heterogeneity, boundary)[1][0, 0])
     else:
         tau = math.exp(log_tau)
-        hessian = _hessian(lambda mu_, tau_: -likelihood.loglik(mu_, tau_), mu, tau)
+        # At the optimum the variance of mu does not depend on how tau is parametrised.
+        hessian = _derivatives(objective, np.array([mu, log_tau]))[1]
         se = math.sqrt(np.linalg.inv(hessian)[0, 0])
     if not all(math.isfinite(value) for value in (mu, tau, se)):
         raise FloatingPointError("non-finite estimates")
     return mu, tau**2, se
-
-
-def _second_derivative(function: Callable[[float], float], point: float,
-                       step: float = 1e-4) -> float:
-    return (function(point + step) - 2 * function(point) + function(point - step)) / step**2
-
-
-def _hessian(function: Callable[[float, float], float], a: float, b: float,
-             step: float = 1e-4) -> np.ndarray:
-    """Central-difference Hessian of a function of two parameters."""
-    f = function
-    faa = (f(a + step, b) - 2 * f(a, b) + f(a - step, b)) / step**2
-    fbb = (f(a, b + step) - 2 * f(a, b) + f(a, b - step)) / step**2
-    fab = (f(a + step, b + step) - f(a + step, b - step) - f(a - step, b + step)
-           + f(a - step, b - step)) / (4 * step**2)
-    return np.array([[faa, fab], [fab, fbb]])
 
 
 def _pool_glmm(x: np.ndarray, n: np.ndarray, level: float, labels: Sequence[str] | None,
@@ -347,6 +402,8 @@ def _pool_glmm(x: np.ndarray, n: np.ndarray, level: float, labels: Sequence[str]
     if reason is None:
         try:
             mu, tau2, se = _fit_glmm(x, n)
+        except NoMaximumError as error:
+            reason = str(error)
         except (FloatingPointError, np.linalg.LinAlgError) as error:
             reason = f"the likelihood could not be maximised ({error})"
         else:

@@ -180,6 +180,17 @@ def logrank_test(time: np.ndarray, event: np.ndarray, group: np.ndarray) -> LogR
     return LogRankResult(chi2, df, float(stats.chi2.sf(chi2, df)) if df else math.nan)
 
 
+def holm(p_values: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjustment: the i-th smallest of m p-values is multiplied by
+    m - i + 1, made monotone, and capped at 1."""
+    order = np.argsort(p_values, kind="stable")
+    m = len(p_values)
+    stepped = np.maximum.accumulate((m - np.arange(m)) * p_values[order])
+    adjusted = np.empty(m)
+    adjusted[order] = np.minimum(stepped, 1.0)
+    return adjusted
+
+
 @dataclass(frozen=True)
 class CoxResult:
     """Hazard ratios of a Cox model (Efron ties), with the reasons to read them carefully."""
@@ -326,8 +337,6 @@ class SurvivalByGroup:
 
     def _pairwise(self, time: np.ndarray, event: np.ndarray, group: np.ndarray,
                   names: list[str]) -> pd.DataFrame:
-        from statsmodels.stats.multitest import multipletests
-
         rows = []
         for i, first in enumerate(names):
             for second in names[i + 1:]:
@@ -339,8 +348,7 @@ class SurvivalByGroup:
                                             "p_holm"])
         testable = table["p_value"].notna()
         if testable.any():
-            table.loc[testable, "p_holm"] = multipletests(table.loc[testable, "p_value"],
-                                                          method="holm")[1]
+            table.loc[testable, "p_holm"] = holm(table.loc[testable, "p_value"].to_numpy())
         return table
 
     def _cox(self, grouped: pd.DataFrame, names: list[str], covariates: Sequence[str],

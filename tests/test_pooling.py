@@ -164,3 +164,10 @@ def test_summary_and_forest_plot():
     assert math.isclose(result.studies["weight"].sum(), 100)
     figure = result.plot(title="de Bruin")
     assert len(figure.axes[0].patches) == 1
+
+
+def test_all_or_none_studies_have_no_glmm_maximum():
+    # Every multi-patient study is all-or-none: the likelihood rises for ever with tau.
+    result = pool_proportions([1, 0, 1, 0, 2, 0, 4, 3], [1, 1, 1, 1, 2, 2, 4, 3], method="glmm")
+    assert result.method == "logit"
+    assert "has no maximum" in result.notes[0]

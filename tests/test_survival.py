@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.survival import SurvivalByGroup, kaplan_meier, logrank_test
+from analysis.survival import SurvivalByGroup, holm, kaplan_meier, logrank_test
 
 MAINTAINED = [(9, 1), (13, 1), (13, 0), (18, 1), (23, 1), (28, 0), (31, 1), (34, 1), (45, 0),
               (48, 1), (161, 0)]
@@ -174,3 +174,9 @@ def test_bad_input_is_refused():
         kaplan_meier([1], [True], conf_type="plain")
     with pytest.raises(ValueError, match="times must be known"):
         kaplan_meier([-1], [True])
+
+
+def test_holm_adjustment_by_hand():
+    # p = 0.01, 0.04, 0.03: ×3, ×2 then monotone, ×1 then monotone
+    assert list(holm(np.array([0.01, 0.04, 0.03]))) == pytest.approx([0.03, 0.06, 0.06])
+    assert list(holm(np.array([0.5, 0.9]))) == [1.0, 1.0]
