@@ -258,6 +258,109 @@ def cmd_build(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_search_query(args: argparse.Namespace) -> int:
+    from review.search.query import build_query, lint_query, query_structure
+
+    workspace = _workspace(args)
+    query = build_query(workspace.protocol.search)
+    problems = lint_query(query)
+    if args.format == "json":
+        print(json.dumps({**query_structure(workspace.protocol.search),
+                          "lint": [str(p) for p in problems]}, indent=2, ensure_ascii=False))
+    else:
+        print(query)
+    for problem in problems:
+        print(f"{shown(workspace.protocol_path)}: search query: {problem}", file=sys.stderr)
+    return EXIT_DATA if problems else EXIT_OK
+
+
+def cmd_search_run(args: argparse.Namespace) -> int:
+    from review.search.eutils import EutilsClient, EutilsConfig
+    from review.search.query import build_query, lint_query
+    from review.search.run import run_search
+
+    workspace = _workspace(args)
+    query = build_query(workspace.protocol.search)
+    problems = lint_query(query)
+    if problems:
+        raise ReviewError(f"{workspace.protocol_path}: the search query does not lint: "
+                          f"{problems[0]}")
+    overrides = {name: value for name, value in (("batch_size", args.batch_size),
+                                                 ("timeout", args.timeout),
+                                                 ("max_attempts", args.max_attempts))
+                 if value is not None}
+    client = EutilsClient(EutilsConfig.from_environment(args.eutils_url, **overrides))
+    result = run_search(workspace, client, query, new=args.new, quiet=args.quiet)
+    print(f"search run {result.run_id}{' (resumed)' if result.resumed else ''}: "
+          f"{result.count} records found, {result.fetched} fetched, {result.added} new, "
+          f"{result.already_known} already known; {result.requests} requests "
+          f"({result.retries} retried)")
+    return EXIT_OK
+
+
+def cmd_search_diff(args: argparse.Namespace) -> int:
+    from review.search.records import RecordStore
+    from review.search.run import run_difference
+
+    workspace = _workspace(args)
+    latest, previous, new = run_difference(workspace)
+    titles = {record.pmid: record.title for record in
+              RecordStore(workspace.search_dir / "records.jsonl").load()
+              if record.source == "PubMed"}
+    if previous is None:
+        print(f"run {latest} is the first complete run: all {len(new)} records are new")
+    else:
+        print(f"run {latest} against {previous}: {len(new)} new records")
+        for pmid in new:
+            print(f"  PMID {pmid}: {titles.get(pmid, '')}")
+    return EXIT_OK
+
+
+def cmd_search_log(args: argparse.Namespace) -> int:
+    from review.search.log import read_log
+
+    entries = read_log(_workspace(args))
+    if args.json:
+        print(json.dumps(entries, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    for entry in entries:
+        if entry.get("kind") == "search":
+            print(f"{entry['finished']}  search {entry['database']} via {entry['interface']}: "
+                  f"{entry['count']} records ({entry['new_records']} new)")
+            print(f"    query: {entry['query']}")
+            print(f"    PubMed's translation: {entry['query_translation']}")
+        else:
+            print(f"{entry['date']}  import {entry['file']} ({entry['format']}, "
+                  f"{entry['encoding']}) as {entry['source']}: {entry['records']} records "
+                  f"({entry['new_records']} new)")
+    if not entries:
+        print("the search log is empty")
+    return EXIT_OK
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from review.search.importing import import_exports
+
+    workspace = _workspace(args)
+    results = import_exports(workspace, [Path(shown(path)) for path in args.files],
+                             args.source, declared=args.format, encoding=args.encoding)
+    for result in results:
+        print(f"{result.path}: {result.records} records ({result.format}, {result.encoding}): "
+              f"{result.added} new, {result.already_known} already known")
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from review.status import review_status, status_lines
+
+    status = review_status(_workspace(args))
+    if args.json:
+        print(json.dumps(status, indent=2, sort_keys=True, ensure_ascii=False))
+    else:
+        print("\n".join(status_lines(status)))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="review",
@@ -375,6 +478,55 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--force", action="store_true", help="rebuild even when up to date")
     build.add_argument("--quiet", action="store_true", help="no progress messages")
     build.set_defaults(handler=cmd_build)
+
+    search = commands.add_parser("search", help="PubMed searches from the protocol",
+                                 description="Build, run and compare the protocol's PubMed "
+                                             "search.")
+    search_commands = search.add_subparsers(dest="action", metavar="ACTION", required=True)
+    query = search_commands.add_parser(
+        "query", help="print the PubMed query built from the protocol",
+        description="Print the query (concepts ORed inside, ANDed together, limits, NOT "
+                    "blocks, fully parenthesised) and lint it; exit 1 on lint problems.")
+    query.add_argument("--format", choices=["text", "json"], default="text")
+    query.set_defaults(handler=cmd_search_query)
+    run = search_commands.add_parser(
+        "run", help="run the search through E-utilities (resumes an interrupted run)",
+        description="ESearch with the history server, then EFetch in batches; raw replies "
+                    "under data/search/runs/<run-id>/; an interrupted run resumes. Settings: "
+                    "NCBI_EMAIL, NCBI_API_KEY, NCBI_TOOL or ~/.config/casereview/eutils.yaml.")
+    run.add_argument("--eutils-url", metavar="URL",
+                     help="E-utilities base URL (default: $REVIEW_EUTILS_URL, else NCBI)")
+    run.add_argument("--batch-size", type=int, metavar="N", help="records per EFetch (500)")
+    run.add_argument("--timeout", type=float, metavar="S", help="seconds per request (30)")
+    run.add_argument("--max-attempts", type=int, metavar="N", help="tries per request (6)")
+    run.add_argument("--new", action="store_true", help="start a new run instead of resuming")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(handler=cmd_search_run)
+    search_commands.add_parser(
+        "diff", help="PMIDs new in the latest run (living review)",
+        description="Compare the latest complete run with the one before it.",
+    ).set_defaults(handler=cmd_search_diff)
+    log = search_commands.add_parser("log", help="the search log (PRISMA-S)",
+                                     description="Every search run and import, in order.")
+    log.add_argument("--json", action="store_true")
+    log.set_defaults(handler=cmd_search_log)
+
+    importer = commands.add_parser(
+        "import", help="import exported records (PubMed XML, MEDLINE, RIS, WoS, CSV)",
+        description="Read exports into data/search/records.jsonl; re-importing a file adds "
+                    "nothing; a bad file changes nothing.")
+    importer.add_argument("files", nargs="+", metavar="FILE")
+    importer.add_argument("--source", required=True, help="the database, e.g. Embase")
+    importer.add_argument("--format", choices=["pubmed-xml", "medline", "ris", "wos-tab", "csv"],
+                          help="the format, when the extension does not say")
+    importer.add_argument("--encoding", help="the files' encoding when not UTF-8 or latin-1")
+    importer.set_defaults(handler=cmd_import)
+
+    status = commands.add_parser("status", help="where the review stands",
+                                 description="Records identified per source, search runs, "
+                                             "imports and extraction.")
+    status.add_argument("--json", action="store_true", help="machine-readable counts")
+    status.set_defaults(handler=cmd_status)
     return parser
 
 

@@ -1,0 +1,103 @@
+"""RIS, as Embase, Scopus, Web of Science, Ovid, Zotero and EndNote write it.
+
+Vendors disagree on tags (title in TI or T1, journal in T2, JO, JF or JA, abstract in AB or N2,
+year in PY, Y1 or DA) and some wrap long fields over several lines; all of that is read here.
+"""
+
+from __future__ import annotations
+
+import re
+
+from review.errors import ReviewError
+from review.search.records import Record, make_record
+
+TAG = re.compile(r"^([A-Z][A-Z0-9])  -(?: (.*))?$")
+TITLE_TAGS = ("TI", "T1", "CT")
+JOURNAL_TAGS = ("T2", "JF", "JO", "JA", "J2", "J1")
+ABSTRACT_TAGS = ("AB", "N2")
+YEAR_TAGS = ("PY", "Y1", "DA", "Y2")
+AUTHOR_TAGS = ("AU", "A1")
+
+
+def _first(fields: dict[str, list[str]], tags: tuple[str, ...]) -> str:
+    for tag in tags:
+        if fields.get(tag):
+            return fields[tag][0]
+    return ""
+
+
+def _pmid(fields: dict[str, list[str]]) -> str:
+    database = " ".join(fields.get("DB", []) + fields.get("DP", [])).lower()
+    for tag in ("AN", "C5", "M2", "N1", "U2"):
+        for value in fields.get(tag, []):
+            match = re.search(r"(?:PMID|PubMed ID)\s*:?\s*(\d{1,9})", value, re.IGNORECASE)
+            if match:
+                return match.group(1)
+            if tag == "AN" and ("medline" in database or "pubmed" in database) \
+                    and value.strip().isdigit():
+                return value.strip()
+    return ""
+
+
+def _doi(fields: dict[str, list[str]]) -> str:
+    if fields.get("DO"):
+        return fields["DO"][0]
+    for tag in ("M3", "N1", "UR", "L2", "LK"):
+        for value in fields.get(tag, []):
+            match = re.search(r"(10\.\d{4,9}/[^\s\"<>]+)", value)
+            if match:
+                return match.group(1)
+    return ""
+
+
+def _record(fields: dict[str, list[str]], source: str, source_file: str) -> Record:
+    start, end = _first(fields, ("SP",)), _first(fields, ("EP",))
+    pages = f"{start}-{end}" if start and end and end != start else start
+    kinds = [value for tag in ("TY", "M3") for value in fields.get(tag, [])
+             if not re.search(r"10\.\d{4}", value)]
+    return make_record(
+        source, source_file, pmid=_pmid(fields), doi=_doi(fields),
+        title=_first(fields, TITLE_TAGS), abstract=_first(fields, ABSTRACT_TAGS),
+        authors=[a for tag in AUTHOR_TAGS for a in fields.get(tag, [])],
+        journal=_first(fields, JOURNAL_TAGS), year=_first(fields, YEAR_TAGS),
+        volume=_first(fields, ("VL",)), issue=_first(fields, ("IS", "CP")), pages=pages,
+        publication_types=kinds, keywords=fields.get("KW", []),
+        language=_first(fields, ("LA",)),
+        extra={"accession": _first(fields, ("AN",)), "database": _first(fields, ("DB",))},
+    )
+
+
+def read(text: str, source: str, source_file: str) -> list[Record]:
+    records: list[Record] = []
+    fields: dict[str, list[str]] | None = None
+    started = 0
+    last_tag = ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = TAG.match(line.rstrip())
+        if match:
+            tag, value = match.group(1), (match.group(2) or "").strip()
+            if tag == "TY":
+                if fields is not None:
+                    raise ReviewError(f"{source_file}:{number}: a new record (TY) starts "
+                                      f"before the record of line {started} ended (no ER)")
+                fields, started = {"TY": [value]}, number
+            elif tag == "ER":
+                if fields is None:
+                    raise ReviewError(f"{source_file}:{number}: ER without a record (no TY)")
+                records.append(_record(fields, source, source_file))
+                fields = None
+            elif fields is None:
+                raise ReviewError(f"{source_file}:{number}: tag {tag} outside a record "
+                                  "(records start with TY)")
+            else:
+                fields.setdefault(tag, []).append(value)
+            last_tag = tag
+        elif line.strip():
+            if fields is None or not last_tag or last_tag in ("TY", "ER"):
+                raise ReviewError(f"{source_file}:{number}: not an RIS line "
+                                  f"('{line.strip()[:40]}')")
+            fields[last_tag][-1] = f"{fields[last_tag][-1]} {line.strip()}"
+    if fields is not None:
+        raise ReviewError(f"{source_file}:{started}: the record starting here has no ER line "
+                          "(truncated file?)")
+    return records
