@@ -361,6 +361,194 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _dedup_folder(workspace: Workspace) -> Path:
+    return workspace.data_dir / "dedup"
+
+
+def cmd_dedup(args: argparse.Namespace) -> int:
+    from review.screening.dedup import deduplicate, read_pair_decisions, write_dedup
+    from review.screening.flow import identified_via_other_methods
+    from review.search.records import RecordStore
+
+    workspace = _workspace(args)
+    folder = _dedup_folder(workspace)
+    records = [r for r in RecordStore(workspace.search_dir / "records.jsonl").load()
+               if not identified_via_other_methods(r)]
+    decisions = read_pair_decisions(folder / "decisions.csv")
+    result = deduplicate(records, decisions)
+    write_dedup(folder, records, result, decisions)
+    remaining = len(records) - result.duplicates_removed
+    print(f"{len(records)} records: {len(result.clusters)} clusters of duplicates, "
+          f"{result.duplicates_removed} duplicates removed, {remaining} records to screen; "
+          f"{len(result.uncertain)} uncertain pairs wait in {shown(folder / 'queue.csv')}")
+    return EXIT_OK
+
+
+def cmd_dedup_review(args: argparse.Namespace) -> int:
+    from review.screening.decisions import check_reviewer
+    from review.screening.dedup import (
+        PairDecision,
+        deduplicate,
+        read_pair_decisions,
+        write_dedup,
+    )
+    from review.screening.flow import identified_via_other_methods
+    from review.screening.screener import plain
+    from review.search.records import RecordStore
+
+    workspace = _workspace(args)
+    reviewer = check_reviewer(args.reviewer, workspace.protocol)
+    folder = _dedup_folder(workspace)
+    records = [r for r in RecordStore(workspace.search_dir / "records.jsonl").load()
+               if not identified_via_other_methods(r)]
+    by_id = {r.record_id: r for r in records}
+    decisions = read_pair_decisions(folder / "decisions.csv")
+    if args.file:
+        import csv
+        import io
+
+        from review.fileio import read_text
+        rows = list(csv.DictReader(io.StringIO(read_text(args.file))))
+        for number, row in enumerate(rows, start=2):
+            verdict = (row.get("duplicate") or "").strip().lower()
+            if not verdict:
+                continue
+            if verdict not in ("yes", "no"):
+                raise ReviewError(f"{args.file}:{number}:duplicate: expected yes or no (got "
+                                  f"'{verdict}')")
+            if row.get("record_a") not in by_id or row.get("record_b") not in by_id:
+                raise ReviewError(f"{args.file}:{number}:record_a: no such record pair")
+            decisions.append(PairDecision(row["record_a"], row["record_b"], verdict == "yes",
+                                          reviewer))
+    else:
+        pending = deduplicate(records, decisions).uncertain
+        for first, second, reason in pending:
+            a, b = by_id[first], by_id[second]
+            print(f"\n{reason}\n  A: {plain(a.title)} ({a.year}, {plain(a.journal)})"
+                  f"\n  B: {plain(b.title)} ({b.year}, {plain(b.journal)})")
+            answer = input("Same work? [y]es / [n]o / [s]kip / [q]uit: ").strip().lower()
+            if answer == "q":
+                break
+            if answer in ("y", "n"):
+                decisions.append(PairDecision(first, second, answer == "y", reviewer))
+    result = deduplicate(records, decisions)
+    write_dedup(folder, records, result, decisions)
+    print(f"{len(decisions)} pair decisions stored; {len(result.uncertain)} uncertain pairs "
+          "remain")
+    return EXIT_OK
+
+
+def cmd_screen(args: argparse.Namespace) -> int:
+    from review.screening.decisions import DecisionStore, check_reviewer, check_stage
+    from review.screening.flow import screening_state
+    from review.screening.screener import Screener, raw_terminal
+
+    workspace = _workspace(args)
+    if not args.stage or not args.reviewer:
+        raise ReviewError("review screen needs --stage and --reviewer (or an action: import, "
+                          "conflicts, adjudicate, from-extraction)")
+    stage = check_stage(args.stage, workspace.protocol)
+    reviewer = check_reviewer(args.reviewer, workspace.protocol)
+    records = screening_state(workspace).candidates(stage)
+    if not records:
+        print(f"no records to screen at the {stage} stage")
+        return EXIT_OK
+    keys = sys.stdin.fileno()
+    with raw_terminal(keys):
+        made = Screener(workspace.protocol, DecisionStore(workspace.screening_dir), records,
+                        stage, reviewer, keys, sys.stdout).run()
+    print(f"{made} decisions recorded by {reviewer} at the {stage} stage")
+    return EXIT_OK
+
+
+def cmd_screen_import(args: argparse.Namespace) -> int:
+    from review.screening.decisions import DecisionStore, check_reviewer, check_stage
+    from review.screening.flow import screening_state
+    from review.screening.importing import read_decisions
+
+    workspace = _workspace(args)
+    stage = check_stage(args.stage, workspace.protocol)
+    reviewer = check_reviewer(args.reviewer, workspace.protocol)
+    records = screening_state(workspace).candidates(stage)
+    decisions = read_decisions(Path(args.file), workspace.protocol, records, stage, reviewer)
+    DecisionStore(workspace.screening_dir).append(decisions)
+    print(f"{len(decisions)} decisions of {reviewer} imported for the {stage} stage")
+    return EXIT_OK
+
+
+def cmd_screen_conflicts(args: argparse.Namespace) -> int:
+    from review.screening.decisions import check_stage
+    from review.screening.flow import conflicts, screening_state
+    from review.screening.screener import plain
+
+    workspace = _workspace(args)
+    stage = check_stage(args.stage, workspace.protocol)
+    state = screening_state(workspace)
+    titles = {r.record_id: r.title for r in state.records}
+    found = conflicts(state, stage)
+    for conflict in found:
+        print(f"{conflict.record}: {plain(titles.get(conflict.record, ''))[:90]}")
+        for who, vote in sorted(conflict.votes.items()):
+            reason = f" ({vote.reason})" if vote.reason else ""
+            note = f" — {plain(vote.note)}" if vote.note else ""
+            print(f"    {who}: {vote.decision}{reason}{note}")
+    print(f"{len(found)} conflicts at the {stage} stage"
+          + ("; resolve with 'review screen adjudicate'" if found else ""))
+    return EXIT_DATA if found else EXIT_OK
+
+
+def cmd_screen_adjudicate(args: argparse.Namespace) -> int:
+    from review.screening.decisions import (
+        ADJUDICATOR,
+        Decision,
+        DecisionStore,
+        check_reviewer,
+        check_stage,
+        now,
+        validate_decision,
+    )
+    from review.screening.flow import screening_state
+
+    workspace = _workspace(args)
+    stage = check_stage(args.stage, workspace.protocol)
+    adjudicator = check_reviewer(args.adjudicator, workspace.protocol)
+    known = {r.record_id for r in screening_state(workspace).candidates(stage)}
+    decision = Decision(args.record, stage, adjudicator, args.decision, args.reason or "",
+                        args.note or "", role=ADJUDICATOR, time=now())
+    validate_decision(decision, workspace.protocol, known)
+    DecisionStore(workspace.screening_dir).append([decision])
+    print(f"{args.record}: {args.decision} at the {stage} stage, adjudicated by {adjudicator}")
+    return EXIT_OK
+
+
+def cmd_screen_from_extraction(args: argparse.Namespace) -> int:
+    from review.screening.worked import include_extracted_reports
+
+    workspace = _workspace(args)
+    records, decisions = include_extracted_reports(workspace, args.source, args.reviewer)
+    print(f"{records} reports added as records identified via other methods ({args.source}); "
+          f"{decisions} full-text inclusions recorded by {args.reviewer}")
+    return EXIT_OK
+
+
+def cmd_prisma(args: argparse.Namespace) -> int:
+    from analysis.figures import figure_files
+    from review.fileio import write_files_atomically
+    from review.screening.prisma import prisma_csv, prisma_diagram
+    from review.status import prisma_counts_for
+
+    workspace = _workspace(args)
+    counts = prisma_counts_for(workspace)
+    out = Path(args.out) if args.out else workspace.reports_dir
+    files = figure_files(prisma_diagram(counts))
+    write_files_atomically({out / "figures" / "prisma_flow.svg": files["svg"],
+                            out / "figures" / "prisma_flow.png": files["png"],
+                            out / "tables" / "prisma2020.csv": prisma_csv(counts)})
+    print(json.dumps(counts, indent=2, ensure_ascii=False))
+    print(f"wrote the PRISMA 2020 diagram and counts under {shown(out)}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="review",
@@ -521,6 +709,71 @@ def build_parser() -> argparse.ArgumentParser:
                           help="the format, when the extension does not say")
     importer.add_argument("--encoding", help="the files' encoding when not UTF-8 or latin-1")
     importer.set_defaults(handler=cmd_import)
+
+    dedup = commands.add_parser(
+        "dedup", help="find duplicate records (clusters, audit, review queue)",
+        description="Cluster the database records: identifiers first, then title, first "
+                    "author, year (±1) and venue. Writes data/dedup/clusters.csv (audit), "
+                    "queue.csv (uncertain pairs) and decisions.csv (reviewers' verdicts).")
+    dedup_commands = dedup.add_subparsers(dest="action", metavar="ACTION")
+    dedup.set_defaults(handler=cmd_dedup)
+    dedup_review = dedup_commands.add_parser(
+        "review", help="decide the uncertain pairs (interactive, or a filled queue CSV)",
+        description="Ask about each uncertain pair, or read FILE (queue.csv with the "
+                    "duplicate column filled with yes or no). Decisions are never asked again.")
+    dedup_review.add_argument("--reviewer", required=True)
+    dedup_review.add_argument("--file", metavar="QUEUE.csv")
+    dedup_review.set_defaults(handler=cmd_dedup_review)
+
+    screen = commands.add_parser(
+        "screen", help="screen records (interactive), import, conflicts, adjudicate",
+        description="Without an action: screen one record at a time in the terminal "
+                    "(--stage and --reviewer). Keys: i include, e exclude, m maybe, n note, "
+                    "u undo, b back, f forward, q quit.")
+    screen.add_argument("--stage", help="title-abstract or full-text")
+    screen.add_argument("--reviewer", help="your name as the protocol lists it")
+    screen.set_defaults(handler=cmd_screen)
+    screen_commands = screen.add_subparsers(dest="action", metavar="ACTION")
+    screen_import = screen_commands.add_parser(
+        "import", help="decisions made elsewhere (spreadsheet, Rayyan, ASReview CSV)",
+        description="Match rows to records by record_id, PMID, DOI or title; validate every "
+                    "row; store nothing unless all are valid.")
+    screen_import.add_argument("file", metavar="FILE")
+    screen_import.add_argument("--stage", required=True)
+    screen_import.add_argument("--reviewer", required=True)
+    screen_import.set_defaults(handler=cmd_screen_import)
+    screen_conflicts = screen_commands.add_parser(
+        "conflicts", help="records where reviewers disagree",
+        description="Records where an exclusion meets an inclusion or maybe, with each "
+                    "vote; exit 1 while any remain.")
+    screen_conflicts.add_argument("--stage", required=True)
+    screen_conflicts.set_defaults(handler=cmd_screen_conflicts)
+    adjudicate = screen_commands.add_parser(
+        "adjudicate", help="resolve a record's conflict",
+        description="Record an adjudicator's decision, which becomes the final one.")
+    adjudicate.add_argument("record", metavar="RECORD_ID")
+    adjudicate.add_argument("--stage", required=True)
+    adjudicate.add_argument("--decision", required=True,
+                            choices=["include", "exclude", "maybe", "not-retrieved"])
+    adjudicate.add_argument("--reason", help="exclusion reason id from the protocol")
+    adjudicate.add_argument("--note")
+    adjudicate.add_argument("--adjudicator", required=True)
+    adjudicate.set_defaults(handler=cmd_screen_adjudicate)
+    seed = screen_commands.add_parser(
+        "from-extraction", help="the sheet's reports as other-method records, included",
+        description="For a review assembled from web and reference-list searches: add each "
+                    "report of the extraction sheet as a record identified via other methods "
+                    "and record its full-text inclusion.")
+    seed.add_argument("--source", required=True, help="how the reports were found")
+    seed.add_argument("--reviewer", required=True)
+    seed.set_defaults(handler=cmd_screen_from_extraction)
+
+    prisma = commands.add_parser(
+        "prisma", help="the PRISMA 2020 flow diagram and counts",
+        description="Draw the PRISMA 2020 flow diagram (SVG, PNG) and write its counts in "
+                    "the PRISMA2020 R package's CSV format.")
+    prisma.add_argument("--out", metavar="DIR", help="output folder (default: reports/<id>/)")
+    prisma.set_defaults(handler=cmd_prisma)
 
     status = commands.add_parser("status", help="where the review stands",
                                  description="Records identified per source, search runs, "

@@ -165,6 +165,7 @@ class ExclusionReason:
 @dataclass(frozen=True)
 class ScreeningSpec:
     stages: tuple[str, ...]
+    reviewers: tuple[str, ...]
     exclusion_reasons: tuple[ExclusionReason, ...]
     include_keywords: tuple[str, ...]
     exclude_keywords: tuple[str, ...]
@@ -560,7 +561,7 @@ def _parse_search(check: _Checker, raw: Any, path: str) -> SearchSpec:
 
 
 def _parse_screening(check: _Checker, raw: Any, path: str) -> ScreeningSpec:
-    data = check.mapping(raw, path, ("stages", "exclusion_reasons"), ("keywords",))
+    data = check.mapping(raw, path, ("stages", "exclusion_reasons"), ("keywords", "reviewers"))
     stages = check.texts(data.get("stages"), _join(path, "stages"), allow_empty=False)
     for i, stage in enumerate(stages):
         check.member(stage, ("title-abstract", "full-text"), f"{path}.stages[{i}]")
@@ -575,8 +576,14 @@ def _parse_screening(check: _Checker, raw: Any, path: str) -> ScreeningSpec:
     check.unique([reason.id for reason in reasons], _join(path, "exclusion_reasons"))
     keywords = check.mapping(data.get("keywords") or {}, _join(path, "keywords"), (),
                              ("include", "exclude"))
+    reviewers = check.texts(data.get("reviewers"), _join(path, "reviewers"))
+    for i, name in enumerate(reviewers):
+        if not re.fullmatch(r"[a-z][a-z0-9_-]{0,39}", name):
+            check.fail(f"{path}.reviewers[{i}]", f"'{name}': use lower-case letters, digits, "
+                                                 "- or _, starting with a letter")
     return ScreeningSpec(
         stages=stages,
+        reviewers=reviewers,
         exclusion_reasons=tuple(reasons),
         include_keywords=check.texts(keywords.get("include"), f"{path}.keywords.include"),
         exclude_keywords=check.texts(keywords.get("exclude"), f"{path}.keywords.exclude"),

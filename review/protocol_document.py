@@ -133,7 +133,8 @@ def render_protocol_markdown(protocol: Protocol, source_name: str) -> str:
         "",
         "## 12. Study selection",
         "",
-        f"Stages: {', '.join(protocol.screening.stages)}. Reasons for exclusion:",
+        f"Stages: {', '.join(protocol.screening.stages)}. Reviewers: "
+        f"{', '.join(protocol.screening.reviewers) or 'not listed'}. Reasons for exclusion:",
         "",
         "| Code | Reason |",
         "|---|---|",

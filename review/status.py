@@ -3,16 +3,33 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from review.search.log import read_log
 from review.search.records import RecordStore
 from review.workspace import Workspace
 
+if TYPE_CHECKING:
+    from review.screening.flow import ScreeningState
+
+
+def prisma_counts_for(workspace: Workspace, state: ScreeningState | None = None
+                      ) -> dict[str, Any]:
+    """The PRISMA 2020 counts of a workspace."""
+    from review.extraction.sheet import ensure_sheet
+    from review.screening.flow import prisma_counts, screening_state
+
+    schema = workspace.protocol.extraction
+    cases = ensure_sheet(workspace.cases_path, schema)
+    studies = cases[schema.study.key].replace("", None).dropna().nunique()
+    labels = {reason.id: reason.label for reason in workspace.protocol.screening.exclusion_reasons}
+    return prisma_counts(state or screening_state(workspace), int(studies), len(cases), labels)
+
 
 def review_status(workspace: Workspace) -> dict[str, Any]:
     """Counts for `review status --json`."""
     from review.extraction.sheet import ensure_sheet
+    from review.screening.flow import agreement, screening_state
 
     records = RecordStore(workspace.search_dir / "records.jsonl").load()
     log = read_log(workspace)
@@ -20,8 +37,16 @@ def review_status(workspace: Workspace) -> dict[str, Any]:
     schema = workspace.protocol.extraction
     cases = ensure_sheet(workspace.cases_path, schema)
     studies = cases[schema.study.key].replace("", None).dropna().nunique()
+    state = screening_state(workspace)
+    agreements = {stage: found.to_dict() for stage in ("title-abstract", "full-text")
+                  if (found := agreement(stage, state.decisions[stage])) is not None}
     return {
+        **prisma_counts_for(workspace, state),
+        "agreement": agreements,
+        "conflicts": {stage: sum(d.decision == "conflict" for d in state.final[stage].values())
+                      for stage in state.final},
         "review": workspace.protocol.id,
+        # Every source, other methods included (PRISMA's database column is the difference).
         "identified": dict(sorted(Counter(record.source for record in records).items())),
         "records": len(records),
         "search_runs": len(searches),
@@ -46,6 +71,19 @@ def status_lines(status: dict[str, Any]) -> list[str]:
         f"; last {last['run_id']}: {last['count']} records, {last['new_records']} new"
         if last else ""))
     lines.append(f"imports: {status['imports']}")
+    lines.append(f"de-duplication: {status['duplicates_removed']} duplicates removed, "
+                 f"{status['records_screened']} records to screen")
+    lines.append(f"title/abstract: {status['records_excluded']} excluded, "
+                 f"{status['reports_sought']} advanced, {status['records_awaiting_screening']} "
+                 f"awaiting a decision or adjudication")
+    lines.append(f"full text: {status['reports_assessed'] + status['other_reports_assessed']} "
+                 f"assessed, {status['reports_included'] + status['other_reports_included']} "
+                 f"included, {status['reports_awaiting_assessment']} awaiting")
+    for stage, found in status["agreement"].items():
+        low, high = found["kappa_ci"]
+        lines.append(f"agreement at {stage}: {found['percent_agreement']:.1f}% over "
+                     f"{found['records']} records, {found['statistic']} {found['kappa']:.2f} "
+                     f"(95% CI {low:.2f} to {high:.2f})")
     lines.append(f"extraction: {status['cases_extracted']} patients from "
                  f"{status['studies_extracted']} studies")
     return lines

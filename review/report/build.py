@@ -74,13 +74,25 @@ def render_outputs(workspace: Workspace, progress: Callable[[str], None] = _quie
         svg[name] = files["svg"]
         for kind, data in files.items():
             outputs[f"figures/{name}.{kind}"] = data
+    prisma = None
+    if (workspace.search_dir / "records.jsonl").exists():
+        from analysis.figures import figure_files
+        from review.screening.prisma import prisma_csv, prisma_diagram
+        from review.status import prisma_counts_for
+
+        prisma = prisma_counts_for(workspace)
+        outputs["tables/prisma2020.csv"] = prisma_csv(prisma)
+        drawn = figure_files(prisma_diagram(prisma))
+        svg["prisma_flow"] = drawn["svg"]
+        outputs["figures/prisma_flow.svg"] = drawn["svg"]
+        outputs["figures/prisma_flow.png"] = drawn["png"]
     progress("writing the report")
     appraisal = None
     if schema.appraisal is not None and workspace.appraisal_path.exists():
         appraisal = read_appraisal(workspace.appraisal_path, schema.appraisal)
     versions = {"casereview": __version__, **package_versions()}
     inputs = ReportInputs(
-        analysis=analysis, figures=svg, appraisal=appraisal,
+        analysis=analysis, figures=svg, appraisal=appraisal, prisma=prisma,
         build_day=build_date(workspace).day, versions=versions,
         data_files={relative(path, workspace.root): "" for path in input_files(workspace)},
     )

@@ -110,6 +110,7 @@ class ReportInputs:
     analysis: ReviewAnalysis
     figures: dict[str, bytes]
     appraisal: pd.DataFrame | None
+    prisma: dict | None
     build_day: str
     versions: dict[str, str]
     data_files: dict[str, str]
@@ -197,6 +198,42 @@ def _findings(inputs: ReportInputs) -> list[str]:
                                 f"{result.logrank.p_value:.2f} over "
                                 f"{sum(c.n for c in result.curves.values())} patients.")
     return findings
+
+
+def _prisma(page: _Page, inputs: ReportInputs) -> None:
+    counts = inputs.prisma
+    protocol = inputs.analysis.protocol
+    if counts is None:
+        page.missing("No records are kept in this workspace yet, so the PRISMA 2020 flow "
+                     "diagram cannot be derived. The included reports were identified via "
+                     f"other methods ({text(', '.join(protocol.search.other_methods))}).")
+        return
+    database = sum(counts["identified"].values())
+    other = sum(counts["identified_other_methods"].values())
+    reports = counts["reports_included"] + counts["other_reports_included"]
+    page.add(f"<p>Records identified: {database} from databases and registers, {other} via "
+             f"other methods. After removing {counts['duplicates_removed']} duplicates, "
+             f"{counts['records_screened']} records were screened on title and abstract and "
+             f"{counts['records_excluded']} excluded; "
+             f"{counts['reports_assessed'] + counts['other_reports_assessed']} reports were "
+             f"assessed in full text and {reports} included, describing "
+             f"{counts['studies_included']} studies and {counts['cases_included']} "
+             "patients. Every count is derived from the records, the screening decisions and "
+             "the extraction sheet.</p>")
+    if counts["records_awaiting_screening"] or counts["reports_awaiting_assessment"]:
+        page.missing(f"{counts['records_awaiting_screening']} records and "
+                     f"{counts['reports_awaiting_assessment']} reports still await a decision "
+                     "or the adjudication of a conflict.")
+    if not database:
+        page.missing("No database search has been run yet: every included report was "
+                     "identified via other methods.")
+    page.figure(inputs.figures, "prisma_flow", "PRISMA 2020 flow diagram.")
+    excluded = {**counts["reports_excluded"], **{
+        f"{reason} (other methods)": n for reason, n in counts["other_reports_excluded"].items()}}
+    if excluded:
+        page.add(table_html(pd.DataFrame([{"reason": r, "n": n} for r, n in excluded.items()]),
+                            {"reason": "Reports excluded, by reason", "n": "Reports"},
+                            numeric=["n"]))
 
 
 def _methods(page: _Page, inputs: ReportInputs) -> None:
@@ -454,11 +491,7 @@ def render_report(inputs: ReportInputs) -> str:
     page.end()
 
     page.section("prisma", "Study selection (PRISMA 2020)")
-    page.missing("Screening records are not yet kept in this workspace, so the PRISMA 2020 flow "
-                 "diagram cannot be derived. The included reports were identified via other "
-                 f"methods ({text(', '.join(protocol.search.other_methods))}): "
-                 f"{len(analysis.studies)} reports with {len(analysis.cases)} patients were "
-                 "included.")
+    _prisma(page, inputs)
     page.end()
 
     _methods(page, inputs)

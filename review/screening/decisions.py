@@ -1,0 +1,181 @@
+"""Screening decisions: one append-only file per reviewer and stage, and the final decision.
+
+`data/screening/<stage>/<reviewer>.jsonl` holds one decision per line. Each line is appended
+with a single write under an exclusive lock, so two processes writing at once lose nothing,
+and a kill mid-write can at worst leave a torn last line, which is skipped (and separated
+from the next decision) rather than corrupting what came before. Changing one's mind appends;
+the latest line counts; the history stays. Reviewers work on separate files, so branches merge
+without conflicts.
+
+The final decision per record and stage: an adjudicator's latest decision, if any; else
+include when every reviewer who decided chose include or maybe; exclude when every one chose
+exclude; otherwise a conflict awaiting adjudication.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import os
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from review.errors import ReviewError
+from review.protocol import Protocol
+
+STAGES = ("title-abstract", "full-text")
+CHOICES = ("include", "exclude", "maybe", "not-retrieved", "withdrawn")
+ADVANCING = {"include", "maybe"}
+REVIEWER_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
+ADJUDICATOR = "adjudicator"
+
+
+@dataclass(frozen=True)
+class Decision:
+    record: str
+    stage: str
+    reviewer: str
+    decision: str
+    reason: str = ""
+    note: str = ""
+    role: str = "reviewer"
+    time: str = ""
+
+
+def check_reviewer(name: str, protocol: Protocol) -> str:
+    if not REVIEWER_NAME.fullmatch(name):
+        raise ReviewError(f"reviewer '{name}': use lower-case letters, digits, - or _ "
+                          "(starting with a letter)")
+    allowed = protocol.screening.reviewers
+    if allowed and name not in allowed:
+        raise ReviewError(f"unknown reviewer '{name}' (the protocol lists: "
+                          f"{', '.join(allowed)})")
+    return name
+
+
+def check_stage(stage: str, protocol: Protocol) -> str:
+    if stage not in protocol.screening.stages:
+        raise ReviewError(f"unknown stage '{stage}' (allowed: "
+                          f"{', '.join(protocol.screening.stages)})")
+    return stage
+
+
+def validate_decision(decision: Decision, protocol: Protocol, known: set[str]) -> None:
+    """Refuse a decision for an unknown record, with an unknown choice or reason, or an
+    exclusion at full text without a reason."""
+    if decision.record not in known:
+        raise ReviewError(f"no record '{decision.record}' at the {decision.stage} stage")
+    if decision.decision not in CHOICES:
+        raise ReviewError(f"decision '{decision.decision}' is not one of: {', '.join(CHOICES)}")
+    reasons = [reason.id for reason in protocol.screening.exclusion_reasons]
+    if decision.reason and decision.reason not in reasons:
+        raise ReviewError(f"reason '{decision.reason}' is not in the protocol (allowed: "
+                          f"{', '.join(reasons)})")
+    if decision.decision == "exclude" and decision.stage == "full-text" and not decision.reason:
+        raise ReviewError("a full-text exclusion needs a reason from the protocol")
+    if decision.decision == "not-retrieved" and decision.stage != "full-text":
+        raise ReviewError("'not-retrieved' applies to full texts only")
+
+
+class DecisionStore:
+    """The decision files of one review."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def path(self, stage: str, reviewer: str) -> Path:
+        return self.folder / stage / f"{reviewer}.jsonl"
+
+    def append(self, decisions: Iterable[Decision]) -> None:
+        """Append decisions, each as one write under an exclusive lock of its file."""
+        by_file: dict[Path, list[Decision]] = defaultdict(list)
+        for decision in decisions:
+            by_file[self.path(decision.stage, decision.reviewer)].append(decision)
+        for path, batch in by_file.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                size = os.fstat(handle).st_size
+                torn = size > 0 and os.pread(handle, 1, size - 1) != b"\n"
+                lines = "".join(json.dumps(asdict(d), ensure_ascii=False, sort_keys=True) + "\n"
+                                for d in batch)
+                os.write(handle, (("\n" if torn else "") + lines).encode("utf-8"))
+                os.fsync(handle)
+            finally:
+                os.close(handle)
+
+    def read(self, stage: str | None = None) -> list[Decision]:
+        """Every decision, file by file in order; a torn line left by a kill is skipped."""
+        decisions = []
+        stages = [stage] if stage else [p.name for p in sorted(self.folder.glob("*"))
+                                         if p.is_dir()]
+        for name in stages:
+            for path in sorted((self.folder / name).glob("*.jsonl")):
+                raw = path.read_bytes().decode("utf-8", errors="replace")
+                for number, line in enumerate(raw.split("\n"), start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        decisions.append(Decision(**json.loads(line)))
+                    except (ValueError, TypeError) as error:
+                        if not line.rstrip().endswith("}"):
+                            continue  # torn by a kill mid-write; the next append moved on
+                        raise ReviewError(f"{path}:{number}: not a decision ({error})") from None
+        return decisions
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def latest_by_reviewer(decisions: Iterable[Decision]) -> dict[str, dict[str, Decision]]:
+    """record → reviewer → that reviewer's latest decision (withdrawn ones removed)."""
+    latest: dict[str, dict[str, Decision]] = defaultdict(dict)
+    for decision in decisions:
+        key = f"{ADJUDICATOR}:{decision.reviewer}" if decision.role == ADJUDICATOR \
+            else decision.reviewer
+        latest[decision.record][key] = decision
+    return {record: {who: d for who, d in votes.items() if d.decision != "withdrawn"}
+            for record, votes in latest.items()}
+
+
+@dataclass(frozen=True)
+class FinalDecision:
+    record: str
+    decision: str  # include, exclude, not-retrieved, conflict
+    reason: str
+    adjudicated: bool
+    votes: dict[str, Decision]
+
+
+def final_decisions(decisions: Iterable[Decision]) -> dict[str, FinalDecision]:
+    """The rule stated in the module docstring, for one stage's decisions."""
+    result = {}
+    for record, votes in latest_by_reviewer(decisions).items():
+        adjudications = [d for who, d in votes.items() if who.startswith(f"{ADJUDICATOR}:")]
+        reviews = {who: d for who, d in votes.items() if not who.startswith(f"{ADJUDICATOR}:")}
+        if adjudications:
+            chosen = max(adjudications, key=lambda d: d.time)
+            outcome = "include" if chosen.decision in ADVANCING else chosen.decision
+            result[record] = FinalDecision(record, outcome, chosen.reason, True, reviews)
+            continue
+        if not reviews:
+            continue
+        kinds = {d.decision for d in reviews.values()}
+        if kinds <= ADVANCING:
+            outcome, reason = "include", ""
+        elif kinds == {"exclude"}:
+            outcome = "exclude"
+            reasons = sorted({d.reason for d in reviews.values() if d.reason})
+            reason = reasons[0] if len(reasons) == 1 else ""
+        elif kinds == {"not-retrieved"}:
+            outcome, reason = "not-retrieved", ""
+        else:
+            outcome, reason = "conflict", ""
+        result[record] = FinalDecision(record, outcome, reason, False, reviews)
+    return result

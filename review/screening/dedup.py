@@ -1,0 +1,360 @@
+"""De-duplication: records that describe the same work become one cluster.
+
+Pairs are found by blocking (shared PMID, DOI, title words, or first author and year), so
+cost stays near-linear, and decided by `compare_records`, whose rules come from real-world
+traps: a DOI mistyped onto another paper, Cochrane review versions (.pub2/.pub3), online-first
+and issue years, a conference version and its journal paper, annual introductions with the
+same title, errata and retraction notices. Nothing is deleted: a cluster keeps its most
+complete record and lists every member with the rule that joined it; uncertain pairs wait for
+a reviewer, whose verdicts are stored and never asked again.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from review.errors import ReviewError
+from review.fileio import read_text, write_files_atomically
+from review.search.records import Record, identity_key
+
+NOTICE_TYPES = {"published erratum", "erratum", "correction", "retraction notice",
+                "retraction of publication", "comment", "expression of concern"}
+NOTICE_TITLE = re.compile(r"^(correction|erratum|corrigendum|retraction|retracted|comment on|"
+                          r"reply to|response to|expression of concern)\b")
+CONFERENCE_TYPES = {"congress", "conference abstract", "conference paper", "meeting abstract",
+                    "conference review", "proceedings paper", "conf", "cpaper", "abst",
+                    "inproceedings"}
+GENERIC_TITLES = {"", "unknown", "book review", "editorial", "erratum", "correction",
+                  "letter to the editor", "reply", "untitled"}
+VENUE_STOP_WORDS = {"of", "the", "and", "for", "in", "on", "de", "la", "y"}
+SAME_TITLE = 0.95
+UNCERTAIN_TITLE = 0.85
+CONFLICTING_TITLE = 0.6
+MAX_BLOCK = 200
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether two records are the same work (None: a reviewer must decide), and why."""
+
+    duplicate: bool | None
+    rule: str
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What matching needs of a record, computed once."""
+
+    record: Record
+    title: str
+    title_words: frozenset[str]
+    title_numbers: tuple[str, ...]
+    first_author: frozenset[str]
+    venue: tuple[str, ...]
+    year: int | None
+    doi_family: str
+    notice: bool
+    conference: bool
+
+    @property
+    def record_id(self) -> str:
+        return self.record.record_id
+
+
+def _surname_tokens(authors: Sequence[str]) -> frozenset[str]:
+    """Words of three or more letters in the first author's name, whatever the format
+    ("Abrahao, Bruno", "B. Abrahao", "Abrahao B", "Tan A.Schulze A.")."""
+    if not authors:
+        return frozenset()
+    first = identity_key(authors[0])
+    tokens = [token for token in first.split() if len(token) >= 3 and token != "unknown"]
+    return frozenset(tokens[:3])
+
+
+def _venue(journal: str) -> tuple[str, ...]:
+    return tuple(word for word in identity_key(journal).split() if word not in VENUE_STOP_WORDS)
+
+
+def profile(record: Record) -> Profile:
+    title = identity_key(record.title)
+    if title in GENERIC_TITLES or title == identity_key(record.journal) or (
+            record.journal and title.startswith(identity_key(record.journal) + " "
+                                                + identity_key(record.journal))):
+        title = ""
+    kinds = {kind.lower() for kind in record.publication_types}
+    return Profile(
+        record=record,
+        title=title,
+        title_words=frozenset(title.split()),
+        title_numbers=tuple(re.findall(r"\d+", title)),
+        first_author=_surname_tokens(record.authors),
+        venue=_venue(record.journal),
+        year=int(record.year) if record.year.isdigit() else None,
+        doi_family=re.sub(r"\.pub\d+$", "", record.doi),
+        notice=bool(kinds & NOTICE_TYPES) or bool(NOTICE_TITLE.match(title)),
+        conference=bool(kinds & CONFERENCE_TYPES),
+    )
+
+
+def venues_compatible(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+    """Equal venues, or one an abbreviation of the other word by word ("Cochrane Database
+    Syst Rev" and "Cochrane Database of Systematic Reviews"); unknown venues are compatible."""
+    if not a or not b:
+        return True
+    short, long = sorted((a, b), key=len)
+    if len(short) != len(long):
+        return " ".join(short) in " ".join(long) and len(short) >= 2
+    return all(x.startswith(y) or y.startswith(x) for x, y in zip(short, long, strict=True))
+
+
+def title_similarity(a: str, b: str) -> float:
+    """difflib's ratio of two folded titles; below the lowest threshold that matters an upper
+    bound is enough, since it already says 'different'."""
+    if a == b:
+        return 1.0
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    bound = matcher.real_quick_ratio()
+    if bound < CONFLICTING_TITLE:
+        return bound
+    bound = matcher.quick_ratio()
+    if bound < CONFLICTING_TITLE:
+        return bound
+    return matcher.ratio()
+
+
+def _identifiers_agree(a: Profile, b: Profile, rule: str) -> Verdict:
+    if a.title and b.title and title_similarity(a.title, b.title) < CONFLICTING_TITLE:
+        if rule == "same PMID":
+            return Verdict(None, "same PMID but different titles")
+        return Verdict(False, "same DOI but different titles (a DOI error)")
+    return Verdict(True, rule)
+
+
+def compare_records(a: Profile, b: Profile) -> Verdict:
+    """Decide one pair of records: cheap vetoes first, the title comparison last."""
+    if a.notice != b.notice:
+        return Verdict(False, "an erratum, retraction or comment is not the article it "
+                              "refers to")
+    if a.conference != b.conference:
+        return Verdict(False, "a conference version is not its journal paper")
+    pmids = a.record.pmid, b.record.pmid
+    if all(pmids):
+        if pmids[0] == pmids[1]:
+            return _identifiers_agree(a, b, "same PMID")
+        return Verdict(False, "different PMIDs")
+    if a.doi_family and b.doi_family:
+        if a.doi_family == b.doi_family:
+            rule = "same DOI" if a.record.doi == b.record.doi else \
+                "same DOI up to its version suffix"
+            return _identifiers_agree(a, b, rule)
+        return Verdict(False, "different DOIs")
+    if not a.title or not b.title:
+        return Verdict(False, "no usable title")
+    if a.title_numbers != b.title_numbers:
+        return Verdict(False, "the titles carry different numbers")
+    if a.year is not None and b.year is not None and abs(a.year - b.year) > 1:
+        return Verdict(False, "years more than one apart")
+    if a.first_author and b.first_author and not a.first_author & b.first_author:
+        return Verdict(False, "different first authors")
+    if not venues_compatible(a.venue, b.venue):
+        return Verdict(False, "different venues")
+    shared = len(a.title_words & b.title_words) / len(a.title_words | b.title_words)
+    if shared < 0.5:
+        return Verdict(False, "different titles")
+    similarity = title_similarity(a.title, b.title)
+    if similarity >= SAME_TITLE:
+        if a.year != b.year and similarity < 1.0:
+            return Verdict(None, "near-identical titles in different years")
+        return Verdict(True, "same title, first author, year (±1) and venue")
+    if similarity >= UNCERTAIN_TITLE:
+        return Verdict(None, f"similar titles ({similarity:.2f})")
+    return Verdict(False, "different titles")
+
+
+def _blocks(profiles: Sequence[Profile]) -> Iterable[list[int]]:
+    keys: dict[str, list[int]] = defaultdict(list)
+    for index, item in enumerate(profiles):
+        record = item.record
+        if record.pmid:
+            keys[f"pmid:{record.pmid}"].append(index)
+        if item.doi_family:
+            keys[f"doi:{item.doi_family}"].append(index)
+        words = item.title.split()
+        if len(words) >= 3:
+            keys["head:" + " ".join(words[:3])].append(index)
+            keys["tail:" + " ".join(words[-3:])].append(index)
+        for surname in item.first_author:
+            if item.year is not None:
+                keys[f"author:{surname}:{item.year}"].append(index)
+    return (members for members in keys.values() if 1 < len(members) <= MAX_BLOCK)
+
+
+def candidate_pairs(profiles: Sequence[Profile]) -> set[tuple[int, int]]:
+    pairs = set()
+    for members in _blocks(profiles):
+        for i, first in enumerate(members):
+            for second in members[i + 1:]:
+                pairs.add((first, second) if first < second else (second, first))
+    return pairs
+
+
+@dataclass(frozen=True)
+class PairDecision:
+    """A reviewer's verdict on an uncertain pair, stored so it is never asked again."""
+
+    record_a: str
+    record_b: str
+    duplicate: bool
+    reviewer: str
+
+
+@dataclass(frozen=True)
+class Cluster:
+    cluster_id: str
+    kept: str
+    members: tuple[str, ...]
+    rules: tuple[tuple[str, str, str], ...]
+
+
+@dataclass(frozen=True)
+class DedupResult:
+    clusters: list[Cluster]
+    uncertain: list[tuple[str, str, str]]
+    pairs_compared: int
+
+    @property
+    def duplicates_removed(self) -> int:
+        return sum(len(cluster.members) - 1 for cluster in self.clusters)
+
+
+def completeness(record: Record) -> tuple[int, int, int, int]:
+    """How complete a record is: identifiers, abstract, then filled fields."""
+    filled = sum(bool(getattr(record, name)) for name in (
+        "title", "abstract", "authors", "journal", "year", "volume", "issue", "pages",
+        "publication_types", "mesh_terms", "keywords", "language"))
+    return (bool(record.pmid) + bool(record.doi), bool(record.abstract), filled,
+            -len(record.record_id))
+
+
+def deduplicate(records: Sequence[Record],
+                decisions: Iterable[PairDecision] = ()) -> DedupResult:
+    """Cluster the records; reviewers' decisions override the rules for their pairs."""
+    profiles = [profile(record) for record in records]
+    index = {item.record_id: i for i, item in enumerate(profiles)}
+    decided = {frozenset((d.record_a, d.record_b)): d for d in decisions}
+    parent = list(range(len(profiles)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    joined: list[tuple[int, int, str]] = []
+    uncertain = []
+    pairs = sorted(candidate_pairs(profiles))
+    for first, second in pairs:
+        a, b = profiles[first], profiles[second]
+        stored = decided.get(frozenset((a.record_id, b.record_id)))
+        if stored is not None:
+            verdict = Verdict(stored.duplicate, f"reviewer {stored.reviewer}")
+        else:
+            verdict = compare_records(a, b)
+        if verdict.duplicate is None:
+            uncertain.append((a.record_id, b.record_id, verdict.rule))
+        elif verdict.duplicate:
+            joined.append((first, second, verdict.rule))
+            parent[root(first)] = root(second)
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i in range(len(profiles)):
+        groups[root(i)].append(i)
+    rules_by_group: dict[int, list[tuple[str, str, str]]] = defaultdict(list)
+    for first, second, rule in joined:
+        rules_by_group[root(first)].append((profiles[first].record_id,
+                                            profiles[second].record_id, rule))
+    clusters = []
+    for group, members in groups.items():
+        if len(members) < 2:
+            continue
+        kept = max((profiles[i].record for i in members), key=completeness)
+        ids = tuple(sorted(profiles[i].record_id for i in members))
+        clusters.append(Cluster(kept.record_id, kept.record_id, ids,
+                                tuple(rules_by_group[group])))
+    clusters.sort(key=lambda cluster: index[cluster.kept])
+    still_open = [pair for pair in uncertain
+                  if root(index[pair[0]]) != root(index[pair[1]])]
+    return DedupResult(clusters, still_open, len(pairs))
+
+
+def kept_records(records: Sequence[Record], result: DedupResult) -> list[Record]:
+    """The records that go on to screening: every record not merged into another's cluster."""
+    merged_away = {member for cluster in result.clusters for member in cluster.members
+                   if member != cluster.kept}
+    return [record for record in records if record.record_id not in merged_away]
+
+
+DECISION_COLUMNS = ["record_a", "record_b", "duplicate", "reviewer"]
+QUEUE_COLUMNS = ["record_a", "record_b", "reason", "title_a", "title_b", "year_a", "year_b",
+                 "duplicate"]
+
+
+def read_pair_decisions(path: Path) -> list[PairDecision]:
+    if not path.exists():
+        return []
+    rows = list(csv.DictReader(io.StringIO(read_text(path))))
+    decisions = []
+    for number, row in enumerate(rows, start=2):
+        verdict = (row.get("duplicate") or "").strip().lower()
+        if verdict not in ("yes", "no"):
+            raise ReviewError(f"{path}:{number}:duplicate: expected yes or no (got "
+                              f"'{verdict}')")
+        decisions.append(PairDecision(row["record_a"], row["record_b"], verdict == "yes",
+                                      row.get("reviewer") or ""))
+    return decisions
+
+
+def _csv(rows: list[dict], columns: list[str]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue().encode("utf-8")
+
+
+def write_dedup(folder: Path, records: Sequence[Record], result: DedupResult,
+                decisions: Sequence[PairDecision]) -> None:
+    """The audit (every cluster with the rule that joined each pair), the pending queue and
+    the stored decisions, written together."""
+    by_id = {record.record_id: record for record in records}
+    audit = []
+    for cluster in result.clusters:
+        for member in cluster.members:
+            record = by_id[member]
+            audit.append({"cluster_id": cluster.cluster_id, "record_id": member,
+                          "kept": "yes" if member == cluster.kept else "no",
+                          "source": record.source, "pmid": record.pmid, "doi": record.doi,
+                          "year": record.year, "title": record.title})
+        for first, second, rule in cluster.rules:
+            audit.append({"cluster_id": cluster.cluster_id, "record_id": f"{first}+{second}",
+                          "kept": "", "source": "", "pmid": "", "doi": "", "year": "",
+                          "title": f"joined by: {rule}"})
+    queue = [{"record_a": a, "record_b": b, "reason": reason,
+              "title_a": by_id[a].title, "title_b": by_id[b].title,
+              "year_a": by_id[a].year, "year_b": by_id[b].year, "duplicate": ""}
+             for a, b, reason in result.uncertain]
+    write_files_atomically({
+        folder / "clusters.csv": _csv(audit, ["cluster_id", "record_id", "kept", "source",
+                                              "pmid", "doi", "year", "title"]),
+        folder / "queue.csv": _csv(queue, QUEUE_COLUMNS),
+        folder / "decisions.csv": _csv([{"record_a": d.record_a, "record_b": d.record_b,
+                                         "duplicate": "yes" if d.duplicate else "no",
+                                         "reviewer": d.reviewer} for d in decisions],
+                                       DECISION_COLUMNS),
+    })

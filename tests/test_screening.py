@@ -1,0 +1,384 @@
+"""Screening: decision storage under concurrency and kill, the screener in a real
+pseudo-terminal, conflicts and adjudication, agreement, imports and PRISMA 2020 counts."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import pty
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from review.errors import ReviewError
+from review.screening.decisions import Decision, DecisionStore, final_decisions
+from review.screening.flow import agreement, screening_state
+from review.search.importing import import_exports
+from review.workspace import Workspace
+from tests.conftest import ROOT
+
+EXPORTS = Path(__file__).parent / "fixtures" / "exports"
+REVIEWERS = "[pilot-team, ana, ben, cleo, judge]"
+
+
+@pytest.fixture
+def workspace(hcc_workspace) -> Workspace:
+    """The HCC workspace with four more reviewers and nine records from four exports, two of
+    them the same articles from two sources."""
+    path = hcc_workspace.protocol_path
+    path.write_text(path.read_text().replace("reviewers: [pilot-team]", f"reviewers: "
+                                             f"{REVIEWERS}"))
+    import_exports(hcc_workspace, [EXPORTS / "pubmed_efetch.xml", EXPORTS / "pubmed.nbib"],
+                   "PubMed")
+    import_exports(hcc_workspace, [EXPORTS / "embase.ris", EXPORTS / "pubmed.csv"], "Embase")
+    return Workspace(hcc_workspace.root)
+
+
+def ids(workspace: Workspace, stage: str = "title-abstract") -> list[str]:
+    return [r.record_id for r in screening_state(workspace).candidates(stage)]
+
+
+def decide(workspace, reviewer, stage, choices, reason="no_bone_metastasis", role="reviewer"):
+    store = DecisionStore(workspace.screening_dir)
+    store.append([Decision(record, stage, reviewer, choice,
+                           reason if choice == "exclude" else "", role=role,
+                           time=f"2026-01-01T00:00:{i:02d}")
+                  for i, (record, choice) in enumerate(choices.items())])
+
+
+def test_latest_decision_counts_and_history_stays(workspace):
+    record = ids(workspace)[0]
+    decide(workspace, "ana", "title-abstract", {record: "exclude"})
+    decide(workspace, "ana", "title-abstract", {record: "include"})
+    store = DecisionStore(workspace.screening_dir)
+    assert [d.decision for d in store.read("title-abstract")] == ["exclude", "include"]
+    assert final_decisions(store.read("title-abstract"))[record].decision == "include"
+    decide(workspace, "ana", "title-abstract", {record: "withdrawn"})
+    assert record not in final_decisions(store.read("title-abstract"))
+
+
+def test_two_processes_writing_at_once_lose_nothing(workspace):
+    script = ("import sys; from pathlib import Path\n"
+              "from review.screening.decisions import Decision, DecisionStore\n"
+              "store = DecisionStore(Path(sys.argv[1]))\n"
+              "for i in range(300):\n"
+              "    store.append([Decision(f'r{sys.argv[2]}{i}', 'title-abstract', 'ana', "
+              "'include', note='x' * 200)])\n")
+    processes = [subprocess.Popen([sys.executable, "-c", script, str(workspace.screening_dir),
+                                   tag], cwd=ROOT) for tag in ("a", "b")]
+    assert [p.wait(120) for p in processes] == [0, 0]
+    decisions = DecisionStore(workspace.screening_dir).read("title-abstract")
+    assert len(decisions) == 600
+    assert len({d.record for d in decisions}) == 600
+
+
+def test_a_kill_mid_write_never_corrupts_the_file(workspace):
+    script = ("import sys; from pathlib import Path\n"
+              "from review.screening.decisions import Decision, DecisionStore\n"
+              "store = DecisionStore(Path(sys.argv[1]))\n"
+              "i = 0\n"
+              "while True:\n"
+              "    store.append([Decision(f'r{i}', 'title-abstract', 'ana', 'include', "
+              "note='n' * 5000)])\n"
+              "    i += 1\n")
+    process = subprocess.Popen([sys.executable, "-c", script, str(workspace.screening_dir)],
+                               cwd=ROOT)
+    path = DecisionStore(workspace.screening_dir).path("title-abstract", "ana")
+    deadline = time.monotonic() + 60
+    while (not path.exists() or path.stat().st_size < 200_000) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait(30)
+    before = DecisionStore(workspace.screening_dir).read("title-abstract")
+    assert len(before) > 10
+    with path.open("ab") as handle:  # what a kill in the middle of a write leaves behind
+        handle.write(b'{"decision": "include", "no')
+    decide(workspace, "ana", "title-abstract", {"after": "include"})
+    after = DecisionStore(workspace.screening_dir).read("title-abstract")
+    assert [d.record for d in after] == [d.record for d in before] + ["after"]
+
+
+def test_malformed_decision_file_is_a_clear_error(workspace):
+    path = DecisionStore(workspace.screening_dir).path("title-abstract", "ana")
+    path.parent.mkdir(parents=True)
+    path.write_text('{"record": "x", "unexpected": 1}\n{"record": "y"}\n')
+    with pytest.raises(ReviewError, match=r"ana\.jsonl:1: not a decision"):
+        DecisionStore(workspace.screening_dir).read("title-abstract")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--stage", "title-abstract", "--reviewer", "zoe"], "unknown reviewer 'zoe'"),
+        (["--stage", "abstracts", "--reviewer", "ana"], "unknown stage 'abstracts'"),
+        (["--stage", "title-abstract", "--reviewer", "Ana Smith"], "reviewer 'Ana Smith'"),
+    ],
+)
+def test_unknown_reviewer_or_stage(workspace, run_cli, arguments, message):
+    status, _, err = run_cli("--project", workspace.root, "screen", *arguments)
+    assert status == 2 and message in err
+
+
+def test_adjudication_refuses_bad_decisions(workspace, run_cli):
+    record = ids(workspace)[0]
+    base = ["--project", workspace.root, "screen", "adjudicate"]
+    status, _, err = run_cli(*base, "nope", "--stage", "title-abstract", "--decision",
+                             "include", "--adjudicator", "judge")
+    assert status == 2 and "no record 'nope'" in err
+    status, _, err = run_cli(*base, record, "--stage", "title-abstract", "--decision",
+                             "exclude", "--reason", "too_old", "--adjudicator", "judge")
+    assert status == 2 and "reason 'too_old' is not in the protocol" in err
+
+
+def test_conflicts_are_listed_and_adjudicated(workspace, run_cli):
+    first, second = ids(workspace)[:2]
+    decide(workspace, "ana", "title-abstract", {first: "include", second: "exclude"})
+    decide(workspace, "ben", "title-abstract", {first: "exclude", second: "exclude"})
+    status, out, _ = run_cli("--project", workspace.root, "screen", "conflicts", "--stage",
+                             "title-abstract")
+    assert status == 1
+    assert f"{first}:" in out and "ana: include" in out
+    assert "ben: exclude (no_bone_metastasis)" in out and "1 conflicts" in out
+    status, out, _ = run_cli("--project", workspace.root, "screen", "adjudicate", first,
+                             "--stage", "title-abstract", "--decision", "include",
+                             "--adjudicator", "judge")
+    assert status == 0
+    status, out, _ = run_cli("--project", workspace.root, "screen", "conflicts", "--stage",
+                             "title-abstract")
+    assert status == 0 and "0 conflicts" in out
+    final = screening_state(workspace).final["title-abstract"]
+    assert final[first].decision == "include" and final[first].adjudicated
+    assert final[second].decision == "exclude" and final[second].reason == "no_bone_metastasis"
+
+
+def test_cohens_kappa_matches_a_hand_computed_example():
+    # ana and ben on 10 records: both advance 4, both exclude 4, they split on 2.
+    # p_o = 0.8; each advances 5 of 10, so p_e = 0.5; kappa = (0.8 - 0.5) / 0.5 = 0.6.
+    pairs = ["ii"] * 4 + ["ee"] * 4 + ["ie", "ei"]
+    decisions = []
+    for i, (a, b) in enumerate(pairs):
+        for reviewer, choice in (("ana", a), ("ben", b)):
+            decisions.append(Decision(f"r{i}", "title-abstract", reviewer,
+                                      "include" if choice == "i" else "exclude"))
+    result = agreement("title-abstract", decisions)
+    assert result.statistic == "Cohen's kappa"
+    assert result.records == 10 and result.percent == pytest.approx(80.0)
+    assert result.kappa == pytest.approx(0.6)
+    assert result.ci_low < 0.6 < result.ci_high
+
+
+def test_fleiss_kappa_for_three_reviewers():
+    # Three reviewers, 4 records: unanimous on 3 (2 advance, 1 exclude), 2-1 on the last.
+    # P_i: 1, 1, 1, 1/3 -> P_bar = 0.8333; p_advance = 8/12, p_exclude = 4/12;
+    # P_e = 0.4444 + 0.1111 = 0.5556; kappa = (0.8333 - 0.5556) / (1 - 0.5556) = 0.625.
+    votes = {"r0": "iii", "r1": "iii", "r2": "eee", "r3": "iie"}
+    decisions = [Decision(record, "title-abstract", reviewer,
+                          "include" if choice == "i" else "exclude")
+                 for record, cast in votes.items()
+                 for reviewer, choice in zip(("ana", "ben", "cleo"), cast, strict=True)]
+    result = agreement("title-abstract", decisions)
+    assert result.statistic.startswith("Fleiss")
+    assert result.kappa == pytest.approx(0.625)
+
+
+def test_screen_import_asreview_and_rayyan(workspace, run_cli, tmp_path):
+    state = screening_state(workspace)
+    records = state.candidates("title-abstract")
+    asreview = tmp_path / "asreview.csv"
+    with asreview.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["record_id", "title", "abstract", "doi", "included"])
+        writer.writerow(["", records[0].title, "", records[0].doi, "1"])
+        writer.writerow(["", records[1].title, "", "", "0"])
+        writer.writerow(["", records[2].title, "", "", ""])
+    status, out, _ = run_cli("--project", workspace.root, "screen", "import", asreview,
+                             "--stage", "title-abstract", "--reviewer", "ana")
+    assert status == 0 and "2 decisions of ana imported" in out
+    rayyan = tmp_path / "rayyan.csv"
+    with rayyan.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["key", "title", "year", "notes"])
+        writer.writerow(["1", records[0].title, records[0].year,
+                         'RAYYAN-INCLUSION: {"ben"=>"Excluded"} | RAYYAN-EXCLUSION-REASONS: '
+                         "No bone metastasis"])
+        writer.writerow(["2", records[1].title, records[1].year,
+                         'RAYYAN-INCLUSION: {"ben"=>"Included"}'])
+    status, out, _ = run_cli("--project", workspace.root, "screen", "import", rayyan,
+                             "--stage", "title-abstract", "--reviewer", "ben")
+    assert status == 0, out
+    final = screening_state(workspace).final["title-abstract"]
+    assert final[records[0].record_id].decision == "conflict"
+    votes = final[records[0].record_id].votes
+    assert votes["ben"].reason == "no_bone_metastasis"
+
+
+def test_screen_import_reports_every_bad_row(workspace, run_cli, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("title,decision,reason\nNo such paper,include,\n"
+                   f"{screening_state(workspace).candidates('title-abstract')[0].title},"
+                   "exclude,Too old\nwhatever,perhaps,\n")
+    status, out, _ = run_cli("--project", workspace.root, "screen", "import", bad, "--stage",
+                             "title-abstract", "--reviewer", "ana")
+    assert status == 1
+    assert "bad.csv:2:record_id: matches no record" in out
+    assert "bad.csv:3:reason: not a reason of the protocol (got 'Too old')" in out
+    assert "bad.csv:4:decision: not a decision (got 'perhaps'" in out
+    assert not DecisionStore(workspace.screening_dir).read("title-abstract")
+
+
+def test_prisma_counts_end_to_end(workspace, run_cli, tmp_path):
+    run_cli("--project", workspace.root, "dedup")
+    records = ids(workspace)
+    assert len(records) == 7  # 9 records; PMIDs 40828566 and 24250027 came from both sources
+    choices_a = {r: "include" for r in records[:5]} | {r: "exclude" for r in records[5:]}
+    choices_b = dict(choices_a, **{records[4]: "exclude"})
+    decide(workspace, "ana", "title-abstract", choices_a)
+    decide(workspace, "ben", "title-abstract", choices_b)
+    run_cli("--project", workspace.root, "screen", "adjudicate", records[4], "--stage",
+            "title-abstract", "--decision", "exclude", "--reason", "not_hcc",
+            "--adjudicator", "judge")
+    full = ids(workspace, "full-text")
+    database_reports = [r for r in full if r in records]
+    assert len(database_reports) == 4
+    decide(workspace, "ana", "full-text", {database_reports[0]: "include",
+                                           database_reports[1]: "exclude",
+                                           database_reports[2]: "not-retrieved",
+                                           database_reports[3]: "include"},
+           reason="no_patient_level_data")
+    status, out, _ = run_cli("--project", workspace.root, "status", "--json")
+    counts = json.loads(out)
+    assert counts["identified"] == {"Embase": 4, "PubMed": 5}
+    assert counts["duplicates_removed"] == 2
+    assert counts["records_screened"] == 7
+    assert counts["records_excluded"] == 3
+    assert counts["reports_sought"] == 4
+    assert counts["reports_not_retrieved"] == 1
+    assert counts["reports_assessed"] == 3
+    assert counts["reports_excluded"] == {"No patient-level data (cohort, trial or review)": 1}
+    assert counts["reports_included"] == 2
+    assert (counts["studies_included"], counts["cases_included"]) == (87, 93)
+    assert counts["agreement"]["title-abstract"]["records"] == 7
+    status, out, _ = run_cli("--project", workspace.root, "prisma", "--out", tmp_path)
+    assert status == 0
+    rows = {row["data"]: row["n"] for row in
+            csv.DictReader((tmp_path / "tables" / "prisma2020.csv").open())}
+    assert rows["database_results"] == "9" and rows["duplicates"] == "2"
+    assert rows["dbr_excluded"] == "No patient-level data (cohort, trial or review), 1"
+    assert (tmp_path / "figures" / "prisma_flow.svg").read_bytes().count(b"<text") > 10
+
+
+def test_worked_review_matches_the_extraction_sheet(hcc_workspace, run_cli):
+    for folder in ("search", "screening"):
+        shutil.copytree(ROOT / "data" / folder, hcc_workspace.data_dir / folder)
+    status, out, _ = run_cli("--project", hcc_workspace.root, "status", "--json")
+    counts = json.loads(out)
+    assert counts["identified"] == {"Web and reference-list searches": 87}
+    assert counts["identified_other_methods"] == {"Web and reference-list searches": 87}
+    assert counts["records_screened"] == 0
+    assert counts["other_reports_assessed"] == counts["other_reports_included"] == 87
+    assert (counts["studies_included"], counts["cases_included"]) == (87, 93)
+    status, out, _ = run_cli("--project", hcc_workspace.root, "screen", "from-extraction",
+                             "--source", "Web and reference-list searches", "--reviewer",
+                             "pilot-team")
+    assert status == 0
+    assert "0 reports added" in out and "0 full-text inclusions" in out
+
+
+class Terminal:
+    """`review screen` in a real pseudo-terminal: keys in, screen out."""
+
+    def __init__(self, workspace: Workspace, reviewer: str, stage: str = "title-abstract"):
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # the child becomes the screener
+            os.chdir(ROOT)
+            os.execv(sys.executable, [sys.executable, "-m", "review", "--project",
+                                      str(workspace.root), "screen", "--stage", stage,
+                                      "--reviewer", reviewer])
+        self.screen = b""
+
+    def read_until(self, text: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while text.encode() not in self.screen:
+            ready, _, _ = select.select([self.fd], [], [], max(deadline - time.monotonic(), 0))
+            if not ready:
+                raise AssertionError(f"never showed {text!r}; screen: {self.screen[-800:]!r}")
+            try:
+                self.screen += os.read(self.fd, 65536)
+            except OSError:
+                break
+        return self.screen.decode("utf-8", "replace")
+
+    def press(self, keys: str) -> None:
+        os.write(self.fd, keys.encode())
+
+    def close(self) -> int:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(self.pid, os.WNOHANG)
+            if done:
+                os.close(self.fd)
+                return os.waitstatus_to_exitcode(status)
+            try:
+                if select.select([self.fd], [], [], 0.1)[0]:
+                    self.screen += os.read(self.fd, 65536)
+            except OSError:
+                pass
+        os.kill(self.pid, signal.SIGKILL)
+        raise AssertionError("the screener did not exit")
+
+
+def test_screener_in_a_pseudo_terminal(workspace):
+    from review.search.records import RecordStore, make_record
+    hostile = make_record("PubMed", "test", pmid="99999999",
+                          title="Bone metastasis \x1b]0;pwned\x07 from hepatocellular carcinoma "
+                                "in mice", abstract="A retrospective cohort.")
+    RecordStore(workspace.search_dir / "records.jsonl").add([hostile])
+    total = len(ids(workspace))
+    decide(workspace, "ben", "title-abstract", {ids(workspace)[0]: "exclude"})
+    DecisionStore(workspace.screening_dir).append([Decision(
+        ids(workspace)[1], "title-abstract", "ben", "include", note="SECRET-NOTE-OF-BEN")])
+
+    terminal = Terminal(workspace, "ana")
+    screen = terminal.read_until(f"record 1 of {total}")
+    assert "\x1b[32mhepatocellular\x1b[0m" in screen or "\x1b[32mHepatocellular" in screen
+    terminal.press("i")
+    terminal.read_until(f"record 2 of {total}")
+    terminal.press("e")
+    terminal.read_until("Reason number (Enter to skip)")
+    terminal.press("2\r")
+    terminal.read_until(f"record 3 of {total}")
+    terminal.press("n")
+    terminal.read_until("Note:")
+    terminal.press("check the full text\r")
+    terminal.press("m")
+    terminal.read_until(f"record 4 of {total}")
+    terminal.press("u")  # undo the maybe: back to record 3
+    terminal.read_until("3 done")
+    terminal.press("q")
+    assert terminal.close() == 0
+    assert "SECRET-NOTE-OF-BEN" not in terminal.screen.decode("utf-8", "replace")
+    mine = [d for d in DecisionStore(workspace.screening_dir).read("title-abstract")
+            if d.reviewer == "ana"]
+    assert [d.decision for d in mine] == ["include", "exclude", "maybe", "withdrawn"]
+    assert mine[1].reason == "no_bone_metastasis"
+    assert mine[2].note == "check the full text"
+
+    terminal = Terminal(workspace, "ana")  # resumes at the first undecided record
+    screen = terminal.read_until(f"record 3 of {total}")
+    for _ in range(total - 2):
+        screen = terminal.read_until("[q] quit")
+        terminal.screen = b""
+        terminal.press("i")
+    screen = terminal.read_until("are screened by ana")
+    assert terminal.close() == 0
+    shown = terminal.screen + screen.encode()
+    assert b"\x1b]0;pwned" not in shown
+    final = screening_state(workspace).final["title-abstract"]
+    assert final[hostile.record_id].votes["ana"].decision == "include"
