@@ -35,6 +35,7 @@ GENERIC_TITLES = {"", "unknown", "book review", "editorial", "erratum", "correct
                   "letter to the editor", "reply", "untitled"}
 VENUE_STOP_WORDS = {"of", "the", "and", "for", "in", "on", "de", "la", "y"}
 SAME_TITLE = 0.95
+SAME_TITLE_ACROSS_YEARS = 0.97
 UNCERTAIN_TITLE = 0.85
 CONFLICTING_TITLE = 0.6
 MAX_BLOCK = 200
@@ -170,7 +171,7 @@ def compare_records(a: Profile, b: Profile) -> Verdict:
         return Verdict(False, "different titles")
     similarity = title_similarity(a.title, b.title)
     if similarity >= SAME_TITLE:
-        if a.year != b.year and similarity < 1.0:
+        if a.year != b.year and similarity < SAME_TITLE_ACROSS_YEARS:
             return Verdict(None, "near-identical titles in different years")
         return Verdict(True, "same title, first author, year (±1) and venue")
     if similarity >= UNCERTAIN_TITLE:
@@ -192,7 +193,10 @@ def _blocks(profiles: Sequence[Profile]) -> Iterable[list[int]]:
             keys["tail:" + " ".join(words[-3:])].append(index)
         for surname in item.first_author:
             if item.year is not None:
+                # Each record also joins the next year's block, so that an online-first and
+                # an issue year one apart still meet.
                 keys[f"author:{surname}:{item.year}"].append(index)
+                keys[f"author:{surname}:{item.year + 1}"].append(index)
     return (members for members in keys.values() if 1 < len(members) <= MAX_BLOCK)
 
 
