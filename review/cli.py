@@ -21,6 +21,8 @@ from review.workspace import PROJECT_VARIABLE, Workspace
 if TYPE_CHECKING:
     import pandas as pd
 
+    from review.search.records import Record
+
 EXIT_OK, EXIT_DATA, EXIT_USAGE = 0, 1, 2
 
 
@@ -365,15 +367,20 @@ def _dedup_folder(workspace: Workspace) -> Path:
     return workspace.data_dir / "dedup"
 
 
-def cmd_dedup(args: argparse.Namespace) -> int:
-    from review.screening.dedup import deduplicate, read_pair_decisions, write_dedup
+def _database_records(workspace: Workspace) -> list[Record]:
     from review.screening.flow import identified_via_other_methods
     from review.search.records import RecordStore
 
+    return [record for record in RecordStore(workspace.search_dir / "records.jsonl").load()
+            if not identified_via_other_methods(record)]
+
+
+def cmd_dedup(args: argparse.Namespace) -> int:
+    from review.screening.dedup import deduplicate, read_pair_decisions, write_dedup
+
     workspace = _workspace(args)
     folder = _dedup_folder(workspace)
-    records = [r for r in RecordStore(workspace.search_dir / "records.jsonl").load()
-               if not identified_via_other_methods(r)]
+    records = _database_records(workspace)
     decisions = read_pair_decisions(folder / "decisions.csv")
     result = deduplicate(records, decisions)
     write_dedup(folder, records, result, decisions)
@@ -389,40 +396,22 @@ def cmd_dedup_review(args: argparse.Namespace) -> int:
     from review.screening.dedup import (
         PairDecision,
         deduplicate,
+        read_filled_queue,
         read_pair_decisions,
         write_dedup,
     )
-    from review.screening.flow import identified_via_other_methods
     from review.screening.screener import plain
-    from review.search.records import RecordStore
 
     workspace = _workspace(args)
     reviewer = check_reviewer(args.reviewer, workspace.protocol)
     folder = _dedup_folder(workspace)
-    records = [r for r in RecordStore(workspace.search_dir / "records.jsonl").load()
-               if not identified_via_other_methods(r)]
-    by_id = {r.record_id: r for r in records}
+    records = _database_records(workspace)
+    by_id = {record.record_id: record for record in records}
     decisions = read_pair_decisions(folder / "decisions.csv")
     if args.file:
-        import csv
-        import io
-
-        from review.fileio import read_text
-        rows = list(csv.DictReader(io.StringIO(read_text(args.file))))
-        for number, row in enumerate(rows, start=2):
-            verdict = (row.get("duplicate") or "").strip().lower()
-            if not verdict:
-                continue
-            if verdict not in ("yes", "no"):
-                raise ReviewError(f"{args.file}:{number}:duplicate: expected yes or no (got "
-                                  f"'{verdict}')")
-            if row.get("record_a") not in by_id or row.get("record_b") not in by_id:
-                raise ReviewError(f"{args.file}:{number}:record_a: no such record pair")
-            decisions.append(PairDecision(row["record_a"], row["record_b"], verdict == "yes",
-                                          reviewer))
+        decisions += read_filled_queue(Path(args.file), set(by_id), reviewer)
     else:
-        pending = deduplicate(records, decisions).uncertain
-        for first, second, reason in pending:
+        for first, second, reason in deduplicate(records, decisions).uncertain:
             a, b = by_id[first], by_id[second]
             print(f"\n{reason}\n  A: {plain(a.title)} ({a.year}, {plain(a.journal)})"
                   f"\n  B: {plain(b.title)} ({b.year}, {plain(b.journal)})")

@@ -324,6 +324,25 @@ def read_pair_decisions(path: Path) -> list[PairDecision]:
     return decisions
 
 
+def read_filled_queue(path: Path, known: set[str], reviewer: str) -> list[PairDecision]:
+    """A reviewer's verdicts from a copy of queue.csv whose duplicate column says yes or no
+    (blank rows are left undecided)."""
+    decisions = []
+    rows = list(csv.DictReader(io.StringIO(read_text(path))))
+    for number, row in enumerate(rows, start=2):
+        verdict = (row.get("duplicate") or "").strip().lower()
+        if not verdict:
+            continue
+        if verdict not in ("yes", "no"):
+            raise ReviewError(f"{path}:{number}:duplicate: expected yes or no (got "
+                              f"'{verdict}')")
+        if row.get("record_a") not in known or row.get("record_b") not in known:
+            raise ReviewError(f"{path}:{number}:record_a: no such pair of records")
+        decisions.append(PairDecision(row["record_a"], row["record_b"], verdict == "yes",
+                                      reviewer))
+    return decisions
+
+
 def _csv(rows: list[dict], columns: list[str]) -> bytes:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")

@@ -99,6 +99,8 @@ def _box(ax: Axes, x: float, y: float, width: float, height: float, text: str,
     ax.add_patch(patches.FancyBboxPatch((x, y), width, height, boxstyle="round,pad=0.3",
                                         facecolor=colour, edgecolor=EDGE, linewidth=0.8))
     # About 1.75 characters per unit of width at this font size.
+    # Non-breaking spaces keep "(n = 87)" on one line: textwrap breaks at ASCII spaces only.
+    text = text.replace("(n = ", "(n\u00a0=\u00a0")
     wrapped = "\n".join(textwrap.fill(line, max(int(width * 1.75), 12))
                         for line in text.split("\n"))
     ax.text(x + width / 2, y + height / 2, wrapped, ha="center", va="center", fontsize=7.2)
@@ -117,6 +119,29 @@ def _lines(title: str, entries: dict[str, int] | None = None, total: int | None 
     elif entries:
         text = f"{title}:\n{next(iter(entries))} (n = {total})"
     return text
+
+
+def _reports_rows(counts: dict[str, Any], prefix: str) -> list[tuple[int, str, str]]:
+    """The retrieval and assessment boxes of one column: 'other_' for other methods."""
+    excluded = counts[f"{prefix}reports_excluded"]
+    return [
+        (50, f"Reports sought for retrieval\n(n = {counts[f'{prefix}reports_sought']})",
+         f"Reports not retrieved\n(n = {counts[f'{prefix}reports_not_retrieved']})"),
+        (34, f"Reports assessed for eligibility\n(n = {counts[f'{prefix}reports_assessed']})",
+         _lines("Reports excluded", excluded, sum(excluded.values()))),
+    ]
+
+
+def _column(ax: Axes, x: float, width: float, side_x: float, side_width: float,
+            rows: list[tuple[int, str, str]], top: float = 78) -> None:
+    """A column of boxes flowing down from `top`, each with its exclusion box beside it."""
+    previous = top
+    for y, main, side in rows:
+        _box(ax, x, y, width, 8, main)
+        _box(ax, side_x, y, side_width, 8 if y != 34 else 10, side)
+        _arrow(ax, (x + width / 2, previous - 0.6), (x + width / 2, y + 8.6))
+        _arrow(ax, (x + width + 0.4, y + 4), (side_x - 0.4, y + 4))
+        previous = y
 
 
 @styled
@@ -146,39 +171,15 @@ def prisma_diagram(counts: dict[str, Any]) -> Figure:
     _box(ax, middle, 80, width, 7, "Records removed before screening:\nduplicate records "
                                    f"(n = {counts['duplicates_removed']})")
     _arrow(ax, (left + width + 0.4, 83.5), (middle - 0.4, 83.5))
-    rows = [
+    _column(ax, left, width, middle, width, [
         (64, f"Records screened\n(n = {counts['records_screened']})",
          f"Records excluded\n(n = {counts['records_excluded']})"),
-        (50, f"Reports sought for retrieval\n(n = {counts['reports_sought']})",
-         f"Reports not retrieved\n(n = {counts['reports_not_retrieved']})"),
-        (34, f"Reports assessed for eligibility\n(n = {counts['reports_assessed']})",
-         _lines("Reports excluded", counts["reports_excluded"],
-                sum(counts["reports_excluded"].values()))),
-    ]
-    previous_y = 78
-    for y, main, side in rows:
-        _box(ax, left, y, width, 8, main)
-        _box(ax, middle, y, width, 8 if y != 34 else 10, side)
-        _arrow(ax, (left + width / 2, previous_y - 0.6), (left + width / 2, y + 8.6))
-        _arrow(ax, (left + width + 0.4, y + 4), (middle - 0.4, y + 4))
-        previous_y = y
+        *_reports_rows(counts, ""),
+    ])
     other = counts["identified_other_methods"]
     _box(ax, right, 78, width, 11, _lines("Records identified from", other,
                                           sum(other.values())))
-    other_rows = [
-        (50, f"Reports sought for retrieval\n(n = {counts['other_reports_sought']})",
-         f"Reports not retrieved\n(n = {counts['other_reports_not_retrieved']})"),
-        (34, f"Reports assessed for eligibility\n(n = {counts['other_reports_assessed']})",
-         _lines("Reports excluded", counts["other_reports_excluded"],
-                sum(counts["other_reports_excluded"].values()))),
-    ]
-    previous_y = 78
-    for y, main, side in other_rows:
-        _box(ax, right, y, width, 8, main)
-        _box(ax, right + width + 3, y, 16, 8 if y != 34 else 10, side)
-        _arrow(ax, (right + width / 2, previous_y - 0.6), (right + width / 2, y + 8.6))
-        _arrow(ax, (right + width + 0.4, y + 4), (right + width + 2.6, y + 4))
-        previous_y = y
+    _column(ax, right, width, right + width + 3, 16, _reports_rows(counts, "other_"))
     reports = counts["reports_included"] + counts["other_reports_included"]
     _box(ax, left, 4, width + 4, 9, f"Studies included in review\n(n = "
                                     f"{counts['studies_included']})\nReports of included "
