@@ -55,6 +55,9 @@ class FakeEutils:
     release: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
+        unknown = set(self.faults.values()) - set(FAULTS)
+        if unknown:
+            raise ValueError(f"unknown faults {sorted(unknown)} (known: {', '.join(FAULTS)})")
         self._lock = threading.Lock()
         self._searches: dict[str, list[int]] = {}
         self.pmids = [self.first_pmid + i for i in range(self.records)]

@@ -29,7 +29,12 @@ def test_default_workspace_is_the_repository():
 def test_every_command_has_help(run_cli):
     for command in (["init"], ["protocol", "check"], ["protocol", "render"],
                     ["extract", "validate"], ["extract", "template"], ["extract", "import"],
-                    ["extract", "compare"], ["extract", "summary"], ["extract", "studies"]):
+                    ["extract", "compare"], ["extract", "summary"], ["extract", "studies"],
+                    ["analyze"], ["build"], ["search", "query"], ["search", "run"],
+                    ["search", "diff"], ["search", "log"], ["import"], ["status"], ["dedup"],
+                    ["dedup", "review"], ["screen"], ["screen", "import"],
+                    ["screen", "conflicts"], ["screen", "adjudicate"],
+                    ["screen", "from-extraction"], ["prisma"]):
         with pytest.raises(SystemExit) as caught:
             run_cli(*command, "--help")
         assert caught.value.code == 0
