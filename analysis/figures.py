@@ -341,8 +341,9 @@ def skeleton_map(frequencies: pd.DataFrame, title: str | None = None) -> Figure:
     colour_map = matplotlib.colormaps["YlGnBu"]
     # Start the scale below 0 so that the rarest site is visibly coloured, not near-white.
     norm = matplotlib.colors.Normalize(vmin=-0.2 * highest, vmax=highest)
-    figure = _figure(6.0, 7.6)
-    ax = figure.subplots()
+    # A fixed layout: constrained layout would cost more than the rest of this figure.
+    figure = Figure(figsize=(6.0, 7.6))
+    ax = figure.add_axes((0.02, 0.02, 0.82, 0.93))
     for code, patch in _skeleton_parts():
         share = float(sites.loc[code, "percent"]) if code in sites.index else 0.0
         colour = colour_map(norm(share)) if share > 0 else NONE_COLOUR
@@ -381,8 +382,8 @@ def skeleton_map(frequencies: pd.DataFrame, title: str | None = None) -> Figure:
     ax.set_ylim(-1.6, 20.0)
     ax.set_aspect("equal")
     ax.axis("off")
-    bar = figure.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=colour_map), ax=ax,
-                          shrink=0.4, pad=0.01)
+    bar = figure.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=colour_map),
+                          cax=figure.add_axes((0.86, 0.3, 0.03, 0.4)))
     bar.ax.set_ylim(0, highest)
     bar.ax.tick_params(labelsize=7)
     bar.set_label("Patients with the site (%)", fontsize=8)

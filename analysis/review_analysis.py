@@ -198,14 +198,16 @@ def _render(name: str) -> tuple[str, dict[str, bytes]]:
     return name, figures.figure_files(_PENDING_BUILDERS[name]())
 
 
-def render_figures(analysis: ReviewAnalysis, workers: int | None = None
+def render_figures(analysis: ReviewAnalysis, workers: int | None = None,
+                   extra: dict[str, Callable[[], Figure]] | None = None
                    ) -> dict[str, dict[str, bytes]]:
-    """SVG and PNG bytes of every figure, drawn in parallel where the platform can fork.
+    """SVG and PNG bytes of every figure (and of `extra` ones), drawn in parallel where the
+    platform can fork.
 
     Rasterising 300-dpi PNGs is most of a build's time and the figures are independent, so
     forked workers (which inherit the analysis without pickling it) share the cores.
     """
-    builders = figure_builders(analysis)
+    builders = {**figure_builders(analysis), **(extra or {})}
     workers = workers or min(os.cpu_count() or 1, len(builders))
     if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
         return {name: figures.figure_files(build()) for name, build in builders.items()}
@@ -221,7 +223,7 @@ def render_figures(analysis: ReviewAnalysis, workers: int | None = None
 
 def _cost_order(name: str) -> int:
     """Largest figures first, so that the workers finish together."""
-    return 0 if name.startswith("forest_") else 1
+    return 0 if name.startswith(("forest_", "prisma", "skeleton")) else 1
 
 
 def table_csv(table: pd.DataFrame) -> bytes:

@@ -13,7 +13,6 @@ import io
 import os
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -24,6 +23,7 @@ from openpyxl.utils.exceptions import InvalidFileException
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from review.errors import DataProblems, Problem, ReviewError
+from review.extraction.appraisal import appraisal_columns, read_appraisal
 from review.extraction.sheet import (
     Location,
     ensure_sheet,
@@ -42,10 +42,6 @@ APPRAISAL_SHEET = "Appraisal"
 ABOUT_SHEET = "About"
 LAST_ROW = 5000
 HEADER_FILL = PatternFill("solid", fgColor="DDE6F0")
-
-
-def appraisal_columns(appraisal: Appraisal) -> list[str]:
-    return ["study_id", "appraiser", *(item.id for item in appraisal.items), "notes"]
 
 
 def _prompt(spec: FieldSpec, separator: str) -> str:
@@ -348,13 +344,6 @@ def validate_appraisal(
                                         f"not an appraisal answer (got '{answer}'; allowed: "
                                         f"{', '.join(appraisal.answers)})"))
     return problems
-
-
-def read_appraisal(path: Path, appraisal: Appraisal) -> pd.DataFrame:
-    columns = appraisal_columns(appraisal)
-    if not path.exists():
-        return pd.DataFrame(columns=columns, dtype=object)
-    return pd.read_csv(path, dtype=str, keep_default_na=False)[columns]
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ formatting, the manifest is sorted JSON, and the only date is that of the data.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -45,9 +46,9 @@ def render_outputs(workspace: Workspace, progress: Callable[[str], None] = _quie
                    ) -> dict[str, bytes]:
     """Every output file of the build, by path relative to the output folder."""
     from analysis.review_analysis import analysis_tables, analyze_review, render_figures, table_csv
+    from review.extraction.appraisal import read_appraisal
     from review.extraction.sheet import ensure_sheet
     from review.extraction.validate import validate_cases
-    from review.extraction.workbook import read_appraisal
     from review.report.html import ReportInputs, render_report
     from review.report.markdown import markdown_table
 
@@ -68,24 +69,21 @@ def render_outputs(workspace: Workspace, progress: Callable[[str], None] = _quie
     for name, table in analysis_tables(analysis).items():
         outputs[f"tables/{name}.csv"] = table_csv(table)
         outputs[f"tables/{name}.md"] = markdown_table(table).encode("utf-8")
-    progress("drawing the figures")
-    svg = {}
-    for name, files in render_figures(analysis).items():
-        svg[name] = files["svg"]
-        for kind, data in files.items():
-            outputs[f"figures/{name}.{kind}"] = data
     prisma = None
+    extra = {}
     if (workspace.search_dir / "records.jsonl").exists():
-        from analysis.figures import figure_files
         from review.screening.prisma import prisma_csv, prisma_diagram
         from review.status import prisma_counts_for
 
         prisma = prisma_counts_for(workspace)
         outputs["tables/prisma2020.csv"] = prisma_csv(prisma)
-        drawn = figure_files(prisma_diagram(prisma))
-        svg["prisma_flow"] = drawn["svg"]
-        outputs["figures/prisma_flow.svg"] = drawn["svg"]
-        outputs["figures/prisma_flow.png"] = drawn["png"]
+        extra["prisma_flow"] = functools.partial(prisma_diagram, prisma)
+    progress("drawing the figures")
+    svg = {}
+    for name, files in render_figures(analysis, extra=extra).items():
+        svg[name] = files["svg"]
+        for kind, data in files.items():
+            outputs[f"figures/{name}.{kind}"] = data
     progress("writing the report")
     appraisal = None
     if schema.appraisal is not None and workspace.appraisal_path.exists():
