@@ -100,17 +100,16 @@ def region_events_by_study(
 
 
 def pooled_region_proportions(
-    cases: pd.DataFrame, spec: AnalysisSpec, study_key: str, **options: object
+    cases: pd.DataFrame, spec: AnalysisSpec, study_key: str
 ) -> dict[str, PooledProportion]:
-    """The protocol's pooled regions, each pooled across studies."""
+    """The protocol's pooled regions, each pooled across studies by the protocol's method."""
     if spec.pooling is None:
         return {}
-    method = str(options.pop("method", spec.pooling.method))
     results = {}
     for region_id in spec.pooling.regions:
         counts = region_events_by_study(cases, spec, region_id, study_key)
-        if counts.empty:
-            continue
-        results[region_id] = pool_proportions(counts["events"], counts["total"], method=method,
-                                              labels=list(counts["study"]), **options)
+        if not counts.empty:
+            results[region_id] = pool_proportions(counts["events"], counts["total"],
+                                                  method=spec.pooling.method,
+                                                  labels=list(counts["study"]))
     return results

@@ -201,24 +201,14 @@ def cmd_extract_studies(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _validated_cases(workspace: Workspace) -> pd.DataFrame:
-    from review.extraction.sheet import read_cases
-    from review.extraction.validate import validate_cases
-
-    schema = workspace.protocol.extraction
-    path = shown(workspace.cases_path)
-    frame = read_cases(path, schema)
-    problems = validate_cases(frame, schema, source=path)
-    if problems:
-        raise DataProblems(problems)
-    return frame
-
-
 def cmd_analyze(args: argparse.Namespace) -> int:
     from analysis.review_analysis import analyze_review, headline, write_analysis
+    from review.extraction.validate import validated_cases
 
     workspace = _workspace(args)
-    analysis = analyze_review(_validated_cases(workspace), workspace.protocol,
+    cases = validated_cases(workspace.cases_path, workspace.protocol.extraction,
+                            shown(workspace.cases_path))
+    analysis = analyze_review(cases, workspace.protocol,
                               conf_type=args.conf_type, interval=args.interval)
     out = Path(args.out) if args.out else workspace.reports_dir
     written = write_analysis(analysis, out)

@@ -28,20 +28,17 @@ def prisma_counts_for(workspace: Workspace, state: ScreeningState | None = None
 
 def review_status(workspace: Workspace) -> dict[str, Any]:
     """Counts for `review status --json`."""
-    from review.extraction.sheet import ensure_sheet
     from review.screening.flow import agreement, screening_state
 
     records = RecordStore(workspace.search_dir / "records.jsonl").load()
     log = read_log(workspace)
     searches = [entry for entry in log if entry.get("kind") == "search"]
-    schema = workspace.protocol.extraction
-    cases = ensure_sheet(workspace.cases_path, schema)
-    studies = cases[schema.study.key].replace("", None).dropna().nunique()
     state = screening_state(workspace)
+    counts = prisma_counts_for(workspace, state)
     agreements = {stage: found.to_dict() for stage in ("title-abstract", "full-text")
                   if (found := agreement(stage, state.decisions[stage])) is not None}
     return {
-        **prisma_counts_for(workspace, state),
+        **counts,
         "agreement": agreements,
         "conflicts": {stage: sum(d.decision == "conflict" for d in state.final[stage].values())
                       for stage in state.final},
@@ -53,8 +50,9 @@ def review_status(workspace: Workspace) -> dict[str, Any]:
         "last_search": ({key: searches[-1].get(key) for key in
                          ("run_id", "finished", "count", "new_records")} if searches else None),
         "imports": sum(entry.get("kind") == "import" for entry in log),
-        "studies_extracted": int(studies),
-        "cases_extracted": len(cases),
+        # What the sheet holds; PRISMA calls the same numbers studies and cases included.
+        "studies_extracted": counts["studies_included"],
+        "cases_extracted": counts["cases_included"],
     }
 
 

@@ -10,10 +10,11 @@ import datetime as dt
 import re
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 
 import pandas as pd
 
-from review.errors import Problem
+from review.errors import DataProblems, Problem
 from review.extraction.sheet import Location, sheet_locations
 from review.protocol import ExtractionSchema, FieldSpec, Rule
 
@@ -173,6 +174,18 @@ def validate_cases(
                 report(position, column, message)
     problems.extend(_study_problems(frame, schema, places))
     return sorted(problems)
+
+
+def validated_cases(path: Path, schema: ExtractionSchema, source: str) -> pd.DataFrame:
+    """The sheet at `path` (empty when there is none yet), or `DataProblems` with every
+    problem; `source` is how rows are addressed in the messages."""
+    from review.extraction.sheet import ensure_sheet
+
+    cases = ensure_sheet(path, schema)
+    problems = validate_cases(cases, schema, source=source)
+    if problems:
+        raise DataProblems(problems)
+    return cases
 
 
 def _study_problems(

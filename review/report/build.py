@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from review import __version__
-from review.errors import DataProblems, ReviewError
+from review.errors import ReviewError
 from review.fileio import write_files_atomically
 from review.report.manifest import (
     MANIFEST,
     build_date,
-    input_files,
     is_up_to_date,
     manifest_text,
     package_versions,
@@ -47,8 +46,7 @@ def render_outputs(workspace: Workspace, progress: Callable[[str], None] = _quie
     """Every output file of the build, by path relative to the output folder."""
     from analysis.review_analysis import analysis_tables, analyze_review, render_figures, table_csv
     from review.extraction.appraisal import read_appraisal
-    from review.extraction.sheet import ensure_sheet
-    from review.extraction.validate import validate_cases
+    from review.extraction.validate import validated_cases
     from review.report.html import ReportInputs, render_report
     from review.report.markdown import markdown_table
 
@@ -57,12 +55,9 @@ def render_outputs(workspace: Workspace, progress: Callable[[str], None] = _quie
         raise ReviewError(f"{workspace.protocol_path}: the protocol has no analysis section, "
                           "so there is nothing to build")
     schema = protocol.extraction
-    progress(f"validating {relative(workspace.cases_path, workspace.root)}")
-    cases = ensure_sheet(workspace.cases_path, schema)
-    problems = validate_cases(cases, schema,
-                              source=relative(workspace.cases_path, workspace.root))
-    if problems:
-        raise DataProblems(problems)
+    sheet = relative(workspace.cases_path, workspace.root)
+    progress(f"validating {sheet}")
+    cases = validated_cases(workspace.cases_path, schema, sheet)
     progress(f"analysing {len(cases)} {schema.unit}s")
     analysis = analyze_review(cases, protocol)
     outputs: dict[str, bytes] = {}
@@ -88,11 +83,13 @@ def render_outputs(workspace: Workspace, progress: Callable[[str], None] = _quie
     appraisal = None
     if schema.appraisal is not None and workspace.appraisal_path.exists():
         appraisal = read_appraisal(workspace.appraisal_path, schema.appraisal)
+    from review.search.log import read_log
+
     versions = {"casereview": __version__, **package_versions()}
     inputs = ReportInputs(
         analysis=analysis, figures=svg, appraisal=appraisal, prisma=prisma,
         build_day=build_date(workspace).day, versions=versions,
-        data_files={relative(path, workspace.root): "" for path in input_files(workspace)},
+        searches=[entry for entry in read_log(workspace) if entry.get("kind") == "search"],
     )
     outputs[REPORT] = render_report(inputs).encode("utf-8")
     return outputs

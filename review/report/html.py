@@ -113,7 +113,7 @@ class ReportInputs:
     prisma: dict | None
     build_day: str
     versions: dict[str, str]
-    data_files: dict[str, str]
+    searches: list[dict]
 
 
 class _Page:
@@ -269,10 +269,15 @@ def _methods(page: _Page, inputs: ReportInputs) -> None:
         page.add(table_html(concepts, {"concept": "Concept", "mesh": "MeSH headings",
                                        "terms": "Title/abstract terms",
                                        "types": "Publication types"}))
-    search_files = [name for name in inputs.data_files if name.startswith("data/search/")]
-    if search_files:
-        page.add(f"<p>Search data in this review: {len(search_files)} files under "
-                 "<code>data/search/</code>.</p>")
+    if inputs.searches:
+        page.add("<p>Searches run (from the search log):</p><ul>")
+        for entry in inputs.searches:
+            page.add(f"<li>{text(entry.get('database'))} via {text(entry.get('interface'))}, "
+                     f"{text(entry.get('finished'))}: {text(entry.get('count'))} records "
+                     f"({text(entry.get('new_records'))} new). Query: "
+                     f"<code>{text(entry.get('query'))}</code>; PubMed's translation: "
+                     f"<code>{text(entry.get('query_translation'))}</code>.</li>")
+        page.add("</ul>")
     else:
         page.missing("No database search has been run in this workspace yet, so there is no "
                      "search log and no executed query to report. The included reports were "
@@ -508,14 +513,13 @@ def render_report(inputs: ReportInputs) -> str:
     regions = analysis.site_frequencies.assign(
         ci=lambda f: [f"{percent(lo)}–{percent(hi)}" for lo, hi in zip(f["ci_low"], f["ci_high"],
                                                                        strict=True)],
-        share=lambda f: [percent(p) for p in f["percent"]],
-        kind_label=lambda f: f["kind"].map({"region": "region", "site": "site"}))
+        share=lambda f: [percent(p) for p in f["percent"]])
     shown = regions[(regions["kind"] == "region") | (regions["patients"] > 0)]
     page.figure(figures, "skeleton_map", "Skeleton map: each bone shaded by the share of "
                                          "patients with a metastasis there (grey: none).")
     page.figure(figures, "site_frequencies", "Frequency of each region and site with Wilson "
                                              "95% confidence intervals.")
-    page.add(table_html(shown, {"kind_label": "", "label": "Region or site",
+    page.add(table_html(shown, {"kind": "", "label": "Region or site",
                                 "patients": "Patients", "denominator": "With sites reported",
                                 "share": "%", "ci": "95% CI"},
                         numeric=["patients", "denominator", "share", "ci"]))

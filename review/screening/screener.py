@@ -123,8 +123,6 @@ class Screener:
             char = self.key()
             if char in ("\r", "\n"):
                 return typed
-            if char == "q" and not typed and prompt.startswith("Reason"):
-                return ""
             if char in ("\x7f", "\x08"):
                 typed = typed[:-1]
                 self.out.write("\b \b")

@@ -10,8 +10,8 @@ from review.fileio import UTF8_BOM
 from review.search.readers import csv_export, medline, pubmed_xml, ris, wos_tab
 from review.search.records import Record
 
+# Text readers; PubMed XML is read from bytes, so that its own encoding declaration counts.
 READERS = {
-    "pubmed-xml": pubmed_xml.read,
     "medline": medline.read,
     "ris": ris.read,
     "wos-tab": wos_tab.read,
@@ -64,8 +64,8 @@ def detect_format(path: Path, text: str, declared: str | None = None) -> str:
     the content so that a mislabelled file fails clearly instead of importing nothing."""
     looks = sniff_format(text)
     if declared:
-        if declared not in READERS:
-            raise ReviewError(f"unknown format '{declared}' (allowed: {', '.join(READERS)})")
+        if declared not in NAMES:
+            raise ReviewError(f"unknown format '{declared}' (allowed: {', '.join(NAMES)})")
         expected = declared
     else:
         expected = EXTENSIONS.get(path.suffix.lower()) or looks

@@ -120,6 +120,3 @@ def read_bytes(data: bytes, source: str, source_file: str) -> list[Record]:
     return [make_record(source, source_file, **fields)
             for fields in parse_articles(data, source_file)]
 
-
-def read(text: str, source: str, source_file: str) -> list[Record]:
-    return read_bytes(text.encode("utf-8"), source, source_file)
