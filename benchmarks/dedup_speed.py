@@ -35,6 +35,7 @@ molecular genomic mutation pathway signaling tumour microenvironment immune chec
 inhibitor response resistance progression free overall
 """
 WORDS = VOCABULARY.split()
+POSITIONS = itertools.count(1)
 SURNAMES = [f"{a}{b}" for a, b in itertools.product(
     ["Tan", "Kim", "Lee", "Wang", "Smith", "Garcia", "Müller", "Rossi", "Sato", "Kowalski",
      "Novak", "Silva", "Ivanov", "Nguyen", "Ahmed", "Cohen", "Dubois", "Jensen", "Olsen", "Patel"],
@@ -100,7 +101,8 @@ def render(spec: dict, rng: random.Random, source: str, variant: bool) -> Record
         if choice() < 0.15:
             year += rng.choice((-1, 1))
             pmid = doi = ""
-    return make_record(source, "generated", title=title, authors=names, journal=journal,
+    return make_record(source, "generated", origin="generated", position=next(POSITIONS),
+                       title=title, authors=names, journal=journal,
                        year=str(year), volume=spec["volume"], issue=spec["issue"],
                        pages=page_text, doi=doi, pmid=pmid,
                        publication_types=["Journal Article"])
@@ -128,7 +130,8 @@ def generate(size: int, seed: int = 7) -> tuple[list[Record], dict[str, int]]:
             truth[record.record_id] = work
             work += 1
         if rng.random() < 0.02:  # an erratum with the article's title: not a duplicate
-            record = make_record("db0", "generated", title=f"Erratum: {spec['title']}",
+            record = make_record("db0", "generated", origin="generated",
+                                 position=next(POSITIONS), title=f"Erratum: {spec['title']}",
                                  authors=[spec["authors"][0][0]], year=str(spec["year"]),
                                  journal=spec["journal"][0],
                                  publication_types=["Published Erratum"])

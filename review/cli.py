@@ -18,6 +18,10 @@ from review import __version__
 from review.errors import DataProblems, ReviewError
 from review.workspace import PROJECT_VARIABLE, Workspace
 
+# The readers' formats (review.search.readers.NAMES), named here so --help stays fast.
+IMPORT_FORMATS = ("pubmed-xml", "medline", "ris", "wos-tab", "csv", "xlsx", "endnote-xml",
+                  "bibtex")
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -284,8 +288,8 @@ def cmd_search_run(args: argparse.Namespace) -> int:
     client = EutilsClient(EutilsConfig.from_environment(args.eutils_url, **overrides))
     result = run_search(workspace, client, query, new=args.new, quiet=args.quiet)
     print(f"search run {result.run_id}{' (resumed)' if result.resumed else ''}: "
-          f"{result.count} records found, {result.fetched} fetched, {result.added} new, "
-          f"{result.already_known} already known; {result.requests} requests "
+          f"{result.count} records found, {result.fetched} fetched, {result.added} stored, "
+          f"{result.new_pmids} PMIDs not seen before; {result.requests} requests "
           f"({result.retries} retried)")
     return EXIT_OK
 
@@ -318,13 +322,13 @@ def cmd_search_log(args: argparse.Namespace) -> int:
     for entry in entries:
         if entry.get("kind") == "search":
             print(f"{entry['finished']}  search {entry['database']} via {entry['interface']}: "
-                  f"{entry['count']} records ({entry['new_records']} new)")
+                  f"{entry['count']} records ({entry.get('new_records', 0)} not seen before)")
             print(f"    query: {entry['query']}")
             print(f"    PubMed's translation: {entry['query_translation']}")
         else:
             print(f"{entry['date']}  import {entry['file']} ({entry['format']}, "
                   f"{entry['encoding']}) as {entry['source']}: {entry['records']} records "
-                  f"({entry['new_records']} new)")
+                  f"({entry.get('records_stored', entry.get('new_records'))} stored)")
     if not entries:
         print("the search log is empty")
     return EXIT_OK
@@ -332,13 +336,20 @@ def cmd_search_log(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     from review.search.importing import import_exports
+    from review.search.readers import NAMES
 
     workspace = _workspace(args)
     results = import_exports(workspace, [Path(shown(path)) for path in args.files],
                              args.source, declared=args.format, encoding=args.encoding)
     for result in results:
-        print(f"{result.path}: {result.records} records ({result.format}, {result.encoding}): "
-              f"{result.added} new, {result.already_known} already known")
+        if result.already_imported:
+            print(f"{result.path}: already imported ({result.already_imported}; the same "
+                  f"bytes, by SHA-256): nothing added")
+            continue
+        upgraded = (f", {result.upgraded} stored by an earlier version given their position"
+                    if result.upgraded else "")
+        print(f"{result.path}: {result.records} records ({NAMES[result.format]}, "
+              f"{result.encoding}): {result.stored} stored{upgraded}")
     return EXIT_OK
 
 
@@ -513,8 +524,8 @@ def cmd_screen_from_extraction(args: argparse.Namespace) -> int:
 def cmd_prisma(args: argparse.Namespace) -> int:
     from analysis.figures import figure_files
     from review.fileio import write_files_atomically
+    from review.screening.flow import prisma_counts_for
     from review.screening.prisma import prisma_csv, prisma_diagram
-    from review.status import prisma_counts_for
 
     workspace = _workspace(args)
     counts = prisma_counts_for(workspace)
@@ -523,8 +534,15 @@ def cmd_prisma(args: argparse.Namespace) -> int:
     write_files_atomically({out / "figures" / "prisma_flow.svg": files["svg"],
                             out / "figures" / "prisma_flow.png": files["png"],
                             out / "tables" / "prisma2020.csv": prisma_csv(counts)})
-    print(json.dumps(counts, indent=2, ensure_ascii=False))
-    print(f"wrote the PRISMA 2020 diagram and counts under {shown(out)}")
+    if args.json:
+        print(json.dumps(counts, indent=2, sort_keys=True, ensure_ascii=False))
+    else:
+        print(f"records identified: {counts['records_identified']} from databases, "
+              f"{counts['records_identified_other_methods']} via other methods; "
+              f"{counts['duplicates_removed']} duplicates removed; "
+              f"{counts['records_screened']} screened; studies included: "
+              f"{counts['studies_included']} ({counts['cases_included']} patients)")
+        print(f"wrote the PRISMA 2020 diagram and counts under {shown(out)}")
     return EXIT_OK
 
 
@@ -679,14 +697,18 @@ def build_parser() -> argparse.ArgumentParser:
     log.set_defaults(handler=cmd_search_log)
 
     importer = commands.add_parser(
-        "import", help="import exported records (PubMed XML, MEDLINE, RIS, WoS, CSV)",
-        description="Read exports into data/search/records.jsonl; re-importing a file adds "
-                    "nothing; a bad file changes nothing.")
+        "import", help="import exported records (PubMed XML, MEDLINE, RIS, WoS, CSV/TSV, "
+                       "XLSX, EndNote XML, BibTeX)",
+        description="Read exports into data/search/records.jsonl. Every record of every file "
+                    "is kept (de-duplication joins them later); importing the same file "
+                    "again adds nothing; a bad file changes nothing.")
     importer.add_argument("files", nargs="+", metavar="FILE")
     importer.add_argument("--source", required=True, help="the database, e.g. Embase")
-    importer.add_argument("--format", choices=["pubmed-xml", "medline", "ris", "wos-tab", "csv"],
+    importer.add_argument("--format", choices=list(IMPORT_FORMATS),
                           help="the format, when the extension does not say")
-    importer.add_argument("--encoding", help="the files' encoding when not UTF-8 or latin-1")
+    importer.add_argument("--encoding", help="the files' text encoding (default: UTF-16 with "
+                                             "a byte-order mark, else UTF-8, else "
+                                             "Windows-1252)")
     importer.set_defaults(handler=cmd_import)
 
     dedup = commands.add_parser(
@@ -752,6 +774,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Draw the PRISMA 2020 flow diagram (SVG, PNG) and write its counts in "
                     "the PRISMA2020 R package's CSV format.")
     prisma.add_argument("--out", metavar="DIR", help="output folder (default: reports/<id>/)")
+    prisma.add_argument("--json", action="store_true",
+                        help="print the counts as JSON only (the files are still written)")
     prisma.set_defaults(handler=cmd_prisma)
 
     status = commands.add_parser("status", help="where the review stands",

@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from review.search.log import read_log
 from review.search.records import RecordStore
 from review.workspace import Workspace
 
-if TYPE_CHECKING:
-    from review.screening.flow import ScreeningState
-
-
-def prisma_counts_for(workspace: Workspace, state: ScreeningState | None = None
-                      ) -> dict[str, Any]:
-    """The PRISMA 2020 counts of a workspace."""
-    from review.extraction.sheet import ensure_sheet
-    from review.screening.flow import prisma_counts, screening_state
-
-    schema = workspace.protocol.extraction
-    cases = ensure_sheet(workspace.cases_path, schema)
-    studies = cases[schema.study.key].replace("", None).dropna().nunique()
-    labels = {reason.id: reason.label for reason in workspace.protocol.screening.exclusion_reasons}
-    return prisma_counts(state or screening_state(workspace), int(studies), len(cases), labels)
-
 
 def review_status(workspace: Workspace) -> dict[str, Any]:
     """Counts for `review status --json`."""
-    from review.screening.flow import agreement, screening_state
+    from review.screening.flow import agreement, prisma_counts_for, screening_state
 
     records = RecordStore(workspace.search_dir / "records.jsonl").load()
     log = read_log(workspace)
@@ -43,9 +26,9 @@ def review_status(workspace: Workspace) -> dict[str, Any]:
         "conflicts": {stage: sum(d.decision == "conflict" for d in state.final[stage].values())
                       for stage in state.final},
         "review": workspace.protocol.id,
-        # Every source, other methods included (PRISMA's database column is the difference).
-        "identified": dict(sorted(Counter(record.source for record in records).items())),
         "records": len(records),
+        # Imported or searched by casereview 0.1, which merged repeated records on import.
+        "legacy_records": sum(record.legacy for record in records),
         "search_runs": len(searches),
         "last_search": ({key: searches[-1].get(key) for key in
                          ("run_id", "finished", "count", "new_records")} if searches else None),
@@ -58,12 +41,20 @@ def review_status(workspace: Workspace) -> dict[str, Any]:
 
 def status_lines(status: dict[str, Any]) -> list[str]:
     lines = [f"review {status['review']}"]
-    if status["identified"]:
-        lines.append(f"records identified: {status['records']} ("
-                     + ", ".join(f"{source} {n}" for source, n in status["identified"].items())
-                     + ")")
-    else:
+    for label, total, by_source in (
+            ("records identified from databases", status["records_identified"],
+             status["identified"]),
+            ("records identified via other methods", status["records_identified_other_methods"],
+             status["identified_other_methods"])):
+        if by_source:
+            lines.append(f"{label}: {total} ("
+                         + ", ".join(f"{source} {n}" for source, n in by_source.items()) + ")")
+    if not status["records"]:
         lines.append("records identified: none yet ('review search run' or 'review import')")
+    if status["legacy_records"]:
+        lines.append(f"note: {status['legacy_records']} records were stored by casereview 0.1, "
+                     "which merged records sharing a PMID, DOI or title on import; import "
+                     "their files again to recover the merged ones (decisions are kept)")
     last = status["last_search"]
     lines.append(f"search runs: {status['search_runs']}" + (
         f"; last {last['run_id']}: {last['count']} records, {last['new_records']} new"

@@ -300,12 +300,13 @@ def test_methods_report_the_search_log_not_the_files(hcc_workspace, tmp_path, ep
     from review.search.log import append_log
     from review.search.records import RecordStore, make_record
     RecordStore(hcc_workspace.search_dir / "records.jsonl").add(
-        [make_record("Web searches", "x", title="A report found on the web")])
+        [make_record("Web searches", "x", origin="test", position=1,
+                     title="A report found on the web")])
     build_report(hcc_workspace, tmp_path / "none", force=True)
     assert "No database search has been run" in (tmp_path / "none" / "report.html").read_text()
     append_log(hcc_workspace, {"kind": "search", "database": "PubMed",
                                "interface": "NCBI E-utilities", "finished": "2026-01-02",
-                               "count": 12, "new_records": 12,
+                               "count": 12, "new_records": 12, "records_stored": 12,
                                "query": 'hcc[tiab] AND "bone"[tiab]',
                                "query_translation": '"hcc"[Title/Abstract]'})
     build_report(hcc_workspace, tmp_path / "logged", force=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from review.screening.dedup import (
 )
 from review.search.records import make_record
 
+POSITIONS = itertools.count(1)
 CASES = json.loads((Path(__file__).parent / "fixtures" / "dedup" / "pair_cases.json")
                    .read_text(encoding="utf-8"))["cases"]
 
@@ -29,7 +31,8 @@ def from_bibtex(raw: dict, source: str):
         raw.get("ENTRYTYPE", ""), [])
     if raw.get("booktitle"):
         kinds = ["Conference Paper"]
-    return make_record(source, "pair_cases.json", title=raw.get("title"), authors=names,
+    return make_record(source, "pair_cases.json", origin=source, position=next(POSITIONS),
+                       title=raw.get("title"), authors=names,
                        year=raw.get("year"), journal=raw.get("journal") or raw.get("booktitle"),
                        doi=raw.get("doi"), volume=raw.get("volume"), issue=raw.get("number"),
                        pages=raw.get("pages"), publication_types=kinds)
@@ -51,7 +54,8 @@ def record(source: str, **fields):
     base = {"title": "Spinal metastasis of hepatocellular carcinoma treated with SBRT",
             "authors": ["Tamaki T", "Tomita K"], "journal": "World Journal of Gastroenterology",
             "year": "2007", "volume": "13", "pages": "2758-60"}
-    return make_record(source, "test", **{**base, **fields})
+    return make_record(source, "test", origin="test", position=next(POSITIONS),
+                       **{**base, **fields})
 
 
 def test_clusters_keep_the_most_complete_record_and_delete_nothing():

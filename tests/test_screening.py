@@ -279,7 +279,8 @@ def test_worked_review_matches_the_extraction_sheet(hcc_workspace, run_cli):
         shutil.copytree(ROOT / "data" / folder, hcc_workspace.data_dir / folder)
     status, out, _ = run_cli("--project", hcc_workspace.root, "status", "--json")
     counts = json.loads(out)
-    assert counts["identified"] == {"Web and reference-list searches": 87}
+    assert counts["identified"] == {} and counts["records_identified"] == 0
+    assert counts["records_identified_other_methods"] == 87
     assert counts["identified_other_methods"] == {"Web and reference-list searches": 87}
     assert counts["records_screened"] == 0
     assert counts["other_reports_assessed"] == counts["other_reports_included"] == 87
@@ -336,7 +337,7 @@ class Terminal:
 
 def test_screener_in_a_pseudo_terminal(workspace):
     from review.search.records import RecordStore, make_record
-    hostile = make_record("PubMed", "test", pmid="99999999",
+    hostile = make_record("PubMed", "test", origin="test", position=1, pmid="99999999",
                           title="Bone metastasis \x1b]0;pwned\x07 from hepatocellular carcinoma "
                                 "in mice", abstract="A retrospective cohort.")
     RecordStore(workspace.search_dir / "records.jsonl").add([hostile])

@@ -18,8 +18,8 @@ EXPORTS = Path(__file__).parent / "fixtures" / "exports"
 
 
 def read(name: str, source: str = "Test", **options):
-    records, kind, encoding = read_export(EXPORTS / name, source, **options)
-    return records, kind, encoding
+    export = read_export(EXPORTS / name, source, **options)
+    return export.records, export.format, export.encoding
 
 
 def test_pubmed_efetch_xml():
@@ -105,7 +105,7 @@ def test_web_of_science_tab_delimited():
     assert (record.pmid, record.doi, record.pages) == ("17569150", "10.3748/wjg.v13.i19.2758",
                                                        "2758-2760")
     assert record.authors == ("Tamaki, T", "Tomita, K")
-    assert record.extra["accession"] == "WOS:000246590600017"
+    assert record.export_id == "WOS:000246590600017"
 
 
 def test_pubmed_csv_and_generic_csv():
@@ -126,14 +126,14 @@ def test_encodings_bom_crlf_and_latin1(tmp_path):
         "crlf.ris": text.replace("\n", "\r\n").encode("utf-8"),
         "latin1.ris": text.replace("Wael", "Waël").encode("latin-1"),
     }
-    expected, _, _ = read_export(EXPORTS / "scopus.ris", "S")
+    expected = read_export(EXPORTS / "scopus.ris", "S").records
     for name, data in variants.items():
         (tmp_path / name).write_bytes(data)
-        [record], _, encoding = read_export(tmp_path / name, "S")
+        [record] = read_export(tmp_path / name, "S").records
         assert record.title == expected[0].title
         assert record.doi == expected[0].doi
-    [latin], _, encoding = read_export(tmp_path / "latin1.ris", "S")
-    assert encoding == "windows-1252" and latin.authors[0] == "Waël, M."
+    latin = read_export(tmp_path / "latin1.ris", "S")
+    assert latin.encoding == "windows-1252" and latin.records[0].authors[0] == "Waël, M."
 
 
 def test_doi_normalisation():
@@ -152,7 +152,7 @@ def test_doi_normalisation():
         ("empty.ris", b"", r"empty\.ris:1: empty file"),
         ("binary.csv", bytes(range(256)) * 20, r"binary\.csv:1: a binary file"),
         ("wrong.xml", (EXPORTS / "wos.ris").read_bytes(),
-         r"wrong\.xml:1: the content looks like RIS, not PubMed XML"),
+         r"wrong\.xml:1: the content looks like RIS, not XML"),
         ("entity.xml", b'<?xml version="1.0"?>\n<!DOCTYPE PubmedArticleSet [\n<!ENTITY xxe '
                        b'SYSTEM "file:///etc/passwd">]>\n<PubmedArticleSet><PubmedArticle>'
                        b'<MedlineCitation><PMID>1</PMID><Article><ArticleTitle>&xxe;'
@@ -160,7 +160,7 @@ def test_doi_normalisation():
                        b"</PubmedArticleSet>",
          r"entity\.xml:3: the XML declares entities, which are refused"),
         ("other.xml", b"<?xml version='1.0'?><rss><channel/></rss>",
-         r"other\.xml:1: not PubMed XML \(the root element is <rss>\)"),
+         r"other\.xml:1: XML, but neither PubMed XML nor EndNote XML"),
         ("stray.ris", b"TY  - JOUR\nTI  - A title\nthis line is no RIS\nER  - \n", None),
         ("bad.nbib", b"PMID- 1\nTI  - A title\n<html>oops</html>\n",
          r"bad\.nbib:3: not a MEDLINE line"),
@@ -171,24 +171,27 @@ def test_malformed_input_names_file_and_line(tmp_path, name, content, message):
     path = tmp_path / name
     path.write_bytes(content)
     if message is None:  # an unknown line inside a field is a wrapped continuation
-        records, _, _ = read_export(path, "S")
+        records = read_export(path, "S").records
         assert records[0].title == "A title this line is no RIS"
         return
     with pytest.raises(ReviewError, match=message):
         read_export(path, "S")
 
 
-def test_import_is_idempotent_and_logged(hcc_workspace):
+def test_reimporting_the_same_bytes_adds_nothing_and_says_so(hcc_workspace, run_cli):
     first = import_exports(hcc_workspace, [EXPORTS / "embase.ris"], "Embase")
-    assert (first[0].records, first[0].added) == (2, 2)
+    assert (first[0].records, first[0].stored) == (2, 2)
     again = import_exports(hcc_workspace, [EXPORTS / "embase.ris"], "Embase")
-    assert (again[0].added, again[0].already_known) == (0, 2)
+    assert (again[0].stored, again[0].records) == (0, 2) and again[0].already_imported
     store = RecordStore(hcc_workspace.search_dir / "records.jsonl").load()
     assert len(store) == 2
     log = [json.loads(line) for line in
            (hcc_workspace.search_dir / "search_log.jsonl").read_text().splitlines()]
-    assert [entry["new_records"] for entry in log] == [2, 0]
+    assert [entry["records_stored"] for entry in log] == [2]
     assert log[0]["format"] == "RIS" and len(log[0]["sha256"]) == 64
+    status, out, _ = run_cli("--project", hcc_workspace.root, "import", EXPORTS / "embase.ris",
+                             "--source", "Embase")
+    assert status == 0 and "already imported" in out and "nothing added" in out
 
 
 def test_same_record_from_two_sources_is_kept_twice(hcc_workspace):

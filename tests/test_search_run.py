@@ -166,18 +166,22 @@ def test_kill_mid_run_then_resume(server, hcc_workspace):
     assert len(pmids) == len(set(pmids)) == 1000
 
 
-def test_living_review_recognises_known_records(server, hcc_workspace, run_cli):
+def test_living_review_keeps_every_run_and_dedup_joins_them(server, hcc_workspace, run_cli):
+    from review.screening.flow import prisma_counts_for
     fake, url = server(200)
     run_search(hcc_workspace, client(url), QUERY, quiet=True)
     fake.add_records(5)
     time.sleep(1.1)  # run ids are start times to the second
     second = run_search(hcc_workspace, client(url), QUERY, quiet=True)
-    assert (second.count, second.added, second.already_known) == (205, 5, 200)
+    assert (second.count, second.added, second.new_pmids) == (205, 205, 5)
     latest, previous, new = run_difference(hcc_workspace)
     assert previous is not None and len(new) == 5
     status, out, _ = run_cli("--project", hcc_workspace.root, "search", "diff")
     assert status == 0 and f"run {latest} against {previous}: 5 new records" in out
-    assert len(stored(hcc_workspace)) == 205
+    assert len(stored(hcc_workspace)) == 405
+    counts = prisma_counts_for(hcc_workspace)
+    assert counts["identified"] == {"PubMed": 405}
+    assert (counts["duplicates_removed"], counts["records_screened"]) == (200, 205)
 
 
 def test_search_log_records_the_run(server, hcc_workspace, run_cli):
@@ -199,7 +203,7 @@ def test_search_run_cli_uses_the_protocol_query(server, hcc_workspace, run_cli, 
     status, out, _ = run_cli("--project", hcc_workspace.root, "search", "run", "--eutils-url",
                              url, "--quiet")
     assert status == 0, out
-    assert "120 records found, 120 fetched, 120 new" in out
+    assert "120 records found, 120 fetched, 120 stored, 120 PMIDs not seen before" in out
     sent = fake.log[0][1]["term"]
     assert sent.startswith('((("Carcinoma, Hepatocellular"[Mesh]')
 

@@ -67,8 +67,8 @@ def render_outputs(workspace: Workspace, progress: Callable[[str], None] = _quie
     prisma = None
     extra = {}
     if (workspace.search_dir / "records.jsonl").exists():
+        from review.screening.flow import prisma_counts_for
         from review.screening.prisma import prisma_csv, prisma_diagram
-        from review.status import prisma_counts_for
 
         prisma = prisma_counts_for(workspace)
         outputs["tables/prisma2020.csv"] = prisma_csv(prisma)

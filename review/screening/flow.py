@@ -9,6 +9,7 @@ extraction sheet; none is typed.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import Counter
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from review.errors import ReviewError
 from review.screening.decisions import (
     ADJUDICATOR,
     ADVANCING,
@@ -26,10 +28,8 @@ from review.screening.decisions import (
     latest_by_reviewer,
 )
 from review.screening.dedup import DedupResult, deduplicate, kept_records, read_pair_decisions
-from review.search.records import Record, RecordStore
+from review.search.records import OTHER_METHODS, Record, RecordStore
 from review.workspace import Workspace
-
-OTHER_METHODS = "other methods"
 
 
 def identified_via_other_methods(record: Record) -> bool:
@@ -56,8 +56,14 @@ def screening_state(workspace: Workspace) -> ScreeningState:
     dedup = deduplicate(database, read_pair_decisions(workspace.data_dir / "dedup" /
                                                       "decisions.csv"))
     screened = kept_records(database, dedup)
+    # A decision made on a record counts for its cluster: a later export or search run can
+    # bring a more complete copy that becomes the one kept.
+    kept_for = {member: cluster.kept for cluster in dedup.clusters
+                for member in cluster.members}
     store = DecisionStore(workspace.screening_dir)
-    decisions = {stage: store.read(stage) for stage in ("title-abstract", "full-text")}
+    decisions = {stage: [dataclasses.replace(d, record=kept_for.get(d.record, d.record))
+                         for d in store.read(stage)]
+                 for stage in ("title-abstract", "full-text")}
     final = {stage: final_decisions(decisions[stage]) for stage in decisions}
     advanced = [r for r in screened
                 if final["title-abstract"].get(r.record_id) is not None
@@ -157,12 +163,18 @@ def prisma_counts(state: ScreeningState, studies_included: int,
         }
 
     screened = state.title_abstract
+    if len(database) != len(screened) + state.dedup.duplicates_removed:
+        raise ReviewError(f"internal error: {len(database)} records identified, but "
+                          f"{len(screened)} kept and {state.dedup.duplicates_removed} "
+                          "removed as duplicates")
     ta_outcomes = [title_abstract.get(r.record_id) for r in screened]
     advanced = [r for r, o in zip(screened, ta_outcomes, strict=True)
                 if o is not None and o.decision == "include"]
     databases = column(advanced)
     others = column(other)
     return {
+        "records_identified": len(database),
+        "records_identified_other_methods": len(other),
         "identified": dict(sorted(Counter(r.source for r in database).items())),
         "identified_other_methods": dict(sorted(Counter(r.source for r in other).items())),
         "duplicates_removed": state.dedup.duplicates_removed,
@@ -189,3 +201,16 @@ def prisma_counts(state: ScreeningState, studies_included: int,
 def conflicts(state: ScreeningState, stage: str) -> list[FinalDecision]:
     return [decision for decision in state.final[stage].values()
             if decision.decision == "conflict"]
+
+
+def prisma_counts_for(workspace: Workspace, state: ScreeningState | None = None
+                      ) -> dict[str, Any]:
+    """The PRISMA 2020 counts of a workspace: the one source of every count that `review
+    status`, `review prisma`, the PRISMA2020 CSV and the report show."""
+    from review.extraction.sheet import ensure_sheet
+
+    schema = workspace.protocol.extraction
+    cases = ensure_sheet(workspace.cases_path, schema)
+    studies = cases[schema.study.key].replace("", None).dropna().nunique()
+    labels = {reason.id: reason.label for reason in workspace.protocol.screening.exclusion_reasons}
+    return prisma_counts(state or screening_state(workspace), int(studies), len(cases), labels)

@@ -8,21 +8,35 @@ honest and in step with the sheet.
 
 from __future__ import annotations
 
+import pandas as pd
+
 from review.extraction.sheet import ensure_sheet, study_table
 from review.screening.decisions import Decision, DecisionStore, check_reviewer, now
-from review.screening.flow import OTHER_METHODS
-from review.search.records import Record, RecordStore, make_record
+from review.search.records import OTHER_METHODS, Record, RecordStore, make_record
 from review.workspace import Workspace
 
+SHEET = "data/extraction/cases.csv"
 
-def other_method_records(workspace: Workspace, source: str) -> list[Record]:
+
+def sheet_studies(workspace: Workspace) -> pd.DataFrame:
     schema = workspace.protocol.extraction
-    studies = study_table(ensure_sheet(workspace.cases_path, schema), schema)
-    return [make_record(source, "data/extraction/cases.csv", title=row.source_title,
-                        doi=row.doi, pmid=row.pmid, year=row.pub_year,
+    return study_table(ensure_sheet(workspace.cases_path, schema), schema)
+
+
+def other_method_records(studies: pd.DataFrame, source: str,
+                         stored: list[Record]) -> list[Record]:
+    """A record for every report of the sheet that has none yet; a report is known by its
+    study id, so reordering or editing the sheet adds nothing twice."""
+    known = {record.extra.get("study_id") for record in stored
+             if record.extra.get("identified_via") == OTHER_METHODS}
+    first = 1 + sum(record.origin == SHEET for record in stored)
+    fresh = [row for row in studies.itertuples(index=False) if row.study_id not in known]
+    return [make_record(source, SHEET, origin=SHEET, position=first + offset,
+                        export_id=row.study_id, title=row.source_title, doi=row.doi,
+                        pmid=row.pmid, year=row.pub_year,
                         extra={"identified_via": OTHER_METHODS, "study_id": row.study_id,
                                "url": row.source_url})
-            for row in studies.itertuples(index=False)]
+            for offset, row in enumerate(fresh)]
 
 
 def include_extracted_reports(workspace: Workspace, source: str,
@@ -30,8 +44,14 @@ def include_extracted_reports(workspace: Workspace, source: str,
     """Add the sheet's reports as other-method records with a full-text inclusion by
     `reviewer`; returns the records and decisions added (both 0 when already done)."""
     check_reviewer(reviewer, workspace.protocol)
-    records = other_method_records(workspace, source)
-    added, _ = RecordStore(workspace.search_dir / "records.jsonl").add(records)
+    record_store = RecordStore(workspace.search_dir / "records.jsonl")
+    stored = record_store.load()
+    studies = sheet_studies(workspace)
+    added = record_store.add(other_method_records(studies, source, stored))
+    in_sheet = set(studies[workspace.protocol.extraction.study.key])
+    records = [record for record in [*stored, *added]
+               if record.extra.get("identified_via") == OTHER_METHODS
+               and record.extra.get("study_id") in in_sheet]
     store = DecisionStore(workspace.screening_dir)
     decided = {d.record for d in store.read("full-text") if d.reviewer == reviewer}
     when = now()

@@ -1,16 +1,25 @@
-"""`review import`: exports from other databases into the record store, all or nothing."""
+"""`review import`: exports from other databases into the record store, all or nothing.
+
+Every record of every file is stored as its own record. A file is known by its SHA-256: the
+same bytes again add nothing; another export that overlaps an earlier one adds all its
+records, and de-duplication joins them. A file imported by casereview 0.1 (which merged
+records with the same PMID, DOI or title on import) is upgraded when imported again: its
+stored records keep their ids and decisions, and the records that version merged away are
+added.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from review import __version__
-from review.search.log import append_log
-from review.search.readers import NAMES, read_export
-from review.search.records import RecordStore
+from review.fileio import write_files_atomically
+from review.search.log import log_contents, log_path, read_log
+from review.search.readers import NAMES, Export, read_export
+from review.search.records import Record, RecordStore, legacy_record_id
 from review.workspace import Workspace
 
 
@@ -20,32 +29,70 @@ class ImportedFile:
     format: str
     encoding: str
     records: int
-    added: int
-    already_known: int
+    stored: int
+    upgraded: int
+    already_imported: str  # when the same bytes were imported before; '' if never
+
+
+def _upgrade_legacy(export: Export, legacy: dict[str, Record], source: str
+                    ) -> tuple[list[Record], list[Record]]:
+    """The records of a file that casereview 0.1 imported: those it stored take their new
+    identity under their old ids (so decisions stay attached), the rest are new."""
+    fresh, upgraded = [], []
+    for record in export.records:
+        old_id = legacy_record_id(dataclasses.replace(record, source=source))
+        if old_id in legacy:
+            stored = legacy.pop(old_id)
+            upgraded.append(dataclasses.replace(record, record_id=old_id, source=stored.source,
+                                                extra={**record.extra, **stored.extra}))
+        else:
+            fresh.append(record)
+    return fresh, upgraded
 
 
 def import_exports(workspace: Workspace, paths: list[Path], source: str, *,
-                   declared: str | None = None, encoding: str | None = None) -> list[ImportedFile]:
+                   declared: str | None = None, encoding: str | None = None
+                   ) -> list[ImportedFile]:
     """Read every file first; only when all of them parse are their records stored and the
-    imports logged, so a bad file changes nothing."""
-    read = [(path, *read_export(path, source, declared=declared, encoding=encoding))
-            for path in paths]
+    imports logged, in one write, so a bad file changes nothing."""
+    exports = [read_export(path, source, declared=declared, encoding=encoding)
+               for path in paths]
     store = RecordStore(workspace.search_dir / "records.jsonl")
-    added, _ = store.add(record for _, records, _, _ in read for record in records)
-    new_ids = {record.record_id for record in added}
-    results, entries = [], []
+    stored = store.load()
+    origins = {record.origin for record in stored}
+    log = read_log(workspace)
+    imported_before = {entry["sha256"]: entry for entry in log
+                       if entry.get("kind") == "import" and entry.get("sha256")}
+    legacy = {record.record_id: record for record in stored if record.legacy}
     when = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    for path, records, kind, used in read:
-        fresh = len({record.record_id for record in records} & new_ids)
-        new_ids -= {record.record_id for record in records}
-        results.append(ImportedFile(path, kind, used, len(records), fresh,
-                                    len(records) - fresh))
+    new: list[Record] = []
+    upgraded: list[Record] = []
+    results, entries = [], []
+    for export in exports:
+        origin = f"sha256:{export.sha256}"
+        earlier = imported_before.get(export.sha256)
+        if origin in origins:
+            results.append(ImportedFile(export.path, export.format, export.encoding,
+                                        len(export.records), 0, 0,
+                                        (earlier or {}).get("date", "earlier in this call")))
+            continue
+        origins.add(origin)
+        if earlier is not None:
+            fresh, renewed = _upgrade_legacy(export, legacy, earlier.get("source", source))
+        else:
+            fresh, renewed = export.records, []
+        new += fresh
+        upgraded += renewed
+        results.append(ImportedFile(export.path, export.format, export.encoding,
+                                    len(export.records), len(fresh), len(renewed), ""))
         entries.append({
-            "kind": "import", "source": source, "file": path.name,
-            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "format": NAMES[kind],
-            "encoding": used, "records": len(records), "new_records": fresh,
-            "already_known": len(records) - fresh, "date": when,
+            "kind": "import", "source": source, "file": export.path.name,
+            "sha256": export.sha256, "format": NAMES[export.format],
+            "encoding": export.encoding, "records": len(export.records),
+            "records_stored": len(fresh), "records_upgraded": len(renewed), "date": when,
             "software": f"casereview {__version__}",
         })
-    append_log(workspace, *entries)
+    if new or upgraded:
+        write_files_atomically({store.path: store.contents_after(new, upgraded),
+                                log_path(workspace): log_contents(workspace, entries)})
     return results

@@ -28,8 +28,13 @@ def read_log(workspace: Workspace) -> list[dict]:
     return entries
 
 
-def append_log(workspace: Workspace, *entries: dict) -> None:
-    """Add entries to the log, rewriting it atomically so that it is never half-written."""
+def log_contents(workspace: Workspace, entries: list[dict]) -> bytes:
+    """The log's bytes once `entries` are added."""
     lines = [json.dumps(entry, ensure_ascii=False, sort_keys=True)
              for entry in [*read_log(workspace), *entries]]
-    write_atomically(log_path(workspace), "".join(f"{line}\n" for line in lines))
+    return "".join(f"{line}\n" for line in lines).encode("utf-8")
+
+
+def append_log(workspace: Workspace, *entries: dict) -> None:
+    """Add entries to the log, rewriting it atomically so that it is never half-written."""
+    write_atomically(log_path(workspace), log_contents(workspace, list(entries)))

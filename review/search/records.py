@@ -1,9 +1,11 @@
 """Bibliographic records in one normalised schema, and the review's record store.
 
 Every search run and every imported export lands in `data/search/records.jsonl`, one JSON
-record per line, in the order they arrived. A record's id depends only on its source and its
-identity (PMID, else DOI, else title, year and first author), so importing the same file twice
-adds nothing.
+record per line, in the order they arrived. Every record is kept: a record's id depends on
+where it came from (its `origin`: the SHA-256 of the imported file, the search run, or the
+extraction sheet) and its position there, never on its content, so two records that share a
+DOI or PMID stay two records until de-duplication says they are one work, and importing a
+byte-identical file again adds nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from pathlib import Path
 from review.errors import ReviewError
 from review.fileio import read_text, write_atomically
 
+# Reports found by reference lists, web searches and the like, not by a database search.
+OTHER_METHODS = "other methods"
 DOI_PREFIX = re.compile(r"^(https?://(dx\.)?doi\.org/|doi:\s*)", re.IGNORECASE)
 DOI_SHAPE = re.compile(r"10\.\d{4,9}/\S+")
 # MEDLINE's three-letter codes, which PubMed exports; RIS and CSV exports spell languages out.
@@ -54,7 +58,16 @@ class Record:
     mesh_terms: tuple[str, ...] = ()
     keywords: tuple[str, ...] = ()
     language: str = ""
+    origin: str = ""
+    position: int = 0
+    export_id: str = ""
     extra: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def legacy(self) -> bool:
+        """Imported or searched by casereview 0.1, whose ids came from the content (so it
+        merged records that shared a PMID, DOI or title on import)."""
+        return not self.origin and self.extra.get("identified_via") != OTHER_METHODS
 
     def to_json(self) -> str:
         data = {item.name: getattr(self, item.name) for item in dataclasses.fields(self)}
@@ -104,8 +117,30 @@ def identity_key(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", ascii_text).strip()
 
 
-def make_record(source: str, source_file: str, **fields: object) -> Record:
-    """A normalised record with its stable id."""
+def record_id_for(origin: str, position: int) -> str:
+    """The id of the record at `position` (from 1) of `origin`."""
+    digest = hashlib.sha256(f"{origin}\n{position}".encode()).hexdigest()[:16]
+    return f"r{digest}"
+
+
+def legacy_record_id(record: Record) -> str:
+    """The id casereview 0.1 gave a record: from its source and PMID, DOI or title, year
+    and first author. Kept to upgrade stores written by that version."""
+    if record.pmid:
+        identity = f"pmid:{record.pmid}"
+    elif record.doi:
+        identity = f"doi:{record.doi}"
+    else:
+        first_author = record.authors[0] if record.authors else ""
+        identity = "|".join(("text", identity_key(record.title), record.year,
+                             identity_key(first_author)))
+    digest = hashlib.sha256(f"{record.source}\n{identity}".encode()).hexdigest()[:16]
+    return f"r{digest}"
+
+
+def make_record(source: str, source_file: str, *, origin: str, position: int,
+                export_id: str = "", **fields: object) -> Record:
+    """A normalised record; its id comes from `origin` and `position`, not its content."""
     values = {
         "pmid": normalise_pmid(str(fields.get("pmid") or "")),
         "doi": normalise_doi(str(fields.get("doi") or "")),
@@ -123,18 +158,16 @@ def make_record(source: str, source_file: str, **fields: object) -> Record:
         "keywords": tuple(clean(t) for t in fields.get("keywords") or () if clean(t)),
         "language": normalise_language(str(fields.get("language") or "")),
     }
-    if values["pmid"]:
-        identity = f"pmid:{values['pmid']}"
-    elif values["doi"]:
-        identity = f"doi:{values['doi']}"
-    else:
-        first_author = values["authors"][0] if values["authors"] else ""
-        identity = "|".join(("text", identity_key(values["title"]), values["year"],
-                             identity_key(first_author)))
-    digest = hashlib.sha256(f"{source}\n{identity}".encode()).hexdigest()[:16]
     extra = {key: str(value) for key, value in (fields.get("extra") or {}).items() if value}
-    return Record(record_id=f"r{digest}", source=source, source_file=source_file,
-                  extra=extra, **values)
+    return Record(record_id=record_id_for(origin, position), source=source,
+                  source_file=source_file, origin=origin, position=position,
+                  export_id=clean(export_id), extra=extra, **values)
+
+
+def is_empty(record: Record) -> bool:
+    """A record with nothing to screen or match on (an RIS entry with only TY and ER)."""
+    return not (record.title or record.pmid or record.doi or record.abstract
+                or record.authors)
 
 
 class RecordStore:
@@ -156,18 +189,29 @@ class RecordStore:
                 raise ReviewError(f"{self.path}:{number}: not a record ({error})") from None
         return records
 
-    def add(self, new: Iterable[Record]) -> tuple[list[Record], int]:
-        """Append records not yet in the store (by id), atomically; returns those added and
-        how many were already there."""
+    def contents_after(self, new: Iterable[Record], upgraded: Iterable[Record] = ()) -> bytes:
+        """The store's bytes once `new` records are appended and stored ones replaced by
+        their `upgraded` versions (same id). A new record whose id is stored already is a
+        programming error, never a silent skip: ids are positions, not content."""
         existing = self.load()
+        replacements = {record.record_id: record for record in upgraded}
+        missing = set(replacements) - {record.record_id for record in existing}
+        if missing:
+            raise ReviewError(f"{self.path}: cannot upgrade records that are not stored: "
+                              f"{', '.join(sorted(missing))}")
         known = {record.record_id for record in existing}
-        added, repeated = [], 0
+        records = [replacements.get(record.record_id, record) for record in existing]
         for record in new:
             if record.record_id in known:
-                repeated += 1
-                continue
+                raise ReviewError(f"{self.path}: record {record.record_id} "
+                                  f"({record.source_file} #{record.position}) is stored already")
             known.add(record.record_id)
-            added.append(record)
+            records.append(record)
+        return "".join(f"{record.to_json()}\n" for record in records).encode("utf-8")
+
+    def add(self, new: Iterable[Record]) -> list[Record]:
+        """Append records, atomically; returns them."""
+        added = list(new)
         if added:
-            write_atomically(self.path, "".join(f"{r.to_json()}\n" for r in [*existing, *added]))
-        return added, repeated
+            write_atomically(self.path, self.contents_after(added))
+        return added

@@ -126,7 +126,7 @@ class RunResult:
     count: int
     fetched: int
     added: int
-    already_known: int
+    new_pmids: int
     resumed: bool
     requests: int
     retries: int
@@ -185,15 +185,17 @@ def _fetch_slice(client: EutilsClient, query: str, run: Path, state: dict, piece
 def _records(run: Path, slices: list[Slice],
              parsed: dict[Path, list[dict[str, object]]]) -> list[Record]:
     """Every record of the run; batches parsed while fetching are not parsed again."""
-    records = []
+    records: list[Record] = []
     for piece in slices:
         for retstart in sorted(piece.done):
             path = _batch_path(run, piece, retstart)
             articles = parsed.get(path)
             if articles is None:
                 articles = parse_articles(gzip.decompress(path.read_bytes()), str(path))
-            records += [make_record(SOURCE, f"runs/{run.name}/{path.name}", **fields)
-                        for fields in articles]
+            records += [make_record(SOURCE, f"runs/{run.name}/{path.name}",
+                                    origin=f"search run {run.name}",
+                                    position=len(records) + offset, **fields)
+                        for offset, fields in enumerate(articles, start=1)]
     return records
 
 
@@ -248,7 +250,10 @@ def run_search(workspace: Workspace, client: EutilsClient, query: str, *, new: b
         raise ReviewError(f"{run}: fetched {len(records)} records with {len(unique)} unique "
                           f"PMIDs, but ESearch counted {expected}; the run is left unfinished "
                           "(run again to retry)")
-    added, known = RecordStore(workspace.search_dir / "records.jsonl").add(records)
+    store = RecordStore(workspace.search_dir / "records.jsonl")
+    seen = {record.pmid for record in store.load() if record.pmid}
+    added = store.add(records)
+    new_pmids = len(unique - seen)
     write_atomically(run / "pmids.txt", "".join(f"{pmid}\n" for pmid in sorted(unique, key=int)))
     state["complete"] = True
     state["finished"] = now().isoformat()
@@ -259,10 +264,10 @@ def run_search(workspace: Workspace, client: EutilsClient, query: str, *, new: b
         "host": state["eutils_host"], "started": state["started"],
         "finished": state["finished"], "query": query,
         "query_translation": state["query_translation"], "count": expected,
-        "records_fetched": len(records), "new_records": len(added),
-        "already_known": known, "software": f"casereview {__version__}",
+        "records_fetched": len(records), "records_stored": len(added),
+        "new_records": new_pmids, "software": f"casereview {__version__}",
     })
-    return RunResult(run.name, expected, len(records), len(added), known, resumed,
+    return RunResult(run.name, expected, len(records), len(added), new_pmids, resumed,
                      client.requests, client.retries)
 
 

@@ -1,62 +1,150 @@
-"""One reader per export format; each returns normalised records or fails with FILE:LINE."""
+"""One reader per export format; `read_export` decodes a file, picks its reader and makes
+records of what it returns, or fails with FILE:LINE.
+
+A reader returns `(line, fields)` for every record in file order; the record's id comes from
+the file's SHA-256 and that position, so nothing in the content can make two records one.
+"""
 
 from __future__ import annotations
 
+import codecs
+import hashlib
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from review.errors import ReviewError
 from review.fileio import UTF8_BOM
-from review.search.readers import csv_export, medline, pubmed_xml, ris, wos_tab
-from review.search.records import Record
+from review.search.readers import (
+    bibtex,
+    csv_export,
+    endnote_xml,
+    medline,
+    pubmed_xml,
+    ris,
+    wos_tab,
+    xlsx_export,
+)
+from review.search.records import Record, is_empty, make_record
 
-# Text readers; PubMed XML is read from bytes, so that its own encoding declaration counts.
-READERS = {
-    "medline": medline.read,
-    "ris": ris.read,
-    "wos-tab": wos_tab.read,
-    "csv": csv_export.read,
+Entries = list[tuple[int, dict[str, object]]]
+# Text readers take the decoded text; the others read bytes, so that an XML file's own
+# encoding declaration counts and a workbook is a zip archive.
+TEXT_READERS: dict[str, Callable[[str, str], Entries]] = {
+    "medline": medline.read, "ris": ris.read, "wos-tab": wos_tab.read,
+    "csv": csv_export.read, "bibtex": bibtex.read,
 }
-EXTENSIONS = {".xml": "pubmed-xml", ".nbib": "medline", ".ris": "ris", ".csv": "csv"}
+BYTE_READERS: dict[str, Callable[[bytes, str], Entries]] = {
+    "pubmed-xml": pubmed_xml.read, "endnote-xml": endnote_xml.read, "xlsx": xlsx_export.read,
+}
 NAMES = {"pubmed-xml": "PubMed XML", "medline": "MEDLINE", "ris": "RIS",
-         "wos-tab": "Web of Science tab-delimited", "csv": "CSV"}
+         "wos-tab": "Web of Science tab-delimited", "csv": "CSV/TSV", "xlsx": "XLSX",
+         "endnote-xml": "EndNote XML", "bibtex": "BibTeX"}
+EXTENSIONS = {".nbib": "medline", ".medline": "medline", ".ris": "ris", ".csv": "csv",
+              ".tsv": "csv", ".tab": "csv", ".xlsx": "xlsx", ".bib": "bibtex",
+              ".bibtex": "bibtex"}
+# Extensions whose format the content decides (for .xml, among the XML formats).
+OPEN_EXTENSIONS = {".xml", ".txt", ""}
+XML_FORMATS = ("pubmed-xml", "endnote-xml")
+ZIP_MAGIC = b"PK\x03\x04"
+OLE_MAGIC = b"\xd0\xcf\x11\xe0"
+UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|"
+                            rb"[\xf0-\xf4][\x80-\xbf]{3}")
+OVID_RECORD = re.compile(r"^<\d+>\s*$", re.MULTILINE)
+ENDNOTE_TAGGED = re.compile(r"^%0 ", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Export:
+    """One export file as read: its records in file order, with how it was read."""
+
+    path: Path
+    format: str
+    encoding: str
+    sha256: str
+    records: list[Record]
+
+
+def _line_of(data: bytes, offset: int) -> int:
+    return data[:offset].count(b"\n") + 1
 
 
 def decode_export(data: bytes, source: str, encoding: str | None = None) -> tuple[str, str]:
-    """Text of an export and the encoding used: UTF-8 (with or without BOM), else
-    Windows-1252 (a superset of latin-1, which older exporters write)."""
-    if b"\x00" in data[:4096]:
-        raise ReviewError(f"{source}:1: a binary file, not a bibliographic export")
+    """Text of an export and the encoding used: the one named; UTF-16 with a BOM; UTF-8
+    (with or without BOM); else one legacy code page, Windows-1252 (a superset of latin-1).
+    A file that mixes UTF-8 with another encoding, or fits no single code page, is refused:
+    a wrong guess would change names silently."""
     if encoding:
         try:
-            return data.decode(encoding).removeprefix("\ufeff"), encoding
-        except (LookupError, UnicodeDecodeError) as error:
-            raise ReviewError(f"{source}: cannot decode as {encoding}: {error}") from None
+            return codecs.decode(data, encoding).removeprefix("\ufeff"), encoding
+        except LookupError:
+            raise ReviewError(f"{source}: unknown encoding '{encoding}'") from None
+        except UnicodeDecodeError as error:
+            raise ReviewError(f"{source}:{_line_of(data, error.start)}: not {encoding} text "
+                              f"(byte 0x{data[error.start]:02x})") from None
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16").removeprefix("\ufeff"), "utf-16"
+        except UnicodeDecodeError as error:
+            raise ReviewError(f"{source}: damaged UTF-16 text at byte {error.start}") from None
+    if b"\x00" in data[:4096]:
+        raise ReviewError(f"{source}:1: a binary file, not a bibliographic export (UTF-16 "
+                          "without a byte-order mark? pass --encoding utf-16-le)")
     try:
         return data.removeprefix(UTF8_BOM).decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        try:
-            return data.decode("cp1252"), "windows-1252"
-        except UnicodeDecodeError as error:
-            line = data[: error.start].count(b"\n") + 1
-            raise ReviewError(f"{source}:{line}: neither UTF-8 nor latin-1 text") from None
+    except UnicodeDecodeError as error:
+        line = _line_of(data, error.start)
+        if UTF8_MULTIBYTE.search(data):
+            raise ReviewError(f"{source}:{line}: mixes UTF-8 with another encoding (byte "
+                              f"0x{data[error.start]:02x} is not UTF-8, but earlier or later "
+                              "text is); re-export the file as UTF-8") from None
+    try:
+        return data.decode("cp1252"), "windows-1252"
+    except UnicodeDecodeError as error:
+        raise ReviewError(f"{source}:{_line_of(data, error.start)}: neither UTF-8 nor one "
+                          f"legacy code page (byte 0x{data[error.start]:02x}); pass "
+                          "--encoding with the file's encoding") from None
 
 
 def sniff_format(text: str) -> str | None:
     """The format a text looks like, from its first lines."""
     head = text.lstrip()[:4000]
     if head.startswith("<"):
-        return "pubmed-xml"
+        if OVID_RECORD.match(head):
+            return "ovid"
+        if re.search(r"<PubmedArticleSet|<PubmedArticle\b|<PubmedBookArticle\b", head):
+            return "pubmed-xml"
+        if re.search(r"<xml>\s*<records>|<records>\s*<record>", head):
+            return "endnote-xml"
+        return "xml"
+    if re.match(r"@\s*[A-Za-z]+\s*[{(]", head) or re.search(r"^@(article|book|inproceedings|"
+                                                            r"misc|string|preamble)\s*[{(]",
+                                                            head, re.MULTILINE | re.IGNORECASE):
+        return "bibtex"
     if re.search(r"^PMID- ", head, re.MULTILINE):
         return "medline"
     if re.search(r"^TY  -", head, re.MULTILINE):
         return "ris"
+    if ENDNOTE_TAGGED.match(head):
+        return "endnote-tagged"
     first = head.splitlines()[0] if head else ""
     if first.startswith("PT\t") or first.startswith("FN "):
         return "wos-tab"
-    if "," in first or ";" in first:
+    if "," in first or ";" in first or "\t" in first:
         return "csv"
     return None
+
+
+def _refuse_unsupported(path: Path, looks: str | None) -> None:
+    if looks == "ovid":
+        raise ReviewError(f"{path}:1: Ovid's numbered text display is not an export this "
+                          "toolkit reads; in Ovid choose Export → RIS (or EndNote XML)")
+    if looks == "endnote-tagged":
+        raise ReviewError(f"{path}:1: EndNote's tagged (%0) format is not read; export from "
+                          "EndNote as RIS or EndNote XML")
+    if looks == "xml":
+        raise ReviewError(f"{path}:1: XML, but neither PubMed XML nor EndNote XML")
 
 
 def detect_format(path: Path, text: str, declared: str | None = None) -> str:
@@ -66,37 +154,73 @@ def detect_format(path: Path, text: str, declared: str | None = None) -> str:
     if declared:
         if declared not in NAMES:
             raise ReviewError(f"unknown format '{declared}' (allowed: {', '.join(NAMES)})")
-        expected = declared
+        expected: str | None = declared
     else:
-        expected = EXTENSIONS.get(path.suffix.lower()) or looks
-        if path.suffix.lower() == ".txt" and looks in ("medline", "wos-tab", "ris"):
-            expected = looks
-    if expected is None:
+        suffix = path.suffix.lower()
+        expected = looks if suffix in OPEN_EXTENSIONS else EXTENSIONS.get(suffix, looks)
+        _refuse_unsupported(path, looks)
+        if suffix == ".xml" and looks not in XML_FORMATS:
+            raise ReviewError(f"{path}:1: the content looks like {NAMES.get(looks, 'text')}, "
+                              f"not XML; pass --format {looks or 'FORMAT'} if that is right")
+    if expected is None or expected not in NAMES:
         raise ReviewError(f"{path}:1: not a bibliographic export this toolkit reads "
                           f"({', '.join(NAMES.values())})")
-    if looks is not None and looks != expected:
-        raise ReviewError(f"{path}:1: the content looks like {NAMES[looks]}, not "
+    if looks is not None and looks != expected and not (expected == "csv" and looks == "wos-tab"):
+        shown = NAMES.get(looks, looks)
+        raise ReviewError(f"{path}:1: the content looks like {shown}, not "
                           f"{NAMES[expected]}; pass --format {looks} if that is right")
     return expected
 
 
+def _binary_format(path: Path, data: bytes, declared: str | None) -> str | None:
+    """'xlsx' for a workbook; an error for other binary files that look like a format."""
+    suffix = path.suffix.lower()
+    if data.startswith(ZIP_MAGIC):
+        if declared not in (None, "xlsx") or suffix not in (".xlsx", *OPEN_EXTENSIONS):
+            raise ReviewError(f"{path}:1: a zip archive (an XLSX workbook?), not "
+                              f"{NAMES.get(declared or EXTENSIONS.get(suffix, ''), suffix)}")
+        return "xlsx"
+    if data.startswith(OLE_MAGIC):
+        raise ReviewError(f"{path}:1: an Excel 97-2003 (.xls) workbook; save it as .xlsx or "
+                          "CSV first")
+    if declared == "xlsx" or suffix == ".xlsx":
+        raise ReviewError(f"{path}:1: not an XLSX workbook (no zip archive inside)")
+    return None
+
+
 def read_export(path: Path, source: str, *, declared: str | None = None,
-                encoding: str | None = None) -> tuple[list[Record], str, str]:
-    """Records of one export file, the format and the encoding it was read with."""
+                encoding: str | None = None) -> Export:
+    """Every record of one export file, in file order."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         raise ReviewError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ReviewError(f"{path}: is a folder, not a file") from None
     except OSError as error:
         raise ReviewError(f"{path}: cannot read: {error.strerror}") from None
     if not data.strip():
         raise ReviewError(f"{path}:1: empty file")
-    text, used = decode_export(data, str(path), encoding)
-    kind = detect_format(path, text, declared)
-    if kind == "pubmed-xml":
-        records = pubmed_xml.read_bytes(data, source, str(path))
+    kind = _binary_format(path, data, declared)
+    used = "binary"
+    if kind is None:
+        text, used = decode_export(data, str(path), encoding)
+        if not text.strip():
+            raise ReviewError(f"{path}:1: empty file")
+        kind = detect_format(path, text, declared)
+        entries = (BYTE_READERS[kind](data, str(path)) if kind in BYTE_READERS
+                   else TEXT_READERS[kind](text, str(path)))
     else:
-        records = READERS[kind](text, source, str(path))
-    if not records:
+        entries = BYTE_READERS[kind](data, str(path))
+    if not entries:
         raise ReviewError(f"{path}:1: no records found in this {NAMES[kind]} file")
-    return records, kind, used
+    digest = hashlib.sha256(data).hexdigest()
+    records = []
+    for position, (line, fields) in enumerate(entries, start=1):
+        record = make_record(source, path.name, origin=f"sha256:{digest}", position=position,
+                             **fields)
+        if is_empty(record):
+            raise ReviewError(f"{path}:{line}: an empty record (no title, authors, abstract, "
+                              "DOI or PMID); remove it or complete it in the export")
+        records.append(record)
+    return Export(path, kind, used, digest, records)

@@ -1,72 +1,48 @@
-"""CSV: PubMed's "Send to: File → CSV" export and generic files with a title column."""
+"""CSV and TSV exports: PubMed, Embase, Scopus, Web of Science, Rayyan, Covidence, Zotero,
+ASReview and any file with a title column.
+
+The delimiter is the one (comma, semicolon or tab) under which the header names the most
+known columns, then has the most fields: csv.Sniffer guesses from character counts and picks
+the comma of an abstract over the semicolons of a European export.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
-import re
 
 from review.errors import ReviewError
-from review.search.records import Record, make_record
+from review.search.readers.columns import choose_columns, records_from_rows
 
-COLUMNS = {
-    "pmid": ("pmid", "pubmed id", "pubmed_id"),
-    "doi": ("doi",),
-    "title": ("title", "article title", "ti", "document title"),
-    "abstract": ("abstract", "ab"),
-    "authors": ("authors", "author", "au", "author full names"),
-    "journal": ("journal/book", "journal", "source title", "source", "so"),
-    "year": ("publication year", "year", "py", "date"),
-    "volume": ("volume", "vl"),
-    "issue": ("issue", "is"),
-    "pages": ("pages", "page"),
-    "keywords": ("keywords", "author keywords", "kw"),
-    "language": ("language", "la"),
-}
+DELIMITERS = (",", ";", "\t")
+csv.field_size_limit(10_000_000)
 
 
-def _split_authors(value: str) -> list[str]:
-    """Authors separated by ';', or by ',' as PubMed writes them ("Smith J, Doe A"); a list
-    of "Surname, Initials" pairs is put back together."""
-    if ";" in value:
-        return [name.strip().rstrip(".") for name in value.split(";")]
-    parts = [part.strip().rstrip(".") for part in value.split(",")]
-    if len(parts) > 1 and not all(" " in part for part in parts):
-        return [", ".join(parts[i:i + 2]) for i in range(0, len(parts), 2)]
-    return parts
-
-
-def read(text: str, source: str, source_file: str) -> list[Record]:
+def _header(text: str, delimiter: str) -> list[str]:
     try:
-        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+        return next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), [])
     except csv.Error:
-        dialect = csv.excel
-    reader = csv.DictReader(io.StringIO(text, newline=""), dialect=dialect, strict=True)
+        return []
+
+
+def find_delimiter(text: str) -> str:
+    """The delimiter under which the header makes most sense."""
+    def score(delimiter: str) -> tuple[int, int, int]:
+        header = _header(text, delimiter)
+        return (len(choose_columns(header)), len(header), -DELIMITERS.index(delimiter))
+    return max(DELIMITERS, key=score)
+
+
+def read(text: str, source_file: str) -> list[tuple[int, dict[str, object]]]:
+    delimiter = find_delimiter(text)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    rows = []
     try:
-        header = {name.strip().lower(): name for name in reader.fieldnames or []}
-    except csv.Error as error:
-        raise ReviewError(f"{source_file}:1: not valid CSV ({error})") from None
-    chosen = {field: next((header[alias] for alias in aliases if alias in header), None)
-              for field, aliases in COLUMNS.items()}
-    if chosen["title"] is None:
-        raise ReviewError(f"{source_file}:1: no title column (looked for: "
-                          f"{', '.join(COLUMNS['title'])})")
-    records = []
-    try:
+        header = [name.strip() for name in next(reader, [])]
+        line = reader.line_num + 1
         for row in reader:
-            values = {field: (row.get(column) or "") if column else ""
-                      for field, column in chosen.items()}
-            if not any(value.strip() for value in row.values() if isinstance(value, str)):
-                continue
-            citation = row.get(header.get("citation", ""), "") or ""
-            if not values["doi"]:
-                found = re.search(r"doi:\s*(10\.\d{4,9}/\S+?)\.?(\s|$)", citation)
-                values["doi"] = found.group(1) if found else ""
-            records.append(make_record(
-                source, source_file,
-                **{**values, "authors": _split_authors(values["authors"]),
-                   "keywords": [k.strip() for k in values["keywords"].split(";")]},
-            ))
+            rows.append((line, row))
+            line = reader.line_num + 1
     except csv.Error as error:
         raise ReviewError(f"{source_file}:{reader.line_num}: not valid CSV ({error})") from None
-    return records
+    return records_from_rows(rows, header, source_file)

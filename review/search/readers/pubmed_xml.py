@@ -12,7 +12,6 @@ import re
 from lxml import etree
 
 from review.errors import ReviewError
-from review.search.records import Record, make_record
 
 ARTICLE_TAGS = ("PubmedArticle", "PubmedBookArticle")
 ENTITY_DECLARATION = re.compile(rb"<!ENTITY", re.IGNORECASE)
@@ -67,7 +66,8 @@ def article_fields(article: etree._Element) -> dict[str, object]:
                 doi = location.text
                 break
     return {
-        "pmid": pmid, "doi": doi, "title": title, "abstract": " ".join(abstract_parts),
+        "line": article.sourceline or 1, "export_id": pmid or "", "pmid": pmid, "doi": doi,
+        "title": title, "abstract": " ".join(abstract_parts),
         "authors": authors,
         "journal": article.findtext(".//Journal/Title") or "",
         "year": _year(article),
@@ -116,7 +116,10 @@ def parse_articles(data: bytes, source_name: str) -> list[dict[str, object]]:
     return articles
 
 
-def read_bytes(data: bytes, source: str, source_file: str) -> list[Record]:
-    return [make_record(source, source_file, **fields)
-            for fields in parse_articles(data, source_file)]
+def read(data: bytes, source_file: str) -> list[tuple[int, dict[str, object]]]:
+    entries = []
+    for fields in parse_articles(data, source_file):
+        line = int(fields.pop("line"))
+        entries.append((line, fields))
+    return entries
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 
 from review.errors import ReviewError
-from review.search.records import Record, make_record
 
 TAG = re.compile(r"^([A-Z][A-Z0-9])  -(?: (.*))?$")
 TITLE_TAGS = ("TI", "T1", "CT")
@@ -50,13 +49,13 @@ def _doi(fields: dict[str, list[str]]) -> str:
     return ""
 
 
-def _record(fields: dict[str, list[str]], source: str, source_file: str) -> Record:
+def _fields(fields: dict[str, list[str]]) -> dict[str, object]:
     start, end = _first(fields, ("SP",)), _first(fields, ("EP",))
     pages = f"{start}-{end}" if start and end and end != start else start
     kinds = [value for tag in ("TY", "M3") for value in fields.get(tag, [])
              if not re.search(r"10\.\d{4}", value)]
-    return make_record(
-        source, source_file, pmid=_pmid(fields), doi=_doi(fields),
+    return dict(
+        export_id=_first(fields, ("ID", "AN")), pmid=_pmid(fields), doi=_doi(fields),
         title=_first(fields, TITLE_TAGS), abstract=_first(fields, ABSTRACT_TAGS),
         authors=[a for tag in AUTHOR_TAGS for a in fields.get(tag, [])],
         journal=_first(fields, JOURNAL_TAGS), year=_first(fields, YEAR_TAGS),
@@ -67,8 +66,8 @@ def _record(fields: dict[str, list[str]], source: str, source_file: str) -> Reco
     )
 
 
-def read(text: str, source: str, source_file: str) -> list[Record]:
-    records: list[Record] = []
+def read(text: str, source_file: str) -> list[tuple[int, dict[str, object]]]:
+    records: list[tuple[int, dict[str, object]]] = []
     fields: dict[str, list[str]] | None = None
     started = 0
     last_tag = ""
@@ -84,7 +83,7 @@ def read(text: str, source: str, source_file: str) -> list[Record]:
             elif tag == "ER":
                 if fields is None:
                     raise ReviewError(f"{source_file}:{number}: ER without a record (no TY)")
-                records.append(_record(fields, source, source_file))
+                records.append((started, _fields(fields)))
                 fields = None
             elif fields is None:
                 raise ReviewError(f"{source_file}:{number}: tag {tag} outside a record "

@@ -7,12 +7,11 @@ import csv
 import io
 
 from review.errors import ReviewError
-from review.search.records import Record, make_record
 
 csv.field_size_limit(10_000_000)
 
 
-def read(text: str, source: str, source_file: str) -> list[Record]:
+def read(text: str, source_file: str) -> list[tuple[int, dict[str, object]]]:
     rows = list(csv.reader(io.StringIO(text), delimiter="\t", quoting=csv.QUOTE_NONE))
     if not rows or "TI" not in rows[0]:
         raise ReviewError(f"{source_file}:1: not a Web of Science tab-delimited export (no TI "
@@ -27,8 +26,8 @@ def read(text: str, source: str, source_file: str) -> list[Record]:
                               f"{len(header)}")
         fields = dict(zip(header, row, strict=False))
         start, end = fields.get("BP", ""), fields.get("EP", "")
-        records.append(make_record(
-            source, source_file, pmid=fields.get("PM"), doi=fields.get("DI"),
+        records.append((number, dict(
+            export_id=fields.get("UT", ""), pmid=fields.get("PM"), doi=fields.get("DI"),
             title=fields.get("TI"), abstract=fields.get("AB"),
             authors=[a.strip() for a in fields.get("AU", "").split(";")],
             journal=fields.get("SO"), year=fields.get("PY"), volume=fields.get("VL"),
@@ -36,6 +35,6 @@ def read(text: str, source: str, source_file: str) -> list[Record]:
             publication_types=[t.strip() for t in fields.get("DT", "").split(";")],
             keywords=[k.strip() for k in (fields.get("DE", "") + ";" +
                                           fields.get("ID", "")).split(";")],
-            language=fields.get("LA"), extra={"accession": fields.get("UT", "")},
-        ))
+            language=fields.get("LA"),
+        )))
     return records

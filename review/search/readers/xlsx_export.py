@@ -1,0 +1,43 @@
+"""XLSX exports (ASReview, Rayyan, Covidence, Scopus, Web of Science "Excel"), read with
+openpyxl in read-only mode, so that memory stays flat; the first sheet, header in row 1."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import zipfile
+
+from openpyxl import load_workbook
+
+from review.errors import ReviewError
+from review.search.readers.columns import records_from_rows
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def read(data: bytes, source_file: str) -> list[tuple[int, dict[str, object]]]:
+    try:
+        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as error:
+        raise ReviewError(f"{source_file}:1: not a readable XLSX workbook ({error})") from None
+    try:
+        sheet = workbook.worksheets[0]
+        rows = sheet.iter_rows(values_only=True)
+        header = [_text(value).strip() for value in next(rows, ())]
+        while header and not header[-1]:
+            header.pop()
+        body = [(number, [_text(value) for value in row])
+                for number, row in enumerate(rows, start=2)]
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as error:
+        raise ReviewError(f"{source_file}:1: damaged XLSX workbook ({error})") from None
+    finally:
+        workbook.close()
+    return records_from_rows(body, header, source_file)
