@@ -19,8 +19,8 @@ from review.errors import DataProblems, ReviewError
 from review.workspace import PROJECT_VARIABLE, Workspace
 
 # The readers' formats (review.search.readers.NAMES), named here so --help stays fast.
-IMPORT_FORMATS = ("pubmed-xml", "medline", "ris", "wos-tab", "csv", "xlsx", "endnote-xml",
-                  "bibtex")
+IMPORT_FORMATS = ("pubmed-xml", "medline", "ris", "wos-tab", "wos-plain", "csv", "xlsx",
+                  "endnote-xml", "bibtex")
 
 if TYPE_CHECKING:
     import pandas as pd

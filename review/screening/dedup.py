@@ -1,18 +1,21 @@
 """De-duplication: records that describe the same work become one cluster.
 
-Pairs are found by blocking (shared PMID, DOI, title words, or first author and year), so
-cost stays near-linear, and decided by `compare_records`, whose rules come from real-world
-traps: a DOI mistyped onto another paper, Cochrane review versions (.pub2/.pub3), online-first
-and issue years, a conference version and its journal paper, annual introductions with the
-same title, errata and retraction notices. Nothing is deleted: a cluster keeps its most
-complete record and lists every member with the rule that joined it; uncertain pairs wait for
-a reviewer, whose verdicts are stored and never asked again.
+Stages: `profile` prepares what matching needs of a record (titles without database
+annotations, venues without conference suffixes, volume and first page); `candidate_pairs`
+blocks (shared PMID, DOI, title words, first author and year, or year, volume and first
+page), so cost stays near-linear; `compare_records` decides a pair with rules tuned on real
+labelled exports (tests/fixtures/dedup/labelled) and real-world traps: a DOI mistyped onto
+another paper, Cochrane review versions (.pub2/.pub3), online-first and issue years, a
+conference version and its journal paper, annual introductions with the same title, the same
+title in the next volume, errata, replies and retraction notices; `deduplicate` clusters.
+Nothing is deleted: a cluster keeps its most complete record and lists every member with the
+rule that joined it; uncertain pairs wait for a reviewer, whose verdicts are stored and never
+asked again.
 """
 
 from __future__ import annotations
 
 import csv
-import difflib
 import io
 import re
 from collections import defaultdict
@@ -20,12 +23,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from rapidfuzz.distance import Indel
+
 from review.errors import ReviewError
 from review.fileio import read_text, write_files_atomically
 from review.search.records import Record, identity_key
 
 NOTICE_TYPES = {"published erratum", "erratum", "correction", "retraction notice",
                 "retraction of publication", "comment", "expression of concern"}
+# Web of Science titles a correction "Title (vol 360, pg 542, 2009)"; replies end in "Reply".
+NOTICE_TITLE_ANYWHERE = re.compile(r"\(vol \d+, pg \w+|(\s-\s|\bauthors?'? |\bin )reply\W*$|"
+                                   r"\s-\s?reply to\b|\beditorial comment\W*$",
+                                   re.IGNORECASE)
 NOTICE_TITLE = re.compile(r"^(correction|erratum|corrigendum|retraction|retracted|comment on|"
                           r"reply to|response to|expression of concern)\b")
 CONFERENCE_TYPES = {"congress", "conference abstract", "conference paper", "meeting abstract",
@@ -33,7 +42,21 @@ CONFERENCE_TYPES = {"congress", "conference abstract", "conference paper", "meet
                     "inproceedings"}
 GENERIC_TITLES = {"", "unknown", "book review", "editorial", "erratum", "correction",
                   "letter to the editor", "reply", "untitled"}
-VENUE_STOP_WORDS = {"of", "the", "and", "for", "in", "on", "de", "la", "y"}
+VENUE_STOP_WORDS = {"of", "the", "and", "for", "in", "on", "de", "la", "y", "der", "die",
+                    "des", "du", "et"}
+# Database annotations that are not part of a title: "[Review] [45 refs]", "[French]",
+# "[Erratum appears in …]" (often cut off), "(Provisional abstract)", "(multiple letters)".
+TITLE_ANNOTATIONS = re.compile(
+    r"\[[^\]]*\]|\[(erratum|comment|retraction|summary|article)[^\]]*$|"
+    r"\((provisional|structured) abstract\)|\(multiple letters?\)|"
+    r"\(author'?s transl\)|\(structured abstract\)", re.IGNORECASE)
+# Ovid appends the original-language title and language to a translated one: "… LA: Chi",
+# "… TO: Espirometria incentivada …".
+TRAILING_FIELDS = re.compile(r"\s+(LA|TO|OT|ST):\s.*$")
+# Where a venue's name ends and a conference, a translation or a note begins: "Circulation.
+# Conference: 84th Scientific Sessions", "Ai zheng = Chinese journal of cancer", "(1946)".
+VENUE_END = re.compile(r"\.\s*(conference|congress|meeting)\b.*$| = .*$|;.*$|\(\d{4}\)|"
+                       r"\[[^\]]*\]", re.IGNORECASE)
 SAME_TITLE = 0.95
 SAME_TITLE_ACROSS_YEARS = 0.97
 UNCERTAIN_TITLE = 0.85
@@ -58,11 +81,16 @@ class Profile:
     title_words: frozenset[str]
     title_numbers: tuple[str, ...]
     first_author: frozenset[str]
+    authors: frozenset[str]
     venue: tuple[str, ...]
     year: int | None
+    volume: str
+    start_page: str
+    pages: tuple[int, int] | None  # a numeric page range; None for e-locators and unknown
     doi_family: str
     notice: bool
     conference: bool
+    translated: bool  # MEDLINE brackets a title translated into English
 
     @property
     def record_id(self) -> str:
@@ -79,12 +107,84 @@ def _surname_tokens(authors: Sequence[str]) -> frozenset[str]:
     return frozenset(tokens[:3])
 
 
+def _author_surnames(authors: Sequence[str]) -> frozenset[str]:
+    """Surname words of the first three authors, to recognise a first author listed second."""
+    return frozenset(word for author in authors[:3] for word in _surname_tokens([author]))
+
+
 def _venue(journal: str) -> tuple[str, ...]:
-    return tuple(word for word in identity_key(journal).split() if word not in VENUE_STOP_WORDS)
+    name = VENUE_END.sub("", journal.replace("&", " and ").replace("?", ""))
+    return tuple(word for word in identity_key(name).split() if word not in VENUE_STOP_WORDS)
+
+
+def prepared_title(title: str) -> str:
+    """A title without database annotations and the brackets MEDLINE puts around a title
+    translated into English, folded for matching."""
+    text = TRAILING_FIELDS.sub("", title.strip().strip('"').strip())
+    if text.startswith("["):
+        close = text.find("]")
+        if close > len(text) / 2:
+            text = text[1:close] + text[close + 1:]
+    return identity_key(TITLE_ANNOTATIONS.sub(" ", text))
+
+
+def _volume(value: str) -> str:
+    found = re.match(r"\s*(\d+)", value)
+    return found.group(1) if found else identity_key(value)
+
+
+def _start_page(pages: str) -> str:
+    """The first page's number: "c37" and "37", "e43268" and "43268" are one page."""
+    found = re.match(r"\s*[A-Za-z]{0,2}(\d+)", pages)
+    return found.group(1).lstrip("0") if found else ""
+
+
+def _page_range(pages: str) -> tuple[int, int] | None:
+    """First and last page of a printed range ("123-9" is 123-129); None for an e-locator
+    ("e12724", "a1754") or an article's own numbering ("1-6"), which say nothing about where
+    it stands in the volume."""
+    found = re.fullmatch(r"\s*(\d+)\s*(?:[-–]+\s*(\d+))?\s*", pages)
+    if not found:
+        return None
+    first = int(found.group(1))
+    last_text = found.group(2) or found.group(1)
+    if len(last_text) < len(found.group(1)):
+        last_text = found.group(1)[: len(found.group(1)) - len(last_text)] + last_text
+    last = max(int(last_text), first)
+    return None if first == 1 else (first, last)
+
+
+def same_pages(a: Profile, b: Profile) -> bool | None:
+    """True for the same first page, or a single page inside the other's range (an export
+    that gives the last page alone); False for two different placed ranges; None when a
+    first page is unknown or cannot be placed."""
+    if not a.start_page or not b.start_page:
+        return None
+    if a.start_page == b.start_page:
+        return True
+    if a.pages is None or b.pages is None:
+        return None
+    for one, other in ((a.pages, b.pages), (b.pages, a.pages)):
+        if one[0] == one[1] and other[0] <= one[0] <= other[1]:
+            return True
+    return False
+
+
+def names_match(a: frozenset[str], b: frozenset[str]) -> bool:
+    """Surname words that agree up to a letter or two ("Vishnevskii", "Vishnevski")."""
+    return any(x == y or (min(len(x), len(y)) >= 5 and Indel.normalized_similarity(x, y) >= 0.85)
+               for x in a for y in b)
+
+
+def contains_title(a: str, b: str) -> bool:
+    """One title holds the other, of three words or more: a subtitle, a section heading or a
+    second language added ("MEDICAL PROGRESS Atypical…", "…; Efeito da pressão…")."""
+    short, long = sorted((a, b), key=len)
+    return len(short.split()) >= 3 and f" {short} " in f" {long} "
 
 
 def profile(record: Record) -> Profile:
-    title = identity_key(record.title)
+    title = prepared_title(record.title)
     if title in GENERIC_TITLES or title == identity_key(record.journal) or (
             record.journal and title.startswith(identity_key(record.journal) + " "
                                                 + identity_key(record.journal))):
@@ -94,12 +194,18 @@ def profile(record: Record) -> Profile:
         record=record,
         title=title,
         title_words=frozenset(title.split()),
-        title_numbers=tuple(re.findall(r"\d+", title)),
+        title_numbers=tuple(re.findall(r"\d+", re.sub(r"(\d) (\d{3})\b", r"\1\2", title))),
         first_author=_surname_tokens(record.authors),
+        authors=_author_surnames(record.authors),
         venue=_venue(record.journal),
         year=int(record.year) if record.year.isdigit() else None,
+        volume=_volume(record.volume),
+        start_page=_start_page(record.pages),
+        pages=_page_range(record.pages),
         doi_family=re.sub(r"\.pub\d+$", "", record.doi),
-        notice=bool(kinds & NOTICE_TYPES) or bool(NOTICE_TITLE.match(title)),
+        notice=bool(kinds & NOTICE_TYPES) or bool(NOTICE_TITLE.match(title))
+        or bool(NOTICE_TITLE_ANYWHERE.search(record.title)),
+        translated=record.title.strip().strip('"').startswith("["),
         conference=bool(kinds & CONFERENCE_TYPES),
     )
 
@@ -116,18 +222,9 @@ def venues_compatible(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
 
 
 def title_similarity(a: str, b: str) -> float:
-    """difflib's ratio of two folded titles; below the lowest threshold that matters an upper
-    bound is enough, since it already says 'different'."""
-    if a == b:
-        return 1.0
-    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
-    bound = matcher.real_quick_ratio()
-    if bound < CONFLICTING_TITLE:
-        return bound
-    bound = matcher.quick_ratio()
-    if bound < CONFLICTING_TITLE:
-        return bound
-    return matcher.ratio()
+    """The normalised Indel similarity of two folded titles (difflib's ratio, computed by
+    rapidfuzz)."""
+    return 1.0 if a == b else Indel.normalized_similarity(a, b)
 
 
 def _identifiers_agree(a: Profile, b: Profile, rule: str) -> Verdict:
@@ -138,8 +235,21 @@ def _identifiers_agree(a: Profile, b: Profile, rule: str) -> Verdict:
     return Verdict(True, rule)
 
 
+def _agreement(a: str, b: str) -> bool | None:
+    """True when both are known and equal, False when both are known and differ."""
+    return None if not a or not b else a == b
+
+
 def compare_records(a: Profile, b: Profile) -> Verdict:
-    """Decide one pair of records: cheap vetoes first, the title comparison last."""
+    """Decide one pair of records: identifiers and vetoes first, then the bibliographic
+    evidence. A record's place in the literature (year, volume and first page) is strong
+    evidence: two records at the same place with a similar title, or by the same first
+    author with one title translated, are one work whatever their venue spellings say;
+    different volumes, or other pages of one volume, are different works."""
+    volume, page = _agreement(a.volume, b.volume), same_pages(a, b)
+    # Errata and notices share their article's place, so place says nothing about them.
+    same_place = bool(volume and page and a.year == b.year and a.year is not None
+                      and not a.notice)
     if a.notice != b.notice:
         return Verdict(False, "an erratum, retraction or comment is not the article it "
                               "refers to")
@@ -158,25 +268,50 @@ def compare_records(a: Profile, b: Profile) -> Verdict:
         return Verdict(False, "different DOIs")
     if not a.title or not b.title:
         return Verdict(False, "no usable title")
-    if a.title_numbers != b.title_numbers:
-        return Verdict(False, "the titles carry different numbers")
+    if "cochrane" in a.venue and "cochrane" in b.venue and a.title == b.title and (
+            a.start_page == b.start_page or not (a.start_page and b.start_page)):
+        return Verdict(True, "a Cochrane review and its update (same title and review number)")
     if a.year is not None and b.year is not None and abs(a.year - b.year) > 1:
         return Verdict(False, "years more than one apart")
-    if a.first_author and b.first_author and not a.first_author & b.first_author:
-        return Verdict(False, "different first authors")
-    if not venues_compatible(a.venue, b.venue):
-        return Verdict(False, "different venues")
-    shared = len(a.title_words & b.title_words) / len(a.title_words | b.title_words)
-    if shared < 0.5:
-        return Verdict(False, "different titles")
+    if volume is False:
+        return Verdict(False, "different volumes")
     similarity = title_similarity(a.title, b.title)
-    if similarity >= SAME_TITLE:
+    same_author = (names_match(a.first_author, b.authors) or names_match(b.first_author, a.authors)
+                   if a.first_author and b.first_author else None)
+    if volume and page is False:
+        if similarity >= SAME_TITLE and same_author:
+            return Verdict(None, "same title and first author, but other pages of the volume")
+        return Verdict(False, "different pages in the same volume")
+    same_numbers = a.title_numbers == b.title_numbers
+    # At the same place, "p6INK4a" against "p16(INK4a)" is a typing error, not another work.
+    typed_numbers = same_place and similarity >= SAME_TITLE and len(a.title_numbers) == len(
+        b.title_numbers) and all(x in y or y in x for x, y in zip(a.title_numbers,
+                                                                   b.title_numbers, strict=True))
+    venues = venues_compatible(a.venue, b.venue)
+    if similarity >= SAME_TITLE and same_numbers and same_author is not False and venues:
         if a.year != b.year and similarity < SAME_TITLE_ACROSS_YEARS:
             return Verdict(None, "near-identical titles in different years")
         return Verdict(True, "same title, first author, year (±1) and venue")
-    if similarity >= UNCERTAIN_TITLE:
-        return Verdict(None, f"similar titles ({similarity:.2f})")
-    return Verdict(False, "different titles")
+    if not same_numbers and not typed_numbers:
+        return Verdict(False, "the titles carry different numbers")
+    if same_place:
+        if similarity >= SAME_TITLE:
+            return Verdict(True, "same year, volume, first page and title")
+        if same_author is not False and similarity >= UNCERTAIN_TITLE:
+            return Verdict(True, "same year, volume and first page, and a similar title")
+        if same_author and (a.translated != b.translated or contains_title(a.title, b.title)):
+            return Verdict(True, "same year, volume, first page and first author; one title "
+                                 "translated or extended")
+        if same_author:
+            return Verdict(None, "same year, volume, first page and first author, but "
+                                 "different titles (a translation?)")
+    if same_author is False:
+        return Verdict(False, "different first authors")
+    if similarity < UNCERTAIN_TITLE:
+        return Verdict(False, "different titles")
+    if not venues:
+        return Verdict(False, "different venues")
+    return Verdict(None, f"similar titles ({similarity:.2f})")
 
 
 def _blocks(profiles: Sequence[Profile]) -> Iterable[list[int]]:
@@ -191,6 +326,8 @@ def _blocks(profiles: Sequence[Profile]) -> Iterable[list[int]]:
         if len(words) >= 3:
             keys["head:" + " ".join(words[:3])].append(index)
             keys["tail:" + " ".join(words[-3:])].append(index)
+        if item.volume and item.start_page and item.year is not None:
+            keys[f"place:{item.year}:{item.volume}:{item.start_page}"].append(index)
         for surname in item.first_author:
             if item.year is not None:
                 # Each record also joins the next year's block, so that an online-first and

@@ -165,9 +165,11 @@ def make_record(source: str, source_file: str, *, origin: str, position: int,
 
 
 def is_empty(record: Record) -> bool:
-    """A record with nothing to screen or match on (an RIS entry with only TY and ER)."""
-    return not (record.title or record.pmid or record.doi or record.abstract
-                or record.authors)
+    """A record with no bibliographic field at all (an RIS entry with only TY and ER, an
+    empty <PubmedArticle/>); its type and the export's own id do not count."""
+    return not any((record.title, record.pmid, record.doi, record.abstract, record.authors,
+                    record.journal, record.year, record.volume, record.issue, record.pages,
+                    record.keywords))
 
 
 class RecordStore:

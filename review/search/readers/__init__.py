@@ -23,6 +23,7 @@ from review.search.readers import (
     medline,
     pubmed_xml,
     ris,
+    wos_plain,
     wos_tab,
     xlsx_export,
 )
@@ -32,14 +33,15 @@ Entries = list[tuple[int, dict[str, object]]]
 # Text readers take the decoded text; the others read bytes, so that an XML file's own
 # encoding declaration counts and a workbook is a zip archive.
 TEXT_READERS: dict[str, Callable[[str, str], Entries]] = {
-    "medline": medline.read, "ris": ris.read, "wos-tab": wos_tab.read,
+    "medline": medline.read, "ris": ris.read, "wos-tab": wos_tab.read, "wos-plain": wos_plain.read,
     "csv": csv_export.read, "bibtex": bibtex.read,
 }
 BYTE_READERS: dict[str, Callable[[bytes, str], Entries]] = {
     "pubmed-xml": pubmed_xml.read, "endnote-xml": endnote_xml.read, "xlsx": xlsx_export.read,
 }
 NAMES = {"pubmed-xml": "PubMed XML", "medline": "MEDLINE", "ris": "RIS",
-         "wos-tab": "Web of Science tab-delimited", "csv": "CSV/TSV", "xlsx": "XLSX",
+         "wos-tab": "Web of Science tab-delimited", "wos-plain": "Web of Science plain text",
+         "csv": "CSV/TSV", "xlsx": "XLSX",
          "endnote-xml": "EndNote XML", "bibtex": "BibTeX"}
 EXTENSIONS = {".nbib": "medline", ".medline": "medline", ".ris": "ris", ".csv": "csv",
               ".tsv": "csv", ".tab": "csv", ".xlsx": "xlsx", ".bib": "bibtex",
@@ -128,9 +130,11 @@ def sniff_format(text: str) -> str | None:
         return "ris"
     if ENDNOTE_TAGGED.match(head):
         return "endnote-tagged"
-    first = head.splitlines()[0] if head else ""
-    if first.startswith("PT\t") or first.startswith("FN "):
+    first = head.split("\n")[0] if head else ""
+    if first.startswith("PT\t"):
         return "wos-tab"
+    if first.startswith("FN ") or re.match(r"PT [A-Z]\b", first):
+        return "wos-plain"
     if "," in first or ";" in first or "\t" in first:
         return "csv"
     return None
@@ -220,7 +224,7 @@ def read_export(path: Path, source: str, *, declared: str | None = None,
         record = make_record(source, path.name, origin=f"sha256:{digest}", position=position,
                              **fields)
         if is_empty(record):
-            raise ReviewError(f"{path}:{line}: an empty record (no title, authors, abstract, "
-                              "DOI or PMID); remove it or complete it in the export")
+            raise ReviewError(f"{path}:{line}: an empty record (no bibliographic field); "
+                              "remove it or complete it in the export")
         records.append(record)
     return Export(path, kind, used, digest, records)

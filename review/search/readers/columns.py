@@ -26,7 +26,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "authors": ("authors", "author names", "author", "first_authors", "author full names",
                 "au", "a1"),
     "journal": ("journal/book", "journal", "source title", "publication title",
-                "journal_name", "secondary_title", "journal title", "so", "t2", "jo"),
+                "journal_name", "secondary_title", "journal title", "booktitle", "so", "t2",
+                "jo"),
     "year": ("publication year", "published year", "year", "publication_year", "py",
              "year of publication", "date"),
     "volume": ("volume", "vl"),
@@ -37,7 +38,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "keywords": ("keywords", "author keywords", "manual tags", "kw", "de"),
     "language": ("language", "language of original document", "la"),
     "publication_types": ("document type", "publication type", "item type",
-                          "type_of_reference", "dt", "ty"),
+                          "type_of_reference", "entrytype", "dt", "ty"),
     # Embase's older CSV puts the whole citation in one cell, as does PubMed's.
     "source_citation": ("source", "citation"),
     "extra": ("extra",),
@@ -49,15 +50,15 @@ CITATION_DOI = re.compile(r"doi:\s*(10\.\d{4,9}/\S+?)\.?(\s|$)", re.IGNORECASE)
 EXTRA_PMID = re.compile(r"PMID:\s*(\d+)", re.IGNORECASE)
 
 
-def choose_columns(header: Sequence[str]) -> dict[str, int]:
-    """The column index for each field that the header has."""
+def choose_columns(header: Sequence[str]) -> dict[str, list[int]]:
+    """For each field the header has, its columns in order of preference (a row whose first
+    choice is blank falls back to the next: `booktitle` for a paper without `journal`)."""
     folded = [name.strip().lower() for name in header]
     chosen = {}
     for field, aliases in ALIASES.items():
-        for alias in aliases:
-            if alias in folded:
-                chosen[field] = folded.index(alias)
-                break
+        indices = [folded.index(alias) for alias in aliases if alias in folded]
+        if indices:
+            chosen[field] = indices
     return chosen
 
 
@@ -91,12 +92,15 @@ def split_authors(value: str) -> list[str]:
     return parts
 
 
-def fields_from_row(row: Sequence[str], columns: dict[str, int]) -> dict[str, object]:
+def fields_from_row(row: Sequence[str], columns: dict[str, list[int]]) -> dict[str, object]:
     """The record fields of one spreadsheet row."""
 
     def cell(field: str) -> str:
-        index = columns.get(field)
-        return str(row[index]).strip() if index is not None and index < len(row) else ""
+        for index in columns.get(field, ()):
+            value = str(row[index]).strip() if index < len(row) else ""
+            if value:
+                return value
+        return ""
 
     fields: dict[str, object] = {
         "export_id": cell("export_id"), "pmid": cell("pmid"), "doi": cell("doi"),

@@ -30,9 +30,10 @@ def _fields(record: etree._Element) -> dict[str, object]:
         return ""
 
     accession = first("accession-num")
-    database = first("remote-database-name", "remote-database-provider").lower()
-    pmid = accession if accession.isdigit() and ("pubmed" in database
-                                                  or "medline" in database) else ""
+    database = " ".join((first("remote-database-name"),
+                         first("remote-database-provider"))).lower()
+    indexed = any(name in database for name in ("pubmed", "medline", "nlm"))
+    pmid = accession if accession.isdigit() and indexed else ""
     kind = record.find("ref-type")
     return {
         "export_id": first("rec-number"), "pmid": pmid,

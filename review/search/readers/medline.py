@@ -33,7 +33,8 @@ def _list(entry: dict[str, object], key: str) -> list[str]:
 def read(text: str, source_file: str) -> list[tuple[int, dict[str, object]]]:
     starts = []
     tagged = False
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Not splitlines(): values may hold U+2028, which is no line break in MEDLINE.
+    for number, line in enumerate(text.replace("\r\n", "\n").split("\n"), start=1):
         if not line.strip():
             tagged = False
             continue

@@ -11,7 +11,7 @@ import re
 from review.errors import ReviewError
 
 TAG = re.compile(r"^([A-Z][A-Z0-9])  -(?: (.*))?$")
-TITLE_TAGS = ("TI", "T1", "CT")
+TITLE_TAGS = ("TI", "T1", "CT", "ST")
 JOURNAL_TAGS = ("T2", "JF", "JO", "JA", "J2", "J1")
 ABSTRACT_TAGS = ("AB", "N2")
 YEAR_TAGS = ("PY", "Y1", "DA", "Y2")
@@ -27,13 +27,13 @@ def _first(fields: dict[str, list[str]], tags: tuple[str, ...]) -> str:
 
 def _pmid(fields: dict[str, list[str]]) -> str:
     database = " ".join(fields.get("DB", []) + fields.get("DP", [])).lower()
+    indexed = any(name in database for name in ("medline", "pubmed", "nlm"))
     for tag in ("AN", "C5", "M2", "N1", "U2"):
         for value in fields.get(tag, []):
             match = re.search(r"(?:PMID|PubMed ID)\s*:?\s*(\d{1,9})", value, re.IGNORECASE)
             if match:
                 return match.group(1)
-            if tag == "AN" and ("medline" in database or "pubmed" in database) \
-                    and value.strip().isdigit():
+            if tag == "AN" and indexed and value.strip().isdigit():
                 return value.strip()
     return ""
 
@@ -59,7 +59,7 @@ def _fields(fields: dict[str, list[str]]) -> dict[str, object]:
         title=_first(fields, TITLE_TAGS), abstract=_first(fields, ABSTRACT_TAGS),
         authors=[a for tag in AUTHOR_TAGS for a in fields.get(tag, [])],
         journal=_first(fields, JOURNAL_TAGS), year=_first(fields, YEAR_TAGS),
-        volume=_first(fields, ("VL",)), issue=_first(fields, ("IS", "CP")), pages=pages,
+        volume=_first(fields, ("VL", "VO")), issue=_first(fields, ("IS", "CP")), pages=pages,
         publication_types=kinds, keywords=fields.get("KW", []),
         language=_first(fields, ("LA",)),
         extra={"accession": _first(fields, ("AN",)), "database": _first(fields, ("DB",))},
@@ -71,7 +71,8 @@ def read(text: str, source_file: str) -> list[tuple[int, dict[str, object]]]:
     fields: dict[str, list[str]] | None = None
     started = 0
     last_tag = ""
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Not splitlines(): abstracts may hold U+2028, which is no line break in RIS.
+    for number, line in enumerate(text.replace("\r\n", "\n").split("\n"), start=1):
         match = TAG.match(line.rstrip())
         if match:
             tag, value = match.group(1), (match.group(2) or "").strip()
@@ -91,8 +92,8 @@ def read(text: str, source_file: str) -> list[tuple[int, dict[str, object]]]:
             else:
                 fields.setdefault(tag, []).append(value)
             last_tag = tag
-        elif line.strip():
-            if fields is None or not last_tag or last_tag in ("TY", "ER"):
+        elif line.strip() and fields is not None:
+            if last_tag in ("TY", "ER"):
                 raise ReviewError(f"{source_file}:{number}: not an RIS line "
                                   f"('{line.strip()[:40]}')")
             fields[last_tag][-1] = f"{fields[last_tag][-1]} {line.strip()}"

@@ -24,17 +24,20 @@ def read(text: str, source_file: str) -> list[tuple[int, dict[str, object]]]:
         if len(row) < len(header) - 1 or len(row) > len(header) + 1:
             raise ReviewError(f"{source_file}:{number}: {len(row)} fields, but the header has "
                               f"{len(header)}")
-        fields = dict(zip(header, row, strict=False))
-        start, end = fields.get("BP", ""), fields.get("EP", "")
-        records.append((number, dict(
-            export_id=fields.get("UT", ""), pmid=fields.get("PM"), doi=fields.get("DI"),
-            title=fields.get("TI"), abstract=fields.get("AB"),
-            authors=[a.strip() for a in fields.get("AU", "").split(";")],
-            journal=fields.get("SO"), year=fields.get("PY"), volume=fields.get("VL"),
-            issue=fields.get("IS"), pages=f"{start}-{end}" if start and end else start,
-            publication_types=[t.strip() for t in fields.get("DT", "").split(";")],
-            keywords=[k.strip() for k in (fields.get("DE", "") + ";" +
-                                          fields.get("ID", "")).split(";")],
-            language=fields.get("LA"),
-        )))
+        records.append((number, wos_fields(dict(zip(header, row, strict=False)))))
     return records
+
+
+def wos_fields(tags: dict[str, str]) -> dict[str, object]:
+    """Record fields from Web of Science's two-letter tags (lists joined by '; ')."""
+    start, end = tags.get("BP", ""), tags.get("EP", "")
+    return dict(
+        export_id=tags.get("UT", ""), pmid=tags.get("PM"), doi=tags.get("DI"),
+        title=tags.get("TI"), abstract=tags.get("AB"),
+        authors=[a.strip() for a in tags.get("AU", "").split(";")],
+        journal=tags.get("SO"), year=tags.get("PY"), volume=tags.get("VL"),
+        issue=tags.get("IS"), pages=f"{start}-{end}" if start and end else start,
+        publication_types=[t.strip() for t in tags.get("DT", "").split(";")],
+        keywords=[k.strip() for k in (tags.get("DE", "") + ";" + tags.get("ID", "")).split(";")],
+        language=tags.get("LA"),
+    )
