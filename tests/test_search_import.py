@@ -15,6 +15,7 @@ from review.search.readers import read_export
 from review.search.records import RecordStore, normalise_doi
 
 EXPORTS = Path(__file__).parent / "fixtures" / "exports"
+VENDOR = Path(__file__).parent / "fixtures" / "vendor"
 
 
 def read(name: str, source: str = "Test", **options):
@@ -268,3 +269,201 @@ def test_search_query_cli(run_cli, hcc_workspace):
     structure = json.loads(out)
     assert [c["id"] for c in structure["concepts"]] == ["hcc", "bone_metastasis", "case_design"]
     assert structure["lint"] == []
+
+
+def test_utf16_with_a_byte_order_mark_is_read(tmp_path):
+    text = (EXPORTS / "scopus.ris").read_text(encoding="utf-8")
+    path = tmp_path / "utf16.ris"
+    path.write_bytes(text.encode("utf-16"))
+    export = read_export(path, "Scopus")
+    assert export.encoding == "utf-16"
+    assert export.records[0].authors[0] == "Wael, M."
+
+
+def test_encoding_option_is_honoured_for_utf16_without_a_mark(tmp_path, hcc_workspace, run_cli):
+    path = tmp_path / "utf16le.ris"
+    path.write_bytes((EXPORTS / "scopus.ris").read_text(encoding="utf-8").encode("utf-16-le"))
+    with pytest.raises(ReviewError, match=r"utf16le\.ris:1: a binary file.*--encoding "
+                                          r"utf-16-le"):
+        read_export(path, "Scopus")
+    status, out, _ = run_cli("--project", hcc_workspace.root, "import", path, "--source",
+                             "Scopus", "--encoding", "utf-16-le")
+    assert status == 0 and "1 records (RIS, utf-16-le): 1 stored" in out
+
+
+def test_a_file_mixing_utf8_and_cp1252_is_refused_not_mis_decoded(tmp_path):
+    path = tmp_path / "mixed.ris"
+    path.write_bytes("TY  - JOUR\nTI  - Müller\n".encode() + b"AU  - Ga\xebl, A\nER  - \n")
+    with pytest.raises(ReviewError, match=r"mixed\.ris:3: mixes UTF-8 with another encoding"):
+        read_export(path, "S")
+
+
+def test_a_file_no_single_code_page_fits_is_refused(tmp_path):
+    path = tmp_path / "odd.ris"
+    path.write_bytes(b"TY  - JOUR\nTI  - A \x81 title\nER  - \n")
+    with pytest.raises(ReviewError, match=r"odd\.ris:2: neither UTF-8 nor one legacy code "
+                                          r"page \(byte 0x81\)"):
+        read_export(path, "S")
+
+
+def test_xlsx_export_is_read_in_read_only_mode(tmp_path):
+    from openpyxl import Workbook
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append(["record_id", "title", "abstract", "authors", "year", "doi", "included"])
+    sheet.append([17, "Spinal Cord Compression as Initial Presentation in Hepatocellular "
+                  "Carcinoma", "Two men.", "Anonymous A; Author B", 2021,
+                  "10.7759/cureus.16238", 1])
+    sheet.append([18, "Metastatic Spinal Cord Compression Secondary to Liver Cancer", None,
+                  None, 2017.0, None, 0])
+    sheet.append([None] * 7)
+    path = tmp_path / "asreview_export.xlsx"
+    workbook.save(path)
+    export = read_export(path, "ASReview")
+    assert (export.format, export.encoding) == ("xlsx", "binary")
+    assert [(r.export_id, r.year) for r in export.records] == [("17", "2021"), ("18", "2017")]
+    assert export.records[0].authors == ("Anonymous A", "Author B")
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("broken.xlsx", b"PK\x03\x04" + b"\x00" * 40, r"broken\.xlsx:1: not a readable XLSX"),
+    ("text.xlsx", b"title\nA\n", r"text\.xlsx:1: not an XLSX workbook"),
+    ("old.xls", b"\xd0\xcf\x11\xe0" + b"\x00" * 40, r"old\.xls:1: an Excel 97-2003"),
+    ("zipped.csv", b"PK\x03\x04" + b"\x00" * 40, r"zipped\.csv:1: a zip archive"),
+    ("refs.csv", (EXPORTS / "zotero.bib").read_bytes(),
+     r"refs\.csv:1: the content looks like BibTeX, not CSV/TSV; pass --format bibtex"),
+    ("broken.bib", b"@article{a,\n  title = {unclosed\n@misc{b, title={Fine}}\n",
+     r"broken\.bib:1: not a valid BibTeX entry"),
+    ("ovid.txt", b"<1>\nAccession Number\n  21107234\nTitle\n  Metastatic HCC\n\n<2>\n",
+     r"ovid\.txt:1: Ovid's numbered text display is not an export this toolkit reads; in "
+     r"Ovid choose Export → RIS"),
+    ("endnote.enw", b"%0 Journal Article\n%T A title\n", r"endnote\.enw:1: EndNote's tagged"),
+    ("cut.xml", (VENDOR / "reflib" / "multipart.xml").read_bytes()[:900],
+     r"cut\.xml:\d+: malformed or truncated XML"),
+    ("only_type.ris", b"TY  - JOUR\nER  - \n\nTY  - JOUR\nTI  - A title\nER  - \n",
+     r"only_type\.ris:1: an empty record"),
+    ("empty_article.xml", b"<?xml version='1.0'?>\n<PubmedArticleSet>\n<PubmedArticle/>\n"
+                          b"</PubmedArticleSet>\n", r"empty_article\.xml:3: an empty record"),
+    ("continued.nbib", b"      continued before any tag\nPMID- 1\nTI  - A title\n",
+     r"continued\.nbib:1: a continuation line outside a MEDLINE record"),
+])
+def test_bad_exports_fail_with_file_and_line(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ReviewError, match=message):
+        read_export(path, "S")
+
+
+def test_medline_doi_after_a_pii_in_lid_lines(tmp_path):
+    path = tmp_path / "pii.nbib"
+    path.write_text("PMID- 40828566\nTI  - A cervical spine metastasis\n"
+                    "LID - S2056-5623(25)00001-2 [pii]\nLID - 10.1080/20565623.2025.2548742 "
+                    "[doi]\nAID - S2056-5623(25)00001-2 [pii]\n", encoding="utf-8")
+    [record] = read_export(path, "PubMed").records
+    assert record.doi == "10.1080/20565623.2025.2548742"
+
+
+def test_every_record_of_a_file_is_kept_even_with_one_doi(hcc_workspace):
+    """Six conference abstracts sharing their supplement's DOI, an article and its erratum
+    sharing one, and one record twice: ten records in, ten stored."""
+    blocks = [f"TY  - CONF\nTI  - Abstract number {n}\nAU  - Author{n}, A\n"
+              f"DO  - 10.1161/circ.124.suppl_21\nER  - \n" for n in range(6)]
+    blocks += ["TY  - JOUR\nTI  - The article\nDO  - 10.1/art\nER  - \n",
+               "TY  - JOUR\nTI  - Erratum: The article\nDO  - 10.1/art\nER  - \n"]
+    blocks += ["TY  - JOUR\nTI  - Twice\nAU  - Same, A\nPY  - 2020\nER  - \n"] * 2
+    path = hcc_workspace.root / "ten.ris"
+    path.write_text("\n".join(blocks), encoding="utf-8")
+    [result] = import_exports(hcc_workspace, [path], "Embase")
+    stored = RecordStore(hcc_workspace.search_dir / "records.jsonl").load()
+    assert (result.records, result.stored, len(stored)) == (10, 10, 10)
+    assert [r.position for r in stored] == list(range(1, 11))
+    assert len({r.record_id for r in stored}) == 10
+
+
+def test_an_overlapping_second_export_adds_all_its_records(hcc_workspace):
+    first = import_exports(hcc_workspace, [EXPORTS / "pubmed.nbib"], "PubMed")
+    second = import_exports(hcc_workspace, [EXPORTS / "pubmed_efetch.xml"], "PubMed")
+    assert (first[0].stored, second[0].stored) == (2, 3)
+    stored = RecordStore(hcc_workspace.search_dir / "records.jsonl").load()
+    assert len(stored) == 5
+    assert {r.export_id for r in stored if r.source_file == "pubmed.nbib"} == {"34268063",
+                                                                              "24250027"}
+
+
+def test_a_workspace_written_by_version_0_1_is_upgraded_on_reimport(hcc_workspace, run_cli):
+    """0.1 gave records content ids and dropped repeats within a file; importing the same
+    file again keeps the stored ids (and the decisions on them) and adds what was dropped."""
+    import dataclasses
+
+    from review.search.records import legacy_record_id
+    path = hcc_workspace.root / "repeats.ris"
+    path.write_text("TY  - JOUR\nTI  - Twice\nAU  - Same, A\nPY  - 2020\nER  - \n" * 2
+                    + "TY  - JOUR\nTI  - Once\nDO  - 10.1/once\nER  - \n", encoding="utf-8")
+    records = read_export(path, "Embase").records
+    legacy = [dataclasses.replace(r, record_id=legacy_record_id(r), origin="", position=0,
+                                  export_id="", source_file=str(path))
+              for r in (records[0], records[2])]
+    store = RecordStore(hcc_workspace.search_dir / "records.jsonl")
+    store.path.parent.mkdir(parents=True)
+    store.path.write_text("".join(
+        json.dumps({k: v for k, v in json.loads(r.to_json()).items()
+                    if k not in ("origin", "position", "export_id")}) + "\n" for r in legacy))
+    (hcc_workspace.search_dir / "search_log.jsonl").write_text(json.dumps({
+        "kind": "import", "source": "Embase", "file": path.name,
+        "sha256": read_export(path, "Embase").sha256, "records": 3, "new_records": 2,
+        "already_known": 1, "date": "2026-11-30T10:00:00+00:00"}) + "\n")
+    status, out, _ = run_cli("--project", hcc_workspace.root, "status")
+    assert "2 records were stored by casereview 0.1" in out
+    status, out, _ = run_cli("--project", hcc_workspace.root, "import", path, "--source",
+                             "Embase")
+    assert status == 0
+    assert "3 records (RIS, utf-8): 1 stored, 2 stored by an earlier version given their " \
+           "position" in out
+    after = store.load()
+    assert len(after) == 3 and not any(r.legacy for r in after)
+    assert [r.record_id for r in after[:2]] == [r.record_id for r in legacy]
+    assert sorted(r.position for r in after) == [1, 2, 3]
+
+
+def test_a_thousand_record_export_with_duplicates_adds_a_thousand_and_counts_add_up(
+        hcc_workspace, run_cli, tmp_path):
+    """Done means of issue 9: 1,000 records with duplicates within the file and against an
+    earlier import; identified grows by 1,000 and every surface shows the same numbers."""
+    import csv
+
+    from review.report.build import build_report
+    labelled = Path(__file__).parent / "fixtures" / "dedup" / "labelled" / "respiratory"
+    rows = list(csv.DictReader((labelled / "records.csv").open(encoding="utf-8")))
+
+    def ris(chosen):
+        return "".join(
+            f"TY  - JOUR\nID  - {row['ID']}\nTI  - {row['title']}\n"
+            + "".join(f"AU  - {name.strip()}\n" for name in row["author"].split(" and ")
+                      if name.strip())
+            + f"PY  - {row['year']}\nJO  - {row['journal']}\nVL  - {row['volume']}\n"
+              f"SP  - {row['pages']}\nER  - \n\n" for row in chosen)
+
+    earlier, big = tmp_path / "earlier.ris", tmp_path / "big.ris"
+    earlier.write_text(ris(rows[900:1100]), encoding="utf-8")
+    big.write_text(ris(rows[:1000]), encoding="utf-8")
+    root = hcc_workspace.root
+    assert run_cli("--project", root, "import", earlier, "--source", "Embase")[0] == 0
+    before = json.loads(run_cli("--project", root, "status", "--json")[1])
+    assert run_cli("--project", root, "import", big, "--source", "MEDLINE")[0] == 0
+    status = json.loads(run_cli("--project", root, "status", "--json")[1])
+    assert status["records_identified"] == before["records_identified"] + 1000 == 1200
+    assert status["identified"] == {"Embase": 200, "MEDLINE": 1000}
+    assert status["records_identified"] == (status["records_screened"]
+                                            + status["duplicates_removed"])
+    assert status["duplicates_removed"] > 100 + before["duplicates_removed"]
+    code, out, _ = run_cli("--project", root, "prisma", "--json", "--out", tmp_path / "p")
+    assert code == 0 and json.loads(out) == {key: status[key] for key in json.loads(out)}
+    table = {row["data"]: row["n"] for row in
+             csv.DictReader((tmp_path / "p" / "tables" / "prisma2020.csv").open())}
+    assert (table["database_results"], table["duplicates"], table["records_screened"]) == (
+        "1200", str(status["duplicates_removed"]), str(status["records_screened"]))
+    build_report(hcc_workspace, tmp_path / "report", force=True)
+    page = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
+    assert (f"Records identified: 1200 from databases and registers, 0 via other methods. "
+            f"After removing {status['duplicates_removed']} duplicates, "
+            f"{status['records_screened']} records were screened") in page

@@ -40,7 +40,7 @@ def _fields(entry: Entry) -> dict[str, object]:
         "year": values.get("year") or values.get("date", ""),
         "volume": values.get("volume", ""), "issue": values.get("number") or
         values.get("issue", ""),
-        "pages": values.get("pages", "").replace("--", "-"),
+        "pages": values.get("pages", "").replace("--", "-").replace("–", "-"),
         "keywords": [word.strip() for word in values.get("keywords", "").replace(";", ",")
                      .split(",") if word.strip()],
         "language": values.get("language") or values.get("langid", ""),
