@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import json
 from pathlib import Path
@@ -119,6 +120,9 @@ def test_dedup_cli_writes_audit_and_queue_and_reads_a_filled_queue(hcc_workspace
     folder = hcc_workspace.data_dir / "dedup"
     audit = (folder / "clusters.csv").read_text()
     assert "joined by: same title, first author, year (±1) and venue" in audit
+    members = [row for row in csv.DictReader(io.StringIO(audit)) if row["kept"]]
+    assert {(row["file"], row["position"]) for row in members} == {
+        ("test", str(twin.position)), ("test", str(original.position))}
     rows = list(csv.DictReader((folder / "queue.csv").open()))
     rows[0]["duplicate"] = "yes"
     filled = folder / "filled.csv"

@@ -442,6 +442,8 @@ def kept_records(records: Sequence[Record], result: DedupResult) -> list[Record]
 
 
 DECISION_COLUMNS = ["record_a", "record_b", "duplicate", "reviewer"]
+AUDIT_COLUMNS = ["cluster_id", "record_id", "kept", "source", "file", "position", "export_id",
+                 "pmid", "doi", "year", "title"]
 QUEUE_COLUMNS = ["record_a", "record_b", "reason", "title_a", "title_b", "year_a", "year_b",
                  "duplicate"]
 
@@ -499,19 +501,19 @@ def write_dedup(folder: Path, records: Sequence[Record], result: DedupResult,
             record = by_id[member]
             audit.append({"cluster_id": cluster.cluster_id, "record_id": member,
                           "kept": "yes" if member == cluster.kept else "no",
-                          "source": record.source, "pmid": record.pmid, "doi": record.doi,
-                          "year": record.year, "title": record.title})
+                          "source": record.source, "file": record.source_file,
+                          "position": record.position or "", "export_id": record.export_id,
+                          "pmid": record.pmid, "doi": record.doi, "year": record.year,
+                          "title": record.title})
         for first, second, rule in cluster.rules:
             audit.append({"cluster_id": cluster.cluster_id, "record_id": f"{first}+{second}",
-                          "kept": "", "source": "", "pmid": "", "doi": "", "year": "",
                           "title": f"joined by: {rule}"})
     queue = [{"record_a": a, "record_b": b, "reason": reason,
               "title_a": by_id[a].title, "title_b": by_id[b].title,
               "year_a": by_id[a].year, "year_b": by_id[b].year, "duplicate": ""}
              for a, b, reason in result.uncertain]
     write_files_atomically({
-        folder / "clusters.csv": _csv(audit, ["cluster_id", "record_id", "kept", "source",
-                                              "pmid", "doi", "year", "title"]),
+        folder / "clusters.csv": _csv(audit, AUDIT_COLUMNS),
         folder / "queue.csv": _csv(queue, QUEUE_COLUMNS),
         folder / "decisions.csv": _csv([{"record_a": d.record_a, "record_b": d.record_b,
                                          "duplicate": "yes" if d.duplicate else "no",
