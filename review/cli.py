@@ -25,7 +25,6 @@ IMPORT_FORMATS = ("pubmed-xml", "medline", "ris", "wos-tab", "wos-plain", "csv",
 if TYPE_CHECKING:
     import pandas as pd
 
-    from review.search.records import Record
 
 EXIT_OK, EXIT_DATA, EXIT_USAGE = 0, 1, 2
 
@@ -364,31 +363,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _dedup_folder(workspace: Workspace) -> Path:
-    return workspace.data_dir / "dedup"
-
-
-def _database_records(workspace: Workspace) -> list[Record]:
-    from review.screening.flow import identified_via_other_methods
-    from review.search.records import RecordStore
-
-    return [record for record in RecordStore(workspace.search_dir / "records.jsonl").load()
-            if not identified_via_other_methods(record)]
-
-
 def cmd_dedup(args: argparse.Namespace) -> int:
-    from review.screening.dedup import deduplicate, read_pair_decisions, write_dedup
+    from review.screening.dedup import dedup_folder, update_dedup
 
     workspace = _workspace(args)
-    folder = _dedup_folder(workspace)
-    records = _database_records(workspace)
-    decisions = read_pair_decisions(folder / "decisions.csv")
-    result = deduplicate(records, decisions)
-    write_dedup(folder, records, result, decisions)
-    remaining = len(records) - result.duplicates_removed
-    print(f"{len(records)} records: {len(result.clusters)} clusters of duplicates, "
+    update = update_dedup(workspace)
+    result = update.result
+    remaining = len(update.records) - result.duplicates_removed
+    print(f"{len(update.records)} records: {len(result.clusters)} clusters of duplicates, "
           f"{result.duplicates_removed} duplicates removed, {remaining} records to screen; "
-          f"{len(result.uncertain)} uncertain pairs wait in {shown(folder / 'queue.csv')}")
+          f"{len(result.uncertain)} uncertain pairs wait in "
+          f"{shown(dedup_folder(workspace) / 'queue.csv')}")
     return EXIT_OK
 
 
@@ -396,23 +381,25 @@ def cmd_dedup_review(args: argparse.Namespace) -> int:
     from review.screening.decisions import check_reviewer
     from review.screening.dedup import (
         PairDecision,
+        database_records,
+        dedup_folder,
         deduplicate,
         read_filled_queue,
         read_pair_decisions,
-        write_dedup,
+        update_dedup,
     )
     from review.screening.screener import plain
 
     workspace = _workspace(args)
     reviewer = check_reviewer(args.reviewer, workspace.protocol)
-    folder = _dedup_folder(workspace)
-    records = _database_records(workspace)
+    records = database_records(workspace)
     by_id = {record.record_id: record for record in records}
-    decisions = read_pair_decisions(folder / "decisions.csv")
+    verdicts: list[PairDecision] = []
     if args.file:
-        decisions += read_filled_queue(Path(args.file), set(by_id), reviewer)
+        verdicts = read_filled_queue(Path(args.file), set(by_id), reviewer)
     else:
-        for first, second, reason in deduplicate(records, decisions).uncertain:
+        stored = read_pair_decisions(dedup_folder(workspace) / "decisions.csv")
+        for first, second, reason in deduplicate(records, stored).uncertain:
             a, b = by_id[first], by_id[second]
             print(f"\n{reason}\n  A: {plain(a.title)} ({a.year}, {plain(a.journal)})"
                   f"\n  B: {plain(b.title)} ({b.year}, {plain(b.journal)})")
@@ -420,11 +407,10 @@ def cmd_dedup_review(args: argparse.Namespace) -> int:
             if answer == "q":
                 break
             if answer in ("y", "n"):
-                decisions.append(PairDecision(first, second, answer == "y", reviewer))
-    result = deduplicate(records, decisions)
-    write_dedup(folder, records, result, decisions)
-    print(f"{len(decisions)} pair decisions stored; {len(result.uncertain)} uncertain pairs "
-          "remain")
+                verdicts.append(PairDecision(first, second, answer == "y", reviewer))
+    update = update_dedup(workspace, verdicts)
+    print(f"{len(verdicts)} pair decisions added ({len(update.decisions)} stored); "
+          f"{len(update.result.uncertain)} uncertain pairs remain")
     return EXIT_OK
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -12,6 +13,13 @@ from pathlib import Path
 from review.errors import ReviewError
 
 UTF8_BOM = b"\xef\xbb\xbf"
+# The temporary siblings that writes make (`.NAME.XXXX.tmp` here, `.NAME.XXXX.new` in
+# review.transaction); a kill can leave them, and they are never data or output.
+TEMPORARY = re.compile(r"^\..+\.(tmp|new)$")
+
+
+def is_temporary(path: str | os.PathLike) -> bool:
+    return bool(TEMPORARY.match(Path(path).name))
 
 
 def decode_text(data: bytes, source: str | os.PathLike, encoding: str | None = None) -> str:

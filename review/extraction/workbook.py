@@ -32,8 +32,8 @@ from review.extraction.sheet import (
     sheet_locations,
 )
 from review.extraction.validate import validate_cases
-from review.fileio import write_files_atomically
 from review.protocol import Appraisal, FieldSpec, Protocol
+from review.transaction import commit, workspace_lock
 from review.workspace import Workspace
 
 CASES_SHEET = "Cases"
@@ -353,7 +353,13 @@ class ImportResult:
 
 
 def import_workbook(workspace: Workspace, path: str | os.PathLike) -> ImportResult:
-    """Validate a filled workbook and merge it into the workspace's sheet, all or nothing."""
+    """Validate a filled workbook and merge it into the workspace's sheet, all or nothing,
+    as the workspace's one writer."""
+    with workspace_lock(workspace.root, "extract import"):
+        return _import_workbook(workspace, path)
+
+
+def _import_workbook(workspace: Workspace, path: str | os.PathLike) -> ImportResult:
     protocol = workspace.protocol
     schema = protocol.extraction
     content = read_workbook(path, protocol)
@@ -384,6 +390,6 @@ def import_workbook(workspace: Workspace, path: str | os.PathLike) -> ImportResu
     unique = sorted(set(problems))
     if unique:
         raise DataProblems(unique)
-    write_files_atomically(outputs)
+    commit(workspace.root, outputs)
     return ImportResult(case_counts, appraisal_counts)
 

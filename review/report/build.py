@@ -15,7 +15,7 @@ from pathlib import Path
 
 from review import __version__
 from review.errors import ReviewError
-from review.fileio import write_files_atomically
+from review.fileio import is_temporary
 from review.report.manifest import (
     MANIFEST,
     build_date,
@@ -24,6 +24,7 @@ from review.report.manifest import (
     package_versions,
     relative,
 )
+from review.transaction import commit, workspace_lock
 from review.workspace import Workspace
 
 REPORT = "report.html"
@@ -99,15 +100,17 @@ def build_report(workspace: Workspace, out_dir: Path | None = None, *, force: bo
                  progress: Callable[[str], None] = _quiet) -> BuildResult:
     """Build into out_dir (default reports/<id>/) unless its manifest shows nothing changed."""
     out_dir = Path(out_dir) if out_dir else workspace.reports_dir
-    if not force and is_up_to_date(workspace, out_dir):
-        return BuildResult(out_dir, (), True)
-    outputs = render_outputs(workspace, progress)
-    outputs[MANIFEST] = manifest_text(workspace, build_date(workspace), outputs).encode("utf-8")
-    write_files_atomically({out_dir / name: data for name, data in outputs.items()})
-    for folder in OUTPUT_FOLDERS:
-        for path in sorted((out_dir / folder).glob("*")):
-            if path.is_file() and f"{folder}/{path.name}" not in outputs:
-                path.unlink()
+    with workspace_lock(workspace.root, "build"):
+        if not force and is_up_to_date(workspace, out_dir):
+            return BuildResult(out_dir, (), True)
+        outputs = render_outputs(workspace, progress)
+        outputs[MANIFEST] = manifest_text(workspace, build_date(workspace),
+                                          outputs).encode("utf-8")
+        commit(workspace.root, {out_dir / name: data for name, data in outputs.items()})
+        for folder in OUTPUT_FOLDERS:
+            for path in sorted((out_dir / folder).glob("*")):
+                if path.is_file() and f"{folder}/{path.name}" not in outputs:
+                    path.unlink()
     return BuildResult(out_dir, tuple(sorted(outputs)), False)
 
 
@@ -115,7 +118,7 @@ def _files(folder: Path) -> dict[str, bytes]:
     if not folder.exists():
         return {}
     return {path.relative_to(folder).as_posix(): path.read_bytes()
-            for path in folder.rglob("*") if path.is_file()}
+            for path in folder.rglob("*") if path.is_file() and not is_temporary(path)}
 
 
 def stale_files(workspace: Workspace, committed: Path | None = None,

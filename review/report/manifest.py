@@ -17,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 
 from review import __version__
+from review.fileio import is_temporary
 from review.workspace import Workspace
 
 MANIFEST = "manifest.json"
@@ -34,7 +35,7 @@ def input_files(workspace: Workspace) -> list[Path]:
     files = [workspace.protocol_path]
     if workspace.data_dir.exists():
         files += [path for path in workspace.data_dir.rglob("*")
-                  if path.is_file() and path.name != ".gitkeep"]
+                  if path.is_file() and path.name != ".gitkeep" and not is_temporary(path)]
     return sorted(files)
 
 

@@ -26,8 +26,15 @@ from pathlib import Path
 from rapidfuzz.distance import Indel
 
 from review.errors import ReviewError
-from review.fileio import read_text, write_files_atomically
-from review.search.records import Record, identity_key
+from review.fileio import read_text
+from review.search.records import (
+    Record,
+    RecordStore,
+    identified_via_other_methods,
+    identity_key,
+)
+from review.transaction import commit, workspace_lock
+from review.workspace import Workspace
 
 NOTICE_TYPES = {"published erratum", "erratum", "correction", "retraction notice",
                 "retraction of publication", "comment", "expression of concern"}
@@ -490,10 +497,10 @@ def _csv(rows: list[dict], columns: list[str]) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
-def write_dedup(folder: Path, records: Sequence[Record], result: DedupResult,
-                decisions: Sequence[PairDecision]) -> None:
+def dedup_files(folder: Path, records: Sequence[Record], result: DedupResult,
+                decisions: Sequence[PairDecision]) -> dict[Path, bytes]:
     """The audit (every cluster with the rule that joined each pair), the pending queue and
-    the stored decisions, written together."""
+    the stored decisions, to be written together."""
     by_id = {record.record_id: record for record in records}
     audit = []
     for cluster in result.clusters:
@@ -512,11 +519,42 @@ def write_dedup(folder: Path, records: Sequence[Record], result: DedupResult,
               "title_a": by_id[a].title, "title_b": by_id[b].title,
               "year_a": by_id[a].year, "year_b": by_id[b].year, "duplicate": ""}
              for a, b, reason in result.uncertain]
-    write_files_atomically({
+    return {
         folder / "clusters.csv": _csv(audit, AUDIT_COLUMNS),
         folder / "queue.csv": _csv(queue, QUEUE_COLUMNS),
         folder / "decisions.csv": _csv([{"record_a": d.record_a, "record_b": d.record_b,
                                          "duplicate": "yes" if d.duplicate else "no",
                                          "reviewer": d.reviewer} for d in decisions],
                                        DECISION_COLUMNS),
-    })
+    }
+
+
+def dedup_folder(workspace: Workspace) -> Path:
+    return workspace.data_dir / "dedup"
+
+
+def database_records(workspace: Workspace) -> list[Record]:
+    """The records that de-duplication and title/abstract screening see: all but those
+    identified via other methods."""
+    return [record for record in RecordStore(workspace.search_dir / "records.jsonl").load()
+            if not identified_via_other_methods(record)]
+
+
+@dataclass(frozen=True)
+class DedupUpdate:
+    records: list[Record]
+    result: DedupResult
+    decisions: list[PairDecision]
+
+
+def update_dedup(workspace: Workspace, verdicts: Iterable[PairDecision] = ()) -> DedupUpdate:
+    """Add reviewers' verdicts to the stored ones and rewrite the audit, the queue and the
+    verdicts as one change, as the workspace's one writer: verdicts stored meanwhile by
+    another reviewer are read inside the lock, so none is lost."""
+    folder = dedup_folder(workspace)
+    with workspace_lock(workspace.root, "dedup"):
+        records = database_records(workspace)
+        decisions = [*read_pair_decisions(folder / "decisions.csv"), *verdicts]
+        result = deduplicate(records, decisions)
+        commit(workspace.root, dedup_files(folder, records, result, decisions))
+    return DedupUpdate(records, result, decisions)

@@ -28,12 +28,8 @@ from review.screening.decisions import (
     latest_by_reviewer,
 )
 from review.screening.dedup import DedupResult, deduplicate, kept_records, read_pair_decisions
-from review.search.records import OTHER_METHODS, Record, RecordStore
+from review.search.records import Record, RecordStore, identified_via_other_methods
 from review.workspace import Workspace
-
-
-def identified_via_other_methods(record: Record) -> bool:
-    return record.extra.get("identified_via") == OTHER_METHODS
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import pandas as pd
 from review.extraction.sheet import ensure_sheet, study_table
 from review.screening.decisions import Decision, DecisionStore, check_reviewer, now
 from review.search.records import OTHER_METHODS, Record, RecordStore, make_record
+from review.transaction import workspace_lock
 from review.workspace import Workspace
 
 SHEET = "data/extraction/cases.csv"
@@ -44,6 +45,11 @@ def include_extracted_reports(workspace: Workspace, source: str,
     """Add the sheet's reports as other-method records with a full-text inclusion by
     `reviewer`; returns the records and decisions added (both 0 when already done)."""
     check_reviewer(reviewer, workspace.protocol)
+    with workspace_lock(workspace.root, "screen from-extraction"):
+        return _include(workspace, source, reviewer)
+
+
+def _include(workspace: Workspace, source: str, reviewer: str) -> tuple[int, int]:
     record_store = RecordStore(workspace.search_dir / "records.jsonl")
     stored = record_store.load()
     studies = sheet_studies(workspace)

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from review import __version__
-from review.fileio import write_files_atomically
 from review.search.log import log_contents, log_path, read_log
 from review.search.readers import NAMES, Export, read_export
 from review.search.records import Record, RecordStore, legacy_record_id
+from review.transaction import commit, workspace_lock
 from review.workspace import Workspace
 
 
@@ -57,6 +57,12 @@ def import_exports(workspace: Workspace, paths: list[Path], source: str, *,
     imports logged, in one write, so a bad file changes nothing."""
     exports = [read_export(path, source, declared=declared, encoding=encoding)
                for path in paths]
+    with workspace_lock(workspace.root, "import"):
+        return _store_exports(workspace, exports, source)
+
+
+def _store_exports(workspace: Workspace, exports: list[Export], source: str
+                   ) -> list[ImportedFile]:
     store = RecordStore(workspace.search_dir / "records.jsonl")
     stored = store.load()
     origins = {record.origin for record in stored}
@@ -93,6 +99,6 @@ def import_exports(workspace: Workspace, paths: list[Path], source: str, *,
             "software": f"casereview {__version__}",
         })
     if new or upgraded:
-        write_files_atomically({store.path: store.contents_after(new, upgraded),
+        commit(workspace.root, {store.path: store.contents_after(new, upgraded),
                                 log_path(workspace): log_contents(workspace, entries)})
     return results

@@ -117,6 +117,10 @@ def identity_key(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", ascii_text).strip()
 
 
+def identified_via_other_methods(record: Record) -> bool:
+    return record.extra.get("identified_via") == OTHER_METHODS
+
+
 def record_id_for(origin: str, position: int) -> str:
     """The id of the record at `position` (from 1) of `origin`."""
     digest = hashlib.sha256(f"{origin}\n{position}".encode()).hexdigest()[:16]

@@ -25,6 +25,7 @@ from review.search.eutils import EutilsClient, RetryableReply, SearchResult
 from review.search.log import append_log
 from review.search.readers.pubmed_xml import parse_articles
 from review.search.records import Record, RecordStore, make_record
+from review.transaction import workspace_lock
 from review.workspace import Workspace
 
 ESEARCH_LIMIT = 9_999
@@ -201,7 +202,14 @@ def _records(run: Path, slices: list[Slice],
 
 def run_search(workspace: Workspace, client: EutilsClient, query: str, *, new: bool = False,
                quiet: bool = False, now: Callable[[], dt.datetime] | None = None) -> RunResult:
-    """Run (or resume) the PubMed search for `query` and store what it finds."""
+    """Run (or resume) the PubMed search for `query` and store what it finds, as the
+    workspace's one writer (a second run waits, or refuses naming this one)."""
+    with workspace_lock(workspace.root, "search run"):
+        return _run_search(workspace, client, query, new=new, quiet=quiet, now=now)
+
+
+def _run_search(workspace: Workspace, client: EutilsClient, query: str, *, new: bool,
+                quiet: bool, now: Callable[[], dt.datetime] | None) -> RunResult:
     now = now or (lambda: dt.datetime.now(dt.UTC))
     batch = client.config.batch_size
     unfinished = [path for path in _run_dirs(workspace)
