@@ -36,7 +36,11 @@ def shown(path: str | os.PathLike) -> str:
 
 
 def _workspace(args: argparse.Namespace) -> Workspace:
-    return Workspace.locate(args.project)
+    from review.transaction import settle
+
+    workspace = Workspace.locate(args.project)
+    settle(workspace.root)
+    return workspace
 
 
 def _print_problems(problems: DataProblems) -> None:

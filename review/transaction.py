@@ -124,6 +124,14 @@ def _journal(root: Path) -> Path:
     return state_folder(root) / "journal.json"
 
 
+def settle(root: Path) -> None:
+    """Before reading a workspace: if a killed writer left a change half done, finish it
+    (under the lock) so that no reader ever sees half of it."""
+    if (Path(root) / STATE_FOLDER / "journal.json").exists() and not holds_lock(root):
+        with workspace_lock(root, "recover"):
+            pass
+
+
 def recover(root: Path) -> None:
     """Finish a commit a killed writer left half done, then remove its temporary files."""
     journal = _journal(root)

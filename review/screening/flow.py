@@ -29,6 +29,7 @@ from review.screening.decisions import (
 )
 from review.screening.dedup import DedupResult, deduplicate, kept_records, read_pair_decisions
 from review.search.records import Record, RecordStore, identified_via_other_methods
+from review.transaction import settle
 from review.workspace import Workspace
 
 
@@ -46,6 +47,7 @@ class ScreeningState:
 
 
 def screening_state(workspace: Workspace) -> ScreeningState:
+    settle(workspace.root)
     records = RecordStore(workspace.search_dir / "records.jsonl").load()
     database = [r for r in records if not identified_via_other_methods(r)]
     other = [r for r in records if identified_via_other_methods(r)]
