@@ -29,7 +29,7 @@ from analysis.survival import SurvivalByGroup, survival_data
 from analysis.tables import characteristics_table
 from review.extraction.sheet import study_table, typed_cases
 from review.extraction.summary import summarize_extraction
-from review.fileio import write_files_atomically
+from review.fileio import safe_csv, write_files_atomically
 from review.protocol import Protocol
 
 COX_COVARIATES = ("age", "male")
@@ -228,7 +228,7 @@ def _cost_order(name: str) -> int:
 
 def table_csv(table: pd.DataFrame) -> bytes:
     """CSV with stable float formatting, so the same numbers give the same bytes."""
-    return table.to_csv(index=False, lineterminator="\n", float_format="%.6g").encode("utf-8")
+    return safe_csv(table, float_format="%.6g").encode("utf-8")
 
 
 def write_analysis(analysis: ReviewAnalysis, out_dir: Path) -> list[Path]:

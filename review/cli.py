@@ -144,7 +144,7 @@ def _read_any_sheet(path: str, workspace: Workspace) -> pd.DataFrame:
 
 def cmd_extract_compare(args: argparse.Namespace) -> int:
     from review.extraction.compare import compare_extractions
-    from review.fileio import write_atomically
+    from review.fileio import safe_csv, write_atomically
 
     workspace = _workspace(args)
     schema = workspace.protocol.extraction
@@ -159,8 +159,7 @@ def cmd_extract_compare(args: argparse.Namespace) -> int:
         print(f"{case}: only in B ({second})")
     print(comparison.summary())
     if args.out:
-        write_atomically(args.out, comparison.differences.to_csv(index=False,
-                                                                 lineterminator="\n"))
+        write_atomically(args.out, safe_csv(comparison.differences))
         print(f"wrote {shown(args.out)}")
     return EXIT_OK if comparison.agree else EXIT_DATA
 
@@ -194,12 +193,12 @@ def cmd_extract_summary(args: argparse.Namespace) -> int:
 
 def cmd_extract_studies(args: argparse.Namespace) -> int:
     from review.extraction.sheet import read_cases, study_table
-    from review.fileio import write_atomically
+    from review.fileio import safe_csv, write_atomically
 
     workspace = _workspace(args)
     schema = workspace.protocol.extraction
     table = study_table(read_cases(workspace.cases_path, schema), schema)
-    text = table.to_csv(index=False, lineterminator="\n")
+    text = safe_csv(table)
     if args.out:
         write_atomically(args.out, text)
         print(f"wrote {shown(args.out)}: {len(table)} studies")

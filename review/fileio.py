@@ -9,8 +9,12 @@ import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from review.errors import ReviewError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 UTF8_BOM = b"\xef\xbb\xbf"
 # The temporary siblings that writes make (`.NAME.XXXX.tmp` here, `.NAME.XXXX.new` in
@@ -20,6 +24,25 @@ TEMPORARY = re.compile(r"^\..+\.(tmp|new)$")
 
 def is_temporary(path: str | os.PathLike) -> bool:
     return bool(TEMPORARY.match(Path(path).name))
+
+
+# A spreadsheet reads a cell starting with one of these as a formula (OWASP, CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+def spreadsheet_safe(value: object) -> object:
+    """A text cell that a spreadsheet would run as a formula, quoted with a leading
+    apostrophe as OWASP recommends; numbers (also negative ones) and other cells unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS) \
+            and not NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def safe_csv(frame: pd.DataFrame, **options: object) -> str:
+    """A table as CSV for people to open in a spreadsheet, with formula-like text quoted."""
+    return frame.map(spreadsheet_safe).to_csv(index=False, lineterminator="\n", **options)
 
 
 def decode_text(data: bytes, source: str | os.PathLike, encoding: str | None = None) -> str:

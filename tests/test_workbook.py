@@ -231,3 +231,100 @@ def test_template_cli_writes_a_workbook(hcc_workspace, run_cli, tmp_path):
                               "--out", out, "--with-cases")
     assert status == 0, text
     assert load_workbook(out)[CASES_SHEET].max_row == 94
+
+
+# (row, column, text): row None is every row of the first report, whose rows must agree.
+HOSTILE = [(0, "notes", "=> pain improved"), (0, "country", "=Japan"),
+           (None, "source_title", "=cmd|' /C calc'!A0"),
+           (1, "notes", '=HYPERLINK("http://x","y")'), (2, "notes", "@SUM(A1:A2)"),
+           (3, "notes", "+ remission"), (4, "notes", "-40 (negative?)")]
+
+
+def test_template_with_cases_writes_text_never_formulas_and_round_trips(
+        protocol, shipped_cases, hcc_workspace, tmp_path):
+    cases = shipped_cases.copy()
+    study = cases.loc[0, "study_id"]
+    for row, column, value in HOSTILE:
+        cases.loc[cases["study_id"] == study if row is None else cases.index == row,
+                  column] = value
+    hcc_workspace.cases_path.write_text(format_cases_csv(cases, protocol.extraction))
+    path = save_template(protocol, tmp_path / "with_cases.xlsx", cases)
+    with zipfile.ZipFile(path) as archive:
+        sheets = [archive.read(name).decode() for name in archive.namelist()
+                  if name.startswith("xl/worksheets/")]
+    assert not any("<f>" in sheet for sheet in sheets)
+    result = import_workbook(hcc_workspace, path)
+    assert result.cases == {"added": 0, "updated": 0, "unchanged": len(cases)}
+    assert hcc_workspace.cases_path.read_text() == format_cases_csv(cases, protocol.extraction)
+
+
+def test_a_cell_over_excels_limit_is_refused_when_writing_the_template(protocol,
+                                                                        shipped_cases):
+    cases = shipped_cases.copy()
+    cases.loc[2, "notes"] = "long " * 8000
+    with pytest.raises(ReviewError, match=r"Cases!\w+4: 40,000 characters, over Excel's cell "
+                                          r"limit of 32,766"):
+        build_template(protocol, cases)
+
+
+def test_formula_cells_take_their_saved_value_or_are_errors(protocol, shipped_cases,
+                                                            empty_workspace, tmp_path):
+    rows = shipped_cases.head(3).to_dict(orient="records")
+    path = save_template(protocol, tmp_path / "formulas.xlsx")
+    fill(path, rows, protocol)
+    workbook = load_workbook(path)
+    sheet = workbook[CASES_SHEET]
+    header = [cell.value for cell in sheet[1]]
+    age = header.index("age") + 1
+    sheet.cell(row=2, column=age).value = "=40+5"  # openpyxl saves no cached value
+    sheet.cell(row=3, column=age).value = "=A1"
+    workbook.save(path)
+    with pytest.raises(DataProblems) as raised:
+        import_workbook(empty_workspace, path)
+    messages = [str(problem) for problem in raised.value.problems]
+    assert any("[Cases]:2:age: a formula (=40+5) without a saved value" in m for m in messages)
+    assert any("[Cases]:3:age: a formula (=A1) without a saved value" in m for m in messages)
+    # Excel keeps the value it computed; such a cell imports as that value.
+    with zipfile.ZipFile(path) as archive:
+        parts = {name: archive.read(name) for name in archive.namelist()}
+    sheet_part = next(name for name in parts if name.startswith("xl/worksheets/sheet1"))
+    parts[sheet_part] = parts[sheet_part].replace(b"<f>40+5</f><v></v>", b"<f>40+5</f><v>45</v>"
+                                                  ).replace(b"<f>40+5</f><v />",
+                                                            b"<f>40+5</f><v>45</v>")
+    parts[sheet_part] = parts[sheet_part].replace(b"<f>A1</f><v></v>", b"<f>A1</f><v>50</v>"
+                                                  ).replace(b"<f>A1</f><v />",
+                                                            b"<f>A1</f><v>50</v>")
+    cached = tmp_path / "cached.xlsx"
+    with zipfile.ZipFile(cached, "w") as archive:
+        for name, data in parts.items():
+            archive.writestr(name, data)
+    import_workbook(empty_workspace, cached)
+    imported = empty_workspace.cases_path.read_text().splitlines()
+    assert ",45," in imported[1] and ",50," in imported[2]
+
+
+def test_a_huge_cell_in_a_filled_workbook_is_an_error_at_its_cell(protocol, shipped_cases,
+                                                                  empty_workspace, tmp_path):
+    rows = shipped_cases.head(2).to_dict(orient="records")
+    rows[1]["notes"] = "x" * 131_073
+    path = save_template(protocol, tmp_path / "huge.xlsx")
+    fill(path, rows, protocol)
+    with pytest.raises(DataProblems) as raised:
+        import_workbook(empty_workspace, path)
+    assert any("[Cases]:3:notes: 32,767 characters, at Excel's cell limit" in str(problem)
+               for problem in raised.value.problems)
+    assert empty_workspace.cases_path.read_text().count("\n") == 1  # nothing imported
+
+
+def test_a_truncated_workbook_part_is_a_one_line_error(hcc_workspace, tmp_path):
+    template = build_template(hcc_workspace.protocol)
+    with zipfile.ZipFile(io.BytesIO(template)) as archive:
+        parts = {name: archive.read(name) for name in archive.namelist()}
+    name = next(part for part in parts if part.startswith("xl/worksheets/sheet1"))
+    parts[name] = parts[name][: len(parts[name]) // 2]
+    broken = tmp_path / "broken.xlsx"
+    with zipfile.ZipFile(broken, "w") as archive:
+        for part, data in parts.items():
+            archive.writestr(part, data)
+    with pytest.raises(ReviewError, match=r"broken\.xlsx: a damaged Excel workbook"):
+        import_workbook(hcc_workspace, broken)

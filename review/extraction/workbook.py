@@ -41,6 +41,8 @@ VOCABULARY_SHEET = "Vocabularies"
 APPRAISAL_SHEET = "Appraisal"
 ABOUT_SHEET = "About"
 LAST_ROW = 5000
+# Excel holds at most 32,767 characters in a cell, and openpyxl cuts longer ones on reading.
+CELL_LIMIT = 32_767
 HEADER_FILL = PatternFill("solid", fgColor="DDE6F0")
 
 
@@ -108,6 +110,23 @@ def _header(sheet: Any, names: list[str]) -> None:
         sheet.column_dimensions[get_column_letter(index)].width = max(12, min(40, len(name) + 4))
 
 
+def _append_text(sheet: Any, values: list[Any]) -> None:
+    """A row of text cells: written as strings, never as formulas, whatever they start with
+    ('=> pain improved', '=Japan'), so that a round trip changes nothing."""
+    row = sheet.max_row + 1
+    for column, value in enumerate(values, start=1):
+        if value is None or value == "":
+            continue
+        text = str(value)
+        if len(text) >= CELL_LIMIT:
+            raise ReviewError(f"{sheet.title}!{get_column_letter(column)}{row}: "
+                              f"{len(text):,} characters, over Excel's cell limit of "
+                              f"{CELL_LIMIT - 1:,}; shorten it in the sheet first")
+        cell = sheet.cell(row=row, column=column)
+        cell.value = text
+        cell.data_type = "s"
+
+
 def build_template(protocol: Protocol, cases: pd.DataFrame | None = None) -> bytes:
     """The extraction workbook for a protocol as XLSX bytes, optionally holding cases."""
     schema = protocol.extraction
@@ -143,7 +162,7 @@ def build_template(protocol: Protocol, cases: pd.DataFrame | None = None) -> byt
         sheet.add_data_validation(validation)
     if cases is not None:
         for row in cases[schema.columns].itertuples(index=False):
-            sheet.append([cell or None for cell in row])
+            _append_text(sheet, list(row))
 
     if appraisal:
         appraisal_sheet = workbook.create_sheet(APPRAISAL_SHEET)
@@ -163,7 +182,7 @@ def build_template(protocol: Protocol, cases: pd.DataFrame | None = None) -> byt
             appraisal_sheet.add_data_validation(validation)
         if cases is not None and len(cases):
             for study in sorted(set(cases[schema.study.key]) - {""}):
-                appraisal_sheet.append([study])
+                _append_text(appraisal_sheet, [study])
 
     about = workbook.create_sheet(ABOUT_SHEET)
     about.append(["Review", protocol.title])
@@ -179,7 +198,20 @@ def build_template(protocol: Protocol, cases: pd.DataFrame | None = None) -> byt
     about.column_dimensions["B"].width = 100
     buffer = io.BytesIO()
     workbook.save(buffer)
-    return buffer.getvalue()
+    return _fixed_times(buffer.getvalue())
+
+
+def _fixed_times(xlsx: bytes) -> bytes:
+    """The same archive with every member dated 2000-01-01: openpyxl stamps members with
+    the clock, so two saves a second apart would differ."""
+    packed = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(xlsx)) as source, \
+            zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as target:
+        for member in source.infolist():
+            fixed = zipfile.ZipInfo(member.filename, date_time=(2000, 1, 1, 0, 0, 0))
+            fixed.compress_type = zipfile.ZIP_DEFLATED
+            target.writestr(fixed, source.read(member.filename))
+    return packed.getvalue()
 
 
 def _cell_text(value: Any) -> str:
@@ -202,12 +234,31 @@ class SheetRows:
     locations: list[Location]
 
 
+def _cell_problem(value: Any, formula: Any) -> str:
+    """Why a cell cannot be imported as it is ('' when it can)."""
+    if getattr(formula, "data_type", "") == "f" and value is None:
+        return (f"a formula ({formula.value}) without a saved value; open the workbook in "
+                "Excel and save it, or type the value")
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return (f"Excel turned this cell into a date or time (got {value}); format the column "
+                "as text and retype")
+    if isinstance(value, str) and len(value) >= CELL_LIMIT:
+        return (f"{len(value):,} characters, at Excel's cell limit of {CELL_LIMIT:,} (the "
+                "text may have been cut); shorten it")
+    return ""
+
+
 def _read_sheet(
-    workbook: Any, name: str, columns: list[str], source: str, problems: list[Problem]
+    workbook: Any, formulas: Any, name: str, columns: list[str], source: str,
+    problems: list[Problem]
 ) -> SheetRows:
+    """The rows of one sheet; `formulas` is the same workbook read without cached values,
+    which tells a formula whose value was never saved from a blank cell."""
     sheet = workbook[name]
     address = f"{source}[{name}]"
     rows = sheet.iter_rows(values_only=True)
+    formula_rows = formulas[name].iter_rows()
+    next(formula_rows, None)
     header = [_cell_text(cell) for cell in next(rows, ())]
     while header and not header[-1]:
         header.pop()
@@ -217,14 +268,17 @@ def _read_sheet(
         return SheetRows(pd.DataFrame(columns=columns), [])
     records, locations = [], []
     for number, values in enumerate(rows, start=2):
+        raw = list(next(formula_rows, ()))[: len(header)]
+        raw += [None] * (len(header) - len(raw))
         cells = list(values[: len(header)]) + [None] * (len(header) - len(values))
-        if all(cell is None or (isinstance(cell, str) and not cell.strip()) for cell in cells):
+        if all((cell is None or (isinstance(cell, str) and not cell.strip()))
+               and getattr(formula, "data_type", "") != "f"
+               for cell, formula in zip(cells, raw, strict=True)):
             continue
-        for column, cell in zip(header, cells, strict=True):
-            if isinstance(cell, (dt.datetime, dt.date, dt.time)):
-                problems.append(Problem(address, number, column,
-                                        f"Excel turned this cell into a date or time "
-                                        f"(got {cell}); format the column as text and retype"))
+        for column, cell, formula in zip(header, cells, raw, strict=True):
+            problem = _cell_problem(cell, formula)
+            if problem:
+                problems.append(Problem(address, number, column, problem))
         records.append({column: _cell_text(cell) for column, cell in zip(header, cells,
                                                                          strict=True)})
         locations.append((address, number))
@@ -252,12 +306,23 @@ def read_workbook(path: str | os.PathLike, protocol: Protocol) -> WorkbookConten
     """Read a filled extraction workbook; raise `DataProblems` for a wrong structure."""
     source = str(path)
     try:
+        with zipfile.ZipFile(path) as archive:
+            if "xl/workbook.xml" not in archive.namelist():
+                raise zipfile.BadZipFile("no workbook part")
         workbook = load_workbook(path, read_only=True, data_only=True)
+        formulas = load_workbook(path, read_only=True, data_only=False)
     except FileNotFoundError:
         raise ReviewError(f"{source}: no such file") from None
-    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError):
+    except IsADirectoryError:
+        raise ReviewError(f"{source}: is a folder, not a file") from None
+    except PermissionError:
+        raise ReviewError(f"{source}: cannot read: permission denied") from None
+    except zipfile.BadZipFile:
         raise ReviewError(f"{source}: not an Excel workbook (.xlsx); save it from Excel as "
                           "'Excel Workbook (*.xlsx)'") from None
+    except (InvalidFileException, KeyError, OSError, ValueError, SyntaxError) as error:
+        raise ReviewError(f"{source}: a damaged Excel workbook ({type(error).__name__}: "
+                          f"{str(error)[:80]}); save it again from Excel") from None
     try:
         if CASES_SHEET not in workbook.sheetnames:
             made_for = workbook.properties.identifier
@@ -267,18 +332,22 @@ def read_workbook(path: str | os.PathLike, protocol: Protocol) -> WorkbookConten
                               "(make one with 'review extract template')")
         problems: list[Problem] = []
         schema = protocol.extraction
-        cases = _read_sheet(workbook, CASES_SHEET, schema.columns, source, problems)
+        cases = _read_sheet(workbook, formulas, CASES_SHEET, schema.columns, source, problems)
         appraisal = None
         if schema.appraisal and APPRAISAL_SHEET in workbook.sheetnames:
             appraisal = _unstarted_removed(_read_sheet(
-                workbook, APPRAISAL_SHEET, appraisal_columns(schema.appraisal), source, problems
-            ))
+                workbook, formulas, APPRAISAL_SHEET, appraisal_columns(schema.appraisal),
+                source, problems))
         made_for = workbook.properties.identifier
         if problems and made_for and made_for != protocol.id:
             problems.insert(0, Problem(source, 0, "", f"this workbook was made for the review "
                                                       f"'{made_for}', not '{protocol.id}'"))
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError, SyntaxError) as error:
+        raise ReviewError(f"{source}: a damaged Excel workbook ({type(error).__name__}: "
+                          f"{str(error)[:80]}); save it again from Excel") from None
     finally:
         workbook.close()
+        formulas.close()
     if problems:
         raise DataProblems(problems)
     return WorkbookContent(cases, appraisal)

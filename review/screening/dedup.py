@@ -26,7 +26,7 @@ from pathlib import Path
 from rapidfuzz.distance import Indel
 
 from review.errors import ReviewError
-from review.fileio import read_text
+from review.fileio import read_text, spreadsheet_safe
 from review.search.records import (
     Record,
     RecordStore,
@@ -493,7 +493,8 @@ def _csv(rows: list[dict], columns: list[str]) -> bytes:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({key: spreadsheet_safe(value) for key, value in row.items()}
+                     for row in rows)
     return buffer.getvalue().encode("utf-8")
 
 
