@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 FAULTS = ("429", "500", "502", "503", "truncate", "malformed", "slow", "drop", "hang",
-          "short")
+          "short", "drip", "retry-after-day", "phrase-not-found", "warning")
 
 
 def _full_date(text: str, default_tail: str) -> str:
@@ -44,7 +44,10 @@ class FakeEutils:
 
     `faults` maps a request number (1 = the first request the server receives) to one of
     FAULTS: an HTTP error, a truncated or malformed 200, a reply slower than the client's
-    timeout, a dropped connection, a reply short of articles, or a hang until released."""
+    timeout, a dropped connection, a reply short of articles, a hang until released, a reply
+    that drips 64 bytes every `slow_seconds`, a 429 asking to wait a day, or an ESearch reply
+    with an ErrorList (PhraseNotFound) or a WarningList. ESearch lists PMIDs when asked for
+    (retmax > 0), as PubMed does."""
 
     records: int
     faults: dict[int, str] = field(default_factory=dict)
@@ -120,6 +123,9 @@ class FakeEutils:
                     fake.log.append((endpoint, params))
                     number = len(fake.log)
                 fault = fake.faults.get(number)
+                if fault == "retry-after-day":
+                    self.send(429, b"<html>busy</html>", {"Retry-After": "86400"})
+                    return
                 if fault in ("429", "500", "502", "503"):
                     headers = {"Retry-After": "1"} if fault == "429" else {}
                     self.send(int(fault), b"<html>busy</html>", headers)
@@ -133,8 +139,17 @@ class FakeEutils:
                 if fault == "hang":
                     fake.hang_reached.set()
                     fake.release.wait(60)
-                body = fake.reply(endpoint, params, short=fault == "short")
-                if fault == "truncate":
+                body = fake.reply(endpoint, params, short=fault == "short", fault=fault)
+                if fault == "drip":
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    for start in range(0, len(body), 64):
+                        self.wfile.write(body[start:start + 64])
+                        self.wfile.flush()
+                        if fake.release.wait(fake.slow_seconds):
+                            return
+                elif fault == "truncate":
                     self.send(200, body[: len(body) // 2])
                 elif fault == "malformed":
                     self.send(200, b"<eSearchResult><Count>1</Co" if endpoint.startswith(
@@ -152,20 +167,30 @@ class FakeEutils:
         self._server.shutdown()
         self._server.server_close()
 
-    def reply(self, endpoint: str, params: dict[str, str], short: bool = False) -> bytes:
+    def reply(self, endpoint: str, params: dict[str, str], short: bool = False,
+              fault: str | None = None) -> bytes:
         if endpoint == "esearch.fcgi":
             found = self.matching(params.get("mindate"), params.get("maxdate"))
+            if fault == "phrase-not-found":
+                found = []
             with self._lock:
                 web_env = f"MCID_{len(self._searches) + 1:04d}"
                 self._searches[web_env] = found
+            listed = found[:int(params.get("retmax", 0))]
+            ids = "".join(f"<Id>{pmid}</Id>" for pmid in listed)
+            notes = {"phrase-not-found": "<ErrorList><PhraseNotFound>hepatocelular"
+                                         "</PhraseNotFound></ErrorList>",
+                     "warning": "<WarningList><QuotedPhraseNotFound>\"bone mets\""
+                                "</QuotedPhraseNotFound><OutputMessage>No items found."
+                                "</OutputMessage></WarningList>"}.get(fault or "", "")
             return (
                 '<?xml version="1.0" encoding="UTF-8" ?>\n<!DOCTYPE eSearchResult PUBLIC '
                 '"-//NLM//DTD esearch 20060628//EN" "https://eutils.ncbi.nlm.nih.gov/eutils/dtd/'
                 '20060628/esearch.dtd">\n'
-                f"<eSearchResult><Count>{len(found)}</Count><RetMax>0</RetMax><RetStart>0"
-                f"</RetStart><QueryKey>1</QueryKey><WebEnv>{web_env}</WebEnv><IdList/>"
-                "<TranslationSet/><QueryTranslation>\"hepatocellular carcinoma\"[All Fields]"
-                "</QueryTranslation></eSearchResult>\n"
+                f"<eSearchResult><Count>{len(found)}</Count><RetMax>{len(listed)}</RetMax>"
+                f"<RetStart>0</RetStart><QueryKey>1</QueryKey><WebEnv>{web_env}</WebEnv>"
+                f"<IdList>{ids}</IdList><TranslationSet/><QueryTranslation>\"hepatocellular "
+                f"carcinoma\"[All Fields]</QueryTranslation>{notes}</eSearchResult>\n"
             ).encode()
         if endpoint == "efetch.fcgi":
             found = self._searches.get(params.get("WebEnv", ""), [])

@@ -159,7 +159,7 @@ def test_doi_normalisation():
                        b'<MedlineCitation><PMID>1</PMID><Article><ArticleTitle>&xxe;'
                        b"</ArticleTitle></Article></MedlineCitation></PubmedArticle>"
                        b"</PubmedArticleSet>",
-         r"entity\.xml:3: the XML declares entities, which are refused"),
+         r"entity\.xml:4: the XML declares entities \(xxe\), which are refused"),
         ("other.xml", b"<?xml version='1.0'?><rss><channel/></rss>",
          r"other\.xml:1: XML, but neither PubMed XML nor EndNote XML"),
         ("stray.ris", b"TY  - JOUR\nTI  - A title\nthis line is no RIS\nER  - \n", None),

@@ -132,8 +132,9 @@ def test_more_than_9999_records_are_split_by_date(server, hcc_workspace):
 def test_verification_catches_a_lost_or_duplicated_record(server, hcc_workspace):
     fake, url = server(300)
     fake.pmids[7] = fake.pmids[6]  # the server now returns one PMID twice
-    with pytest.raises(ReviewError, match="300 records with 299 unique PMIDs, but ESearch "
-                                          "counted 300"):
+    with pytest.raises(ReviewError, match=r"EFetch returned PMID 30000006 twice\); run .* is "
+                                          r"kept unfinished: .*'review search run --new' starts "
+                                          r"afresh"):
         run_search(hcc_workspace, client(url), QUERY, quiet=True)
     assert stored(hcc_workspace) == []
 

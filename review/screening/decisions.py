@@ -100,33 +100,72 @@ class DecisionStore:
             handle = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX)
-                size = os.fstat(handle).st_size
-                torn = size > 0 and os.pread(handle, 1, size - 1) != b"\n"
+                _drop_torn_tail(handle)
                 lines = "".join(json.dumps(asdict(d), ensure_ascii=False, sort_keys=True) + "\n"
                                 for d in batch)
-                os.write(handle, (("\n" if torn else "") + lines).encode("utf-8"))
+                os.write(handle, lines.encode("utf-8"))
                 os.fsync(handle)
             finally:
                 os.close(handle)
 
     def read(self, stage: str | None = None) -> list[Decision]:
-        """Every decision, file by file in order; a torn line left by a kill is skipped."""
+        """Every decision, file by file in order. Read strictly: the only line forgiven is
+        a last line without its newline (a kill mid-write; the next append removes it)."""
         decisions = []
         stages = [stage] if stage else [p.name for p in sorted(self.folder.glob("*"))
                                          if p.is_dir()]
         for name in stages:
             for path in sorted((self.folder / name).glob("*.jsonl")):
-                raw = path.read_bytes().decode("utf-8", errors="replace")
-                for number, line in enumerate(raw.split("\n"), start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        decisions.append(Decision(**json.loads(line)))
-                    except (ValueError, TypeError) as error:
-                        if not line.rstrip().endswith("}"):
-                            continue  # torn by a kill mid-write; the next append moved on
-                        raise ReviewError(f"{path}:{number}: not a decision ({error})") from None
+                decisions += read_decision_file(path, name)
         return decisions
+
+
+FIX = ("fix or remove that line (the file is append-only, so 'git log -p FILE' shows what "
+       "it held)")
+CONFLICT_MARKERS = ("<<<<<<<", "=======", ">>>>>>>", "|||||||")
+
+
+def _drop_torn_tail(handle: int) -> None:
+    """Cut a last line that a kill left without its newline: it was never a decision."""
+    size = os.fstat(handle).st_size
+    if size == 0 or os.pread(handle, 1, size - 1) == b"\n":
+        return
+    data = os.pread(handle, size, 0)
+    os.ftruncate(handle, data.rfind(b"\n") + 1)
+
+
+def read_decision_file(path: Path, stage: str) -> list[Decision]:
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    if lines and lines[-1]:
+        lines.pop()  # torn by a kill mid-write; the next append cuts it
+    decisions = []
+    for number, raw in enumerate(lines, start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ReviewError(f"{path}:{number}: not UTF-8 text; {FIX}") from None
+        if not line.strip():
+            continue
+        if line.startswith(CONFLICT_MARKERS):
+            raise ReviewError(f"{path}:{number}: a git merge-conflict marker; keep the lines "
+                              "of both sides (decisions are only ever added), delete the "
+                              "markers, and commit")
+        try:
+            fields = json.loads(line)
+            decision = Decision(**fields)
+        except (ValueError, TypeError) as error:
+            raise ReviewError(f"{path}:{number}: not a decision ({str(error)[:60]}); "
+                              f"{FIX}") from None
+        if decision.decision not in CHOICES:
+            raise ReviewError(f"{path}:{number}: decision '{decision.decision}' is not one of "
+                              f"{', '.join(CHOICES)}; {FIX}")
+        if decision.stage != stage or decision.reviewer != path.stem:
+            raise ReviewError(f"{path}:{number}: a decision of '{decision.reviewer}' at "
+                              f"{decision.stage} in the file of '{path.stem}' at {stage}; "
+                              f"{FIX}")
+        decisions.append(decision)
+    return decisions
 
 
 def now() -> str:

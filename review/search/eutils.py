@@ -10,7 +10,9 @@ and 200 replies whose XML is truncated or malformed; then one clear error.
 from __future__ import annotations
 
 import http.client
+import math
 import os
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -50,6 +52,23 @@ class EutilsConfig:
     max_backoff: float = 60.0
     batch_size: int = 500
 
+    def __post_init__(self) -> None:
+        if not 1 <= self.batch_size <= 10_000:
+            raise ReviewError(f"batch size {self.batch_size}: use 1 to 10,000 records per "
+                              "EFetch request")
+        if not (math.isfinite(self.timeout) and self.timeout > 0):
+            raise ReviewError(f"timeout {self.timeout}: use a number of seconds above 0")
+        if self.max_attempts < 1:
+            raise ReviewError(f"max attempts {self.max_attempts}: use 1 or more")
+        try:
+            parts = urllib.parse.urlsplit(self.base_url)
+            parts.port  # noqa: B018 - parsing the port is the check
+        except ValueError as error:
+            raise ReviewError(f"E-utilities address '{self.base_url}': {error}") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ReviewError(f"E-utilities address '{self.base_url}': expected "
+                              "http(s)://HOST/PATH/")
+
     @property
     def requests_per_second(self) -> float:
         return 10.0 if self.api_key else 3.0
@@ -64,9 +83,15 @@ class EutilsConfig:
         if path.exists():
             try:
                 loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            except (OSError, yaml.YAMLError) as error:
-                raise ReviewError(f"{path}: cannot read the E-utilities settings ({error})") \
-                    from None
+            except OSError as error:
+                raise ReviewError(f"{path}: cannot read the E-utilities settings "
+                                  f"({error.strerror})") from None
+            except yaml.YAMLError as error:
+                # Never PyYAML's own message: it quotes the line, which may hold the API key.
+                mark = getattr(error, "problem_mark", None)
+                line = f":{mark.line + 1}" if mark is not None else ""
+                raise ReviewError(f"{path}{line}: not valid YAML (expected lines such as "
+                                  "'api_key: KEY')") from None
             if not isinstance(loaded, dict):
                 raise ReviewError(f"{path}: expected keys email, tool, api_key, base_url")
             stored = {str(k): str(v) for k, v in loaded.items() if v is not None}
@@ -87,6 +112,8 @@ class SearchResult:
     web_env: str
     query_key: str
     query_translation: str
+    warnings: tuple[str, ...] = ()
+    ids: tuple[str, ...] = ()
 
 
 def parse_esearch(body: bytes) -> SearchResult:
@@ -98,13 +125,22 @@ def parse_esearch(body: bytes) -> SearchResult:
         raise RetryableReply(f"unexpected ESearch reply <{root.tag}>")
     error = root.findtext("ERROR")
     count = root.findtext("Count")
-    if error or count is None:
+    if error or count is None or not count.strip().isdigit():
         raise RetryableReply(f"ESearch error: {error or 'no Count in the reply'}")
+    # PubMed answers 200 with an ErrorList when part of the query matched nothing it knows:
+    # the count then describes another query than the one written.
+    problems = [f"{item.tag} {item.text or ''}".strip() for item in root.iterfind("ErrorList/*")]
+    if problems:
+        raise ReviewError(f"ESearch could not run the query as written: {'; '.join(problems)}; "
+                          "fix the query (review search query) and run again")
     return SearchResult(
         count=int(count),
         web_env=root.findtext("WebEnv") or "",
         query_key=root.findtext("QueryKey") or "",
         query_translation=root.findtext("QueryTranslation") or "",
+        warnings=tuple(f"{item.tag} {item.text or ''}".strip()
+                       for item in root.iterfind("WarningList/*")),
+        ids=tuple(item.text or "" for item in root.iterfind("IdList/Id")),
     )
 
 
@@ -143,8 +179,16 @@ class EutilsClient:
             data=encoded.encode() if post else None,
             headers={"User-Agent": f"casereview/{__version__}"},
         )
+        # The socket timeout bounds each read; the deadline bounds the whole reply, which a
+        # server dripping a few bytes at a time would otherwise stretch without end.
+        deadline = time.monotonic() + self.config.timeout
+        chunks = []
         with urllib.request.urlopen(request, timeout=self.config.timeout) as response:
-            return response.read()
+            while chunk := response.read(65536):
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the reply took longer than {self.config.timeout:g} s")
+        return b"".join(chunks)
 
     def call(self, endpoint: str, parameters: dict[str, str], read: Callable[[bytes], T], *,
              post: bool = False) -> T:
@@ -163,7 +207,12 @@ class EutilsClient:
                 last_problem = f"HTTP {error.code}"
                 retry_after = (error.headers or {}).get("Retry-After", "")
                 if retry_after.strip().isdigit():
-                    delay = max(delay, float(retry_after))
+                    asked = float(retry_after)
+                    if asked > self.config.max_backoff:
+                        print(f"review: E-utilities asked to wait {asked:g} s; waiting "
+                              f"{self.config.max_backoff:g} s (the longest this client "
+                              "waits) before trying again", file=sys.stderr)
+                    delay = max(delay, min(asked, self.config.max_backoff))
             except (urllib.error.URLError, TimeoutError, ConnectionError,
                     http.client.HTTPException) as error:
                 reason = getattr(error, "reason", error)
@@ -174,11 +223,15 @@ class EutilsClient:
                 self.retries += 1
                 self.sleep(delay)
         raise ReviewError(f"E-utilities {endpoint}: gave up after {self.config.max_attempts} "
-                          f"attempts ({last_problem})")
+                          f"attempt{'s' if self.config.max_attempts > 1 else ''} "
+                          f"({last_problem})")
 
-    def esearch(self, term: str, *, mindate: str | None = None,
-                maxdate: str | None = None) -> SearchResult:
-        parameters = {"db": "pubmed", "term": term, "usehistory": "y", "retmax": "0"}
+    def esearch(self, term: str, *, mindate: str | None = None, maxdate: str | None = None,
+                list_ids: bool = False) -> SearchResult:
+        """One ESearch with the history server; `list_ids` also asks for the PMIDs (up to
+        9,999, as many as one slice holds)."""
+        parameters = {"db": "pubmed", "term": term, "usehistory": "y",
+                      "retmax": "9999" if list_ids else "0"}
         if mindate or maxdate:
             parameters.update(datetype="pdat", mindate=mindate or "1000",
                               maxdate=maxdate or "3000")

@@ -22,10 +22,10 @@ from review import __version__
 from review.errors import ReviewError
 from review.fileio import write_atomically
 from review.search.eutils import EutilsClient, RetryableReply, SearchResult
-from review.search.log import append_log
+from review.search.log import log_contents, log_path
 from review.search.readers.pubmed_xml import parse_articles
 from review.search.records import Record, RecordStore, make_record
-from review.transaction import workspace_lock
+from review.transaction import commit, workspace_lock
 from review.workspace import Workspace
 
 ESEARCH_LIMIT = 9_999
@@ -54,7 +54,7 @@ def _day(text: str) -> dt.date:
 
 
 def _text(day: dt.date) -> str:
-    return day.strftime("%Y/%m/%d")
+    return f"{day.year:04d}/{day.month:02d}/{day.day:02d}"
 
 
 def split_by_date(client: EutilsClient, query: str, first: dt.date, last: dt.date,
@@ -90,9 +90,12 @@ def _load_state(path: Path) -> dict:
         raise ReviewError(f"{path / 'state.json'}: unreadable run state ({error})") from None
 
 
+def _state_text(state: dict) -> str:
+    return json.dumps(state, indent=2, sort_keys=True, default=vars) + "\n"
+
+
 def _save_state(path: Path, state: dict) -> None:
-    write_atomically(path / "state.json",
-                     json.dumps(state, indent=2, sort_keys=True, default=vars) + "\n")
+    write_atomically(path / "state.json", _state_text(state))
 
 
 def completed_runs(workspace: Workspace) -> list[tuple[str, dict]]:
@@ -148,14 +151,12 @@ def _fetch_slice(client: EutilsClient, query: str, run: Path, state: dict, piece
 
     A resumed slice is searched again (history-server sessions expire); if its count has
     changed meanwhile its batches no longer line up, so it starts over."""
+    resumed = search is None
     if search is None:
-        search = client.esearch(query, mindate=piece.mindate, maxdate=piece.maxdate) \
-            if piece.mindate else client.esearch(query)
-    if search.count != piece.count:
-        for retstart in piece.done:
-            _batch_path(run, piece, retstart).unlink(missing_ok=True)
-        piece.count, piece.done = search.count, []
-        _save_state(run, state)
+        search = client.esearch(query, mindate=piece.mindate, maxdate=piece.maxdate,
+                                list_ids=True)
+    if search.count != piece.count or (resumed and not _pmids_of(run, piece) <= set(search.ids)):
+        _restart(run, state, piece, search.count)
     fetched = fetched_before + sum(_expected_articles(piece, r, batch) for r in piece.done)
     progress.update(fetched)
     for retstart in range(0, piece.count, batch):
@@ -172,6 +173,10 @@ def _fetch_slice(client: EutilsClient, query: str, run: Path, state: dict, piece
                 raise RetryableReply(str(error)) from None
             if len(articles) != expected:
                 raise RetryableReply(f"EFetch returned {len(articles)} of {expected} articles")
+            pmids = [str(article["pmid"]) for article in articles]
+            if len(set(pmids)) != len(pmids):
+                twice = sorted({pmid for pmid in pmids if pmids.count(pmid) > 1})
+                raise RetryableReply(f"EFetch returned PMID {', '.join(twice[:3])} twice")
             parsed[path] = articles
 
         body = client.efetch(search, retstart, batch, complete)
@@ -181,6 +186,21 @@ def _fetch_slice(client: EutilsClient, query: str, run: Path, state: dict, piece
         fetched += expected
         progress.update(fetched)
     return fetched
+
+
+def _restart(run: Path, state: dict, piece: Slice, count: int) -> None:
+    """Forget a slice's batches: PubMed changed since they were fetched."""
+    for retstart in piece.done:
+        _batch_path(run, piece, retstart).unlink(missing_ok=True)
+    piece.count, piece.done = count, []
+    _save_state(run, state)
+
+
+def _pmids_of(run: Path, piece: Slice) -> set[str]:
+    return {str(fields["pmid"]) for retstart in piece.done
+            for fields in parse_articles(gzip.decompress(_batch_path(run, piece,
+                                                                      retstart).read_bytes()),
+                                         str(_batch_path(run, piece, retstart)))}
 
 
 def _records(run: Path, slices: list[Slice],
@@ -212,9 +232,13 @@ def _run_search(workspace: Workspace, client: EutilsClient, query: str, *, new: 
                 quiet: bool, now: Callable[[], dt.datetime] | None) -> RunResult:
     now = now or (lambda: dt.datetime.now(dt.UTC))
     batch = client.config.batch_size
-    unfinished = [path for path in _run_dirs(workspace)
-                  if not (state := _load_state(path)).get("complete")
-                  and state.get("query") == query and state.get("batch_size") == batch]
+    runs = [(path, _load_state(path)) for path in _run_dirs(workspace)]
+    same = [(path, state) for path, state in runs if state.get("query") == query]
+    last_complete = max((path.name for path, state in same if state.get("complete")),
+                        default="")
+    # A run left unfinished before a later complete one (say, after --new) is abandoned.
+    unfinished = [path for path, state in same if not state.get("complete")
+                  and state.get("batch_size") == batch and path.name > last_complete]
     resumed = bool(unfinished) and not new
     searches: dict[str, SearchResult] = {}
     if resumed:
@@ -226,16 +250,26 @@ def _run_search(workspace: Workspace, client: EutilsClient, query: str, *, new: 
         if run.exists():
             raise ReviewError(f"{run}: a run with this id exists; wait a second and retry")
         first = client.esearch(query)
+        for warning in first.warnings:
+            print(f"review: warning: ESearch: {warning}", file=sys.stderr)
         if first.count > ESEARCH_LIMIT:
-            slices = split_by_date(client, query, dt.date(1800, 1, 1),
+            # From the year 1000: PubMed holds records dated before 1800.
+            slices = split_by_date(client, query, dt.date(1000, 1, 1),
                                    dt.date(started.year + 1, 12, 31), first, searches)
+            covered = sum(piece.count for piece in slices)
+            if covered != first.count:
+                raise ReviewError(f"the publication-date slices hold {covered} of the "
+                                  f"{first.count} records ESearch found (records without a "
+                                  "publication date in range?); no run was stored: narrow "
+                                  "the query, or split it into searches under 9,999 records")
         else:
             slices = [Slice(None, None, first.count, [])]
             searches["all"] = first
         state = {
             "query": query, "batch_size": batch, "started": started.isoformat(),
             "count": first.count, "query_translation": first.query_translation,
-            "slices": [piece.__dict__ for piece in slices], "complete": False,
+            "warnings": list(first.warnings), "complete": False,
+            "slices": [piece.__dict__ for piece in slices],
             "eutils_host": urllib.parse.urlsplit(client.config.base_url).netloc,
         }
         _save_state(run, state)
@@ -248,6 +282,9 @@ def _run_search(workspace: Workspace, client: EutilsClient, query: str, *, new: 
         for piece in slices:
             fetched = _fetch_slice(client, query, run, state, piece, searches.get(piece.name),
                                    progress, fetched, batch, parsed)
+    except ReviewError as error:
+        raise ReviewError(f"{error}; run {run.name} is kept unfinished: 'review search run' "
+                          "resumes it, 'review search run --new' starts afresh") from None
     finally:
         state["slices"] = [piece.__dict__ for piece in slices]
         _save_state(run, state)
@@ -255,26 +292,35 @@ def _run_search(workspace: Workspace, client: EutilsClient, query: str, *, new: 
     unique = {record.pmid for record in records if record.pmid}
     expected = sum(piece.count for piece in slices)
     if len(unique) != expected or len(records) != expected:
+        for piece in slices:  # the next run fetches these again
+            _restart(run, state, piece, piece.count)
         raise ReviewError(f"{run}: fetched {len(records)} records with {len(unique)} unique "
-                          f"PMIDs, but ESearch counted {expected}; the run is left unfinished "
-                          "(run again to retry)")
+                          f"PMIDs, but ESearch counted {expected}; nothing was stored and the "
+                          "run's batches were cleared: run again to fetch them anew, or "
+                          "'review search run --new' to start a new run")
     store = RecordStore(workspace.search_dir / "records.jsonl")
     seen = {record.pmid for record in store.load() if record.pmid}
-    added = store.add(records)
     new_pmids = len(unique - seen)
-    write_atomically(run / "pmids.txt", "".join(f"{pmid}\n" for pmid in sorted(unique, key=int)))
     state["complete"] = True
     state["finished"] = now().isoformat()
-    _save_state(run, state)
-    append_log(workspace, {
+    entry = {
         "kind": "search", "run_id": run.name, "database": "PubMed",
         "interface": "NCBI E-utilities (ESearch with history, EFetch XML)",
         "host": state["eutils_host"], "started": state["started"],
         "finished": state["finished"], "query": query,
-        "query_translation": state["query_translation"], "count": expected,
-        "records_fetched": len(records), "records_stored": len(added),
+        "query_translation": state["query_translation"],
+        "warnings": state.get("warnings", []), "count": expected,
+        "records_fetched": len(records), "records_stored": len(records),
         "new_records": new_pmids, "software": f"casereview {__version__}",
+    }
+    # The records, the run's PMIDs, its state and the log change together or not at all.
+    commit(workspace.root, {
+        store.path: store.contents_after(records),
+        run / "pmids.txt": "".join(f"{pmid}\n" for pmid in sorted(unique, key=int)).encode(),
+        run / "state.json": _state_text(state).encode("utf-8"),
+        log_path(workspace): log_contents(workspace, [entry]),
     })
+    added = records
     return RunResult(run.name, expected, len(records), len(added), new_pmids, resumed,
                      client.requests, client.retries)
 

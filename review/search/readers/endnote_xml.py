@@ -11,6 +11,7 @@ import io
 from lxml import etree
 
 from review.errors import ReviewError
+from review.search.readers.pubmed_xml import refuse_entities
 
 
 def _text(element: etree._Element | None) -> str:
@@ -58,6 +59,7 @@ def read(data: bytes, source_file: str) -> list[tuple[int, dict[str, object]]]:
     except etree.XMLSyntaxError as error:
         raise ReviewError(f"{source_file}:{error.lineno or 1}: malformed or truncated XML "
                           f"({error.msg})") from None
+    refuse_entities(root, source_file)
     if root.tag != "xml" or root.find("records") is None:
         raise ReviewError(f"{source_file}:{root.sourceline or 1}: not EndNote XML (expected "
                           f"<xml><records>, found <{root.tag}>)")
