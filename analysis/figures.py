@@ -41,6 +41,8 @@ STYLE = {
     "svg.hashsalt": "casereview",
     "svg.fonttype": "none",
     "path.simplify": False,
+    # Labels come from protocols and exports: a '$' in a source name is text, not TeX.
+    "text.parse_math": False,
 }
 
 

@@ -27,7 +27,9 @@ class Problem:
         place = f"{self.source}:{self.row}" if self.row else self.source
         if self.column:
             place = f"{place}:{self.column}"
-        return f"{place}: {self.message}"
+        # One problem, one line: a value that holds a line break is shown with it escaped.
+        message = self.message.replace("\r", "\\r").replace("\n", "\\n")
+        return f"{place}: {message}"
 
 
 class DataProblems(Exception):

@@ -61,8 +61,8 @@ def decode_text(data: bytes, source: str | os.PathLike, encoding: str | None = N
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise ReviewError(
-            f"{source}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x}); "
-            "save the file as UTF-8 or pass --encoding latin-1"
+            f"{source}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x}); save the file as "
+            "UTF-8 (review extract validate also takes --encoding latin-1)"
         ) from None
 
 

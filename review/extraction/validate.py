@@ -21,8 +21,9 @@ from review.protocol import ExtractionSchema, FieldSpec, Rule
 DOI = re.compile(r"10\.\d{4,9}/\S+")
 PMID = re.compile(r"[1-9]\d{0,8}")
 URL = re.compile(r"https?://[^\s/]+\S*")
-INTEGER = re.compile(r"[+-]?\d+")
-DECIMAL = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
+# ASCII digits only: Python reads '４５' (full-width) as 45, but pandas and R do not.
+INTEGER = re.compile(r"[+-]?[0-9]+")
+DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
 
 
 def _shown(value: str) -> str:

@@ -34,7 +34,16 @@ def read_decisions(path: Path, protocol: Protocol, records: list[Record], stage:
     """Decisions from a CSV, matched to records by record_id, PMID, DOI or title; every
     problem is reported at once with its row and column."""
     text = read_text(path)
-    rows = list(csv.DictReader(io.StringIO(text)))
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        rows = list(reader)
+    except csv.Error as error:
+        raise ReviewError(f"{path}:{reader.line_num}: not valid CSV ({error})") from None
+    for number, row in enumerate(rows, start=2):
+        if any(str(value).strip() for value in row.get(None) or ()):
+            raise ReviewError(f"{path}:{number}: {len(row) - 1 + len(row[None])} cells, but "
+                              f"the header has {len(row) - 1}")
+        row.pop(None, None)
     if not rows:
         raise ReviewError(f"{path}: no decisions (expected a header row and one row per "
                           "record)")
