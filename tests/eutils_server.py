@@ -74,7 +74,10 @@ class FakeEutils:
         self.years.update({pmid: 2025 for pmid in new})
 
     def matching(self, mindate: str | None, maxdate: str | None) -> list[int]:
-        """Records published in the range; each is dated 15 June of its year."""
+        """Records published in the range (every record without a range); each is dated
+        15 June of its year."""
+        if mindate is None and maxdate is None:
+            return list(self.pmids)
         low = _full_date(mindate or "1000", "01/01")
         high = _full_date(maxdate or "3000", "12/31")
         return [pmid for pmid in self.pmids if low <= f"{self.years[pmid]}/06/15" <= high]

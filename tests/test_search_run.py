@@ -226,3 +226,133 @@ def test_rate_limit_spaces_requests():
             now[0] += 0.01  # the request itself
         gaps = [b - a for a, b in itertools.pairwise(starts)]
         assert min(gaps) >= 1 / rate - 1e-12
+
+
+def test_records_dated_before_1800_are_covered_by_the_date_split(server, hcc_workspace):
+    fake, url = server(10_050)
+    for pmid in fake.pmids[:30]:
+        fake.years[pmid] = 1750
+    result = run_search(hcc_workspace, client(url, batch=500), QUERY, quiet=True)
+    assert result.count == result.fetched == 10_050
+    assert {r.pmid for r in stored(hcc_workspace)} == {str(p) for p in fake.pmids}
+
+
+def test_a_split_whose_slices_miss_records_stores_nothing_and_says_why(server, hcc_workspace):
+    fake, url = server(10_050)
+    for pmid in fake.pmids[:5]:
+        fake.years[pmid] = 9999  # a date outside every slice, as undated records are
+    with pytest.raises(ReviewError, match="the publication-date slices hold 10045 of the "
+                                          "10050 records ESearch found"):
+        run_search(hcc_workspace, client(url, batch=500), QUERY, quiet=True)
+    assert stored(hcc_workspace) == []
+
+
+def _interrupted_run(server, workspace, records: int = 300):
+    """A run whose second EFetch failed for good: one batch of 100 done, the run unfinished."""
+    fake, url = server(records, {3: "500"})
+    with pytest.raises(ReviewError, match="kept unfinished"):
+        run_search(workspace, client(url, batch=100, attempts=1), QUERY, quiet=True)
+    return fake, url
+
+
+@pytest.mark.parametrize("change", ["replace", "remove"])
+def test_a_resumed_run_follows_pubmed_when_it_changed(server, hcc_workspace, change):
+    fake, url = _interrupted_run(server, hcc_workspace)
+    if change == "replace":  # the same count, but one record of the first batch is gone
+        fake.pmids[0] = 39_999_999
+        fake.years[39_999_999] = 2001
+    else:
+        del fake.pmids[5]
+    result = run_search(hcc_workspace, client(url, batch=100), QUERY, quiet=True)
+    assert result.resumed
+    assert {r.pmid for r in stored(hcc_workspace)} == {str(p) for p in fake.pmids}
+    assert result.count == len(fake.pmids)
+
+
+def test_a_run_abandoned_for_a_new_one_is_never_resumed(server, hcc_workspace):
+    _, url = _interrupted_run(server, hcc_workspace)
+    time.sleep(1.1)
+    fresh = run_search(hcc_workspace, client(url, batch=100), QUERY, new=True, quiet=True)
+    assert not fresh.resumed
+    time.sleep(1.1)
+    later = run_search(hcc_workspace, client(url, batch=100), QUERY, quiet=True)
+    assert not later.resumed and later.count == 300
+
+
+def test_esearch_error_list_fails_and_warning_list_is_shown_and_logged(server, hcc_workspace,
+                                                                        capsys):
+    _, url = server(50, {1: "phrase-not-found"})
+    with pytest.raises(ReviewError, match="ESearch could not run the query as written: "
+                                          "PhraseNotFound hepatocelular"):
+        run_search(hcc_workspace, client(url), QUERY, quiet=True)
+    assert not (hcc_workspace.search_dir / "runs").exists()
+    _, url = server(50, {1: "warning"})
+    run_search(hcc_workspace, client(url), QUERY, quiet=True)
+    assert 'warning: ESearch: QuotedPhraseNotFound "bone mets"' in capsys.readouterr().err
+    log = json.loads((hcc_workspace.search_dir / "search_log.jsonl").read_text())
+    assert log["warnings"] == ['QuotedPhraseNotFound "bone mets"', "OutputMessage No items "
+                               "found."]
+
+
+def test_a_dripping_reply_hits_the_whole_reply_deadline(server, hcc_workspace):
+    fake, url = server(150, {2: "drip"})
+    eutils = client(url, batch=200)
+    result = run_search(hcc_workspace, eutils, QUERY, quiet=True)
+    assert result.fetched == 150 and eutils.retries == 1
+    fake.release.set()
+
+
+def test_a_day_long_retry_after_is_capped_with_a_message(server, hcc_workspace, capsys):
+    _, url = server(20, {1: "retry-after-day"})
+    sleeps: list[float] = []
+    eutils = client(url, sleeps=sleeps)
+    run_search(hcc_workspace, eutils, QUERY, quiet=True)
+    assert max(sleeps) == eutils.config.max_backoff == 60
+    assert "asked to wait 86400 s; waiting 60 s" in capsys.readouterr().err
+
+
+def test_two_runs_at_once_do_not_both_fetch(server, hcc_workspace, monkeypatch):
+    fake, url = server(20)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom review.transaction import "
+         "workspace_lock\nwith workspace_lock(sys.argv[1], 'search run'):\n    "
+         "print('held', flush=True)\n    time.sleep(30)", str(hcc_workspace.root)],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        monkeypatch.setenv("REVIEW_LOCK_WAIT", "0.2")
+        with pytest.raises(ReviewError, match="in use by 'review search run' \\(process "
+                                              f"{holder.pid}"):
+            run_search(hcc_workspace, client(url), QUERY, quiet=True)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert fake.log == []
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("--batch-size", "0", "batch size 0: use 1 to 10,000"),
+    ("--batch-size", "-5", "batch size -5: use 1 to 10,000"),
+    ("--timeout", "-1", "timeout -1.0: use a number of seconds above 0"),
+    ("--timeout", "nan", "timeout nan: use a number of seconds above 0"),
+    ("--max-attempts", "0", "max attempts 0: use 1 or more"),
+    ("--eutils-url", "http://[::1", "E-utilities address 'http://[::1/': Invalid IPv6 URL"),
+])
+def test_bad_runner_options_are_one_line_errors_and_leave_nothing(run_cli, hcc_workspace,
+                                                                  option, value, message):
+    status, _, err = run_cli("--project", hcc_workspace.root, "search", "run", option, value,
+                             *(["--eutils-url", "http://127.0.0.1:9/"]
+                               if option != "--eutils-url" else []))
+    assert status == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not (hcc_workspace.search_dir / "runs").exists()
+
+
+def test_a_broken_settings_file_never_shows_its_lines(tmp_path, monkeypatch):
+    folder = tmp_path / "casereview"
+    folder.mkdir()
+    (folder / "eutils.yaml").write_text(f'email: a@b.org\napi_key: "{KEY}\n')
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    with pytest.raises(ReviewError) as raised:
+        EutilsConfig.from_environment()
+    assert KEY not in str(raised.value)
+    assert str(raised.value).startswith(f"{folder / 'eutils.yaml'}:")
