@@ -31,7 +31,10 @@ EXIT_OK, EXIT_DATA, EXIT_USAGE = 0, 1, 2
 
 def shown(path: str | os.PathLike) -> str:
     """A path as the user would type it: relative to the current folder when inside it."""
-    relative = os.path.relpath(Path(path).resolve(), Path.cwd())
+    try:
+        relative = os.path.relpath(Path(path).resolve(), Path.cwd())
+    except (OSError, RuntimeError):  # a symlink loop; the command reports it when it reads
+        return str(path)
     return str(path) if relative.startswith("..") else relative
 
 
