@@ -514,18 +514,11 @@ def cmd_screen_from_extraction(args: argparse.Namespace) -> int:
 
 
 def cmd_prisma(args: argparse.Namespace) -> int:
-    from analysis.figures import figure_files
-    from review.fileio import write_files_atomically
-    from review.screening.flow import prisma_counts_for
-    from review.screening.prisma import prisma_csv, prisma_diagram
+    from review.screening.prisma import write_prisma
 
     workspace = _workspace(args)
-    counts = prisma_counts_for(workspace)
     out = Path(args.out) if args.out else workspace.reports_dir
-    files = figure_files(prisma_diagram(counts))
-    write_files_atomically({out / "figures" / "prisma_flow.svg": files["svg"],
-                            out / "figures" / "prisma_flow.png": files["png"],
-                            out / "tables" / "prisma2020.csv": prisma_csv(counts)})
+    counts = write_prisma(workspace, out)
     if args.json:
         print(json.dumps(counts, indent=2, sort_keys=True, ensure_ascii=False))
     else:

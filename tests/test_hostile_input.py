@@ -187,3 +187,18 @@ def test_a_line_break_inside_a_value_keeps_one_line_per_problem(hcc_workspace, r
     assert status == 1
     problem = [line for line in out.splitlines() if ":2:sex:" in line]
     assert len(problem) == 1 and "F\\nM" in problem[0]
+
+
+def test_a_huge_cell_in_the_sheet_is_a_problem_at_its_cell_not_a_parser_failure(
+        hcc_workspace, run_cli):
+    lines = hcc_workspace.cases_path.read_text().splitlines()
+    header = next(csv.reader([lines[0]]))
+    row = next(csv.reader([lines[2]]))
+    row[header.index("notes")] = "n" * 131_073
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(row)
+    lines[2] = buffer.getvalue().rstrip("\n")
+    hcc_workspace.cases_path.write_text("\n".join(lines) + "\n")
+    status, out, _ = run_cli("--project", hcc_workspace.root, "extract", "validate")
+    assert status == 1
+    assert ":3:notes: 131,073 characters; a cell holds fewer than 32,767" in out

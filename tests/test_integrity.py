@@ -191,3 +191,29 @@ def test_leftovers_of_a_killed_build_never_make_the_report_stale(hcc_workspace, 
     state.write_text("{")
     assert stale_files(hcc_workspace) == []
     assert not path.exists() and not state.exists()  # the next writer cleaned them
+
+
+def test_a_kill_between_the_renames_of_an_extract_import_leaves_sheet_and_appraisal_new(
+        hcc_workspace, shipped_cases, tmp_path):
+    from openpyxl import load_workbook
+
+    from review.extraction.workbook import APPRAISAL_SHEET, CASES_SHEET, build_template
+    path = tmp_path / "filled.xlsx"
+    path.write_bytes(build_template(hcc_workspace.protocol, shipped_cases))
+    workbook = load_workbook(path)
+    cases = workbook[CASES_SHEET]
+    notes = [cell.value for cell in cases[1]].index("notes") + 1
+    cases.cell(row=2, column=notes).value = "checked again in the full text"
+    appraisal = workbook[APPRAISAL_SHEET]
+    for column, value in enumerate(["ana", "Yes", "No", "Unclear", "Yes", "Yes", "Yes",
+                                    "Not applicable", "Yes", "clear report"], start=2):
+        appraisal.cell(row=2, column=column, value=value)
+    workbook.save(path)
+    killed = review(hcc_workspace.root, "extract", "import", path,
+                    REVIEW_FAULT="commit-renaming")
+    assert killed.returncode == -9
+    assert "checked again in the full text" in hcc_workspace.cases_path.read_text()
+    assert not hcc_workspace.appraisal_path.exists()  # the half a kill leaves
+    status = review(hcc_workspace.root, "extract", "summary")
+    assert status.returncode == 0, status.stderr
+    assert "clear report" in hcc_workspace.appraisal_path.read_text()

@@ -20,6 +20,8 @@ from review.fileio import read_text, write_atomically
 from review.protocol import ExtractionSchema
 
 Location = tuple[str, int]
+# Long cells are the validator's to report, at their cell, not the CSV parser's to refuse.
+csv.field_size_limit(10_000_000)
 
 
 def header_problems(

@@ -21,6 +21,8 @@ from review.protocol import ExtractionSchema, FieldSpec, Rule
 DOI = re.compile(r"10\.\d{4,9}/\S+")
 PMID = re.compile(r"[1-9]\d{0,8}")
 URL = re.compile(r"https?://[^\s/]+\S*")
+# Excel's cell limit, kept by the sheet too so that every cell survives the workbook round trip.
+CELL_LIMIT = 32_767
 # ASCII digits only: Python reads '４５' (full-width) as 45, but pandas and R do not.
 INTEGER = re.compile(r"[+-]?[0-9]+")
 DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
@@ -162,6 +164,9 @@ def validate_cases(
                 continue
             for message in check_cell(spec, cell, separator, latest_year):
                 report(position, spec.name, message)
+            if len(cell) >= CELL_LIMIT:
+                report(position, spec.name, f"{len(cell):,} characters; a cell holds fewer "
+                                            f"than {CELL_LIMIT:,} (Excel's limit)")
             if spec.unique:
                 earlier = first_seen[spec.name].get(cell)
                 if earlier is None:

@@ -31,7 +31,9 @@ from review.extraction.sheet import (
     header_problems,
     sheet_locations,
 )
-from review.extraction.validate import validate_cases
+
+# Excel holds at most 32,767 characters in a cell, and openpyxl cuts longer ones on reading.
+from review.extraction.validate import CELL_LIMIT, validate_cases
 from review.protocol import Appraisal, FieldSpec, Protocol
 from review.transaction import commit, workspace_lock
 from review.workspace import Workspace
@@ -41,8 +43,6 @@ VOCABULARY_SHEET = "Vocabularies"
 APPRAISAL_SHEET = "Appraisal"
 ABOUT_SHEET = "About"
 LAST_ROW = 5000
-# Excel holds at most 32,767 characters in a cell, and openpyxl cuts longer ones on reading.
-CELL_LIMIT = 32_767
 HEADER_FILL = PatternFill("solid", fgColor="DDE6F0")
 
 
