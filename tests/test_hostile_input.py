@@ -28,6 +28,15 @@ def decision_file(workspace, *lines: bytes, torn: bytes = b"") -> DecisionStore:
     return store
 
 
+def set_sheet_cell(workspace, row: int, column: str, value: str) -> None:
+    """Change one cell of the extraction sheet (row as numbered in the file, header = 1)."""
+    rows = list(csv.reader(io.StringIO(workspace.cases_path.read_text(), newline="")))
+    rows[row - 1][rows[0].index(column)] = value
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    workspace.cases_path.write_text(buffer.getvalue())
+
+
 @pytest.mark.parametrize(("lines", "message"), [
     ([GOOD.encode(), b'{"record": "r2", "stage": "title-ab', GOOD.encode()],
      r"ana\.jsonl:2: not a decision .*; fix or remove that line"),
@@ -122,15 +131,7 @@ def test_workbook_xml_with_entities_is_refused(hcc_workspace, tmp_path):
 
 
 def test_full_width_digits_are_refused_by_validate(hcc_workspace, run_cli):
-    text = hcc_workspace.cases_path.read_text()
-    header = text.splitlines()[0].split(",")
-    lines = text.splitlines()
-    row = next(csv.reader([lines[1]]))
-    row[header.index("age")] = "４５"
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(row)
-    lines[1] = buffer.getvalue().rstrip("\n")
-    hcc_workspace.cases_path.write_text("\n".join(lines) + "\n")
+    set_sheet_cell(hcc_workspace, 2, "age", "４５")
     status, out, _ = run_cli("--project", hcc_workspace.root, "extract", "validate")
     assert status == 1 and ":2:age: not a whole number (got '４５')" in out
 
@@ -175,14 +176,7 @@ def test_one_line_errors_where_tracebacks_were(hcc_workspace, run_cli, tmp_path)
 
 
 def test_a_line_break_inside_a_value_keeps_one_line_per_problem(hcc_workspace, run_cli):
-    lines = hcc_workspace.cases_path.read_text().splitlines()
-    header = next(csv.reader([lines[0]]))
-    row = next(csv.reader([lines[1]]))
-    row[header.index("sex")] = "F\nM"
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(row)
-    lines[1] = buffer.getvalue().rstrip("\n")
-    hcc_workspace.cases_path.write_text("\n".join(lines) + "\n")
+    set_sheet_cell(hcc_workspace, 2, "sex", "F\nM")
     status, out, _ = run_cli("--project", hcc_workspace.root, "extract", "validate")
     assert status == 1
     problem = [line for line in out.splitlines() if ":2:sex:" in line]
@@ -191,14 +185,7 @@ def test_a_line_break_inside_a_value_keeps_one_line_per_problem(hcc_workspace, r
 
 def test_a_huge_cell_in_the_sheet_is_a_problem_at_its_cell_not_a_parser_failure(
         hcc_workspace, run_cli):
-    lines = hcc_workspace.cases_path.read_text().splitlines()
-    header = next(csv.reader([lines[0]]))
-    row = next(csv.reader([lines[2]]))
-    row[header.index("notes")] = "n" * 131_073
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(row)
-    lines[2] = buffer.getvalue().rstrip("\n")
-    hcc_workspace.cases_path.write_text("\n".join(lines) + "\n")
+    set_sheet_cell(hcc_workspace, 3, "notes", "n" * 131_073)
     status, out, _ = run_cli("--project", hcc_workspace.root, "extract", "validate")
     assert status == 1
     assert ":3:notes: 131,073 characters; a cell holds fewer than 32,767" in out
