@@ -189,7 +189,9 @@ def test_leftovers_of_a_killed_build_never_make_the_report_stale(hcc_workspace, 
     state = hcc_workspace.search_dir / ".state.json.abc.tmp"
     state.parent.mkdir(parents=True, exist_ok=True)
     state.write_text("{")
-    assert stale_files(hcc_workspace) == []
+    assert stale_files(hcc_workspace) == []  # a check only reads: nothing is removed
+    assert path.exists() and state.exists()
+    assert build_report(hcc_workspace).up_to_date
     assert not path.exists() and not state.exists()  # the next writer cleaned them
 
 

@@ -7,8 +7,6 @@ formatting, the manifest is sorted JSON, and the only date is that of the data.
 from __future__ import annotations
 
 import functools
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,11 +123,11 @@ def stale_files(workspace: Workspace, committed: Path | None = None,
                 progress: Callable[[str], None] = _quiet) -> list[str]:
     """Files of the committed report that a fresh build would change, add or remove."""
     committed = Path(committed) if committed else workspace.reports_dir
-    with tempfile.TemporaryDirectory(prefix="review-check-") as scratch:
-        fresh = Path(scratch) / "report"
-        build_report(workspace, fresh, force=True, progress=progress)
-        expected, found = _files(fresh), _files(committed)
-        shutil.rmtree(fresh)
+    # Rendered in memory: a check only reads, so it needs no lock and no writable checkout.
+    expected = render_outputs(workspace, progress)
+    expected[MANIFEST] = manifest_text(workspace, build_date(workspace),
+                                       expected).encode("utf-8")
+    found = _files(committed)
     differ = [f"{name} (changed)" for name in sorted(expected.keys() & found.keys())
               if expected[name] != found[name]]
     differ += [f"{name} (missing)" for name in sorted(expected.keys() - found.keys())]
