@@ -101,7 +101,10 @@ def site_frequency_plot(frequencies: pd.DataFrame, title: str | None = None) -> 
         positions = np.arange(len(table))[::-1] if heading == "Regions" else np.arange(len(table))
         ax.barh(positions, table["percent"], color=colour, height=0.65)
         ax.errorbar(table["percent"], positions,
-                    xerr=[table["percent"] - table["ci_low"], table["ci_high"] - table["percent"]],
+                    # Clipped at 0: at 0% or 100% the Wilson limit equals the estimate only up
+                    # to rounding, and matplotlib refuses a negative length of 1e-14.
+                    xerr=[np.maximum(table["percent"] - table["ci_low"], 0),
+                          np.maximum(table["ci_high"] - table["percent"], 0)],
                     fmt="none", ecolor=EDGE, elinewidth=0.8, capsize=2)
         ax.set_yticks(positions, table["label"])
         for y, row in zip(positions, table.itertuples(index=False), strict=True):
@@ -118,7 +121,8 @@ def site_frequency_plot(frequencies: pd.DataFrame, title: str | None = None) -> 
 
 
 @styled
-def vertebral_levels_plot(levels: pd.DataFrame, title: str | None = None) -> Figure:
+def vertebral_levels_plot(levels: pd.DataFrame, region: str = "the region",
+                          title: str | None = None) -> Figure:
     """Patients per vertebral level, coloured by segment."""
     figure = _figure(7.0, 2.8)
     ax = figure.subplots()
@@ -133,10 +137,12 @@ def vertebral_levels_plot(levels: pd.DataFrame, title: str | None = None) -> Fig
     names = {"C": "Cervical", "T": "Thoracic", "L": "Lumbar", "S": "Sacral"}
     handles = [patches.Patch(color=colours[s], label=names.get(s, s)) for s in segments]
     ax.legend(handles=handles, frameon=False, ncols=len(handles), loc="upper right")
+    # Head room above the tallest bar, so the legend never covers it.
+    ax.set_ylim(0, max(1, int(levels["patients"].max()) if len(levels) else 1) * 1.3)
     total = int(levels["denominator"].iloc[0]) if len(levels) else 0
     spinal = int(levels["spinal_patients"].iloc[0]) if len(levels) else 0
-    ax.set_title(title or f"Vertebral levels: {total} of {spinal} patients with spinal "
-                          "metastases had their levels reported", loc="left")
+    ax.set_title(title or f"Levels reported for {total} of the {spinal} patients whose "
+                          f"sites include {region.lower()}", loc="left")
     return figure
 
 
@@ -219,7 +225,7 @@ def kaplan_meier_plot(result: SurvivalByGroup, ax: Axes | None = None,
         for spine in ("left", "bottom"):
             table_ax.spines[spine].set_visible(False)
         table_ax.tick_params(axis="x", length=0)
-        table_ax.set_xlabel(f"Time since diagnosis of the bone metastasis ({result.time_unit})")
+        table_ax.set_xlabel(f"Time since {result.time_origin} ({result.time_unit})")
         table_ax.set_title("Number at risk", loc="left", fontsize=8)
     return figure
 
@@ -246,11 +252,12 @@ def forest_plot(result: PooledProportion, ax: Axes | None = None,
     else:
         figure = ax.figure
     positions = np.arange(k)[::-1] + 3
-    ax.errorbar(100 * studies["proportion"], positions,
-                xerr=[100 * (studies["proportion"] - studies["ci_low"]),
-                      100 * (studies["ci_high"] - studies["proportion"])],
-                fmt="s", markersize=3 if labelled else 1, color=OKABE_ITO[0], ecolor=EDGE,
-                elinewidth=0.7 if labelled else 0.3)
+    # Segments from limit to limit, not error bars around the estimate: an interval drawn as
+    # computed, even one that misses its estimate, is shown rather than refused.
+    ax.hlines(positions, 100 * studies["ci_low"], 100 * studies["ci_high"], color=EDGE,
+              linewidth=0.7 if labelled else 0.3)
+    ax.plot(100 * studies["proportion"], positions, "s", markersize=3 if labelled else 1,
+            color=OKABE_ITO[0])
     if labelled:
         names = [f"{s} ({e}/{n})" for s, e, n in zip(studies["study"], studies["events"],
                                                       studies["total"], strict=True)]
@@ -335,8 +342,8 @@ def _skeleton_parts() -> list[tuple[str, patches.Patch]]:
 
 @styled
 def skeleton_map(frequencies: pd.DataFrame, title: str | None = None) -> Figure:
-    """A drawn skeleton with every site shaded by the % of patients with a metastasis there
-    (grey: none reported), and labelled with its count."""
+    """A drawn skeleton with every site shaded by the % of patients with it (grey: none
+    reported), and labelled with its count; sites are matched to the drawing by their codes."""
     sites = frequencies[frequencies["kind"] == "site"].set_index("id")
     largest = float(sites["percent"].max()) if len(sites) else math.nan
     highest = largest if largest >= 1.0 else 1.0
@@ -389,5 +396,5 @@ def skeleton_map(frequencies: pd.DataFrame, title: str | None = None) -> Figure:
     bar.ax.set_ylim(0, highest)
     bar.ax.tick_params(labelsize=7)
     bar.set_label("Patients with the site (%)", fontsize=8)
-    ax.set_title(title or "Where the bone metastases were", loc="left")
+    ax.set_title(title or "Where the reported sites were", loc="left")
     return figure

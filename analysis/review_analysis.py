@@ -66,7 +66,8 @@ def _survival(cases: pd.DataFrame, protocol: Protocol, conf_type: str) -> Surviv
     if spec is None:
         return None
     overall_data = survival_data(cases, spec)
-    options = {"conf_type": conf_type, "landmarks": spec.landmarks, "time_unit": spec.time_unit}
+    options = {"conf_type": conf_type, "landmarks": spec.landmarks, "time_unit": spec.time_unit,
+               "time_origin": spec.origin}
     overall = SurvivalByGroup(**options).fit(overall_data.frame) \
         if len(overall_data.frame) else None
     by_grouping, ungrouped = {}, {}
@@ -170,7 +171,8 @@ def figure_builders(analysis: ReviewAnalysis) -> dict[str, Callable[[], Figure]]
     }
     levels = analysis.vertebral_levels
     if levels is not None and levels["denominator"].any():
-        builders["vertebral_levels"] = lambda: figures.vertebral_levels_plot(levels)
+        where = labels.get(analysis.protocol.analysis.levels_region or "", "the region")
+        builders["vertebral_levels"] = lambda: figures.vertebral_levels_plot(levels, where)
     for region, result in analysis.pooled.items():
         builders[f"forest_{region}"] = functools.partial(
             result.plot, title=labels.get(region, region))

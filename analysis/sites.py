@@ -68,11 +68,11 @@ def sites_per_patient(cases: pd.DataFrame, spec: AnalysisSpec) -> pd.DataFrame:
 
 
 def vertebral_levels(
-    cases: pd.DataFrame, spec: AnalysisSpec, levels: FieldSpec, spine_region: str = "spine"
+    cases: pd.DataFrame, spec: AnalysisSpec, levels: FieldSpec
 ) -> pd.DataFrame:
-    """Patients with each vertebral level, over patients with spinal disease whose levels were
-    reported; the number with spinal disease is given beside it."""
-    region = next((r for r in spec.site_regions if r.id == spine_region), None)
+    """Patients with each level, over patients with disease in the protocol's
+    `levels_region` whose levels were reported; the number in that region beside it."""
+    region = next((r for r in spec.site_regions if r.id == spec.levels_region), None)
     spinal = cases[spec.sites_field].map(
         lambda codes: bool(codes) and region is not None and bool(set(region.sites) & set(codes)))
     reported = cases.loc[spinal, levels.name].dropna()

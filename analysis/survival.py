@@ -1,4 +1,4 @@
-"""Survival after the diagnosis of the bone metastasis, overall and by treatment group.
+"""Survival from the protocol's time origin, overall and by treatment group.
 
 Kaplan–Meier estimates follow R's survival package: Greenwood variances, confidence bands on
 the log-log (default here, as lifelines) or log scale (R survfit's default), medians and their
@@ -291,6 +291,7 @@ class SurvivalByGroup:
     level: float = 0.95
     landmarks: tuple[float, ...] = (3.0, 6.0, 12.0)
     time_unit: str = "months"
+    time_origin: str = "the start of follow-up"
     curves: dict[str, KaplanMeierCurve] = field(default_factory=dict, init=False)
     overall: KaplanMeierCurve | None = field(default=None, init=False)
     logrank: LogRankResult | None = field(default=None, init=False)

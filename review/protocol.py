@@ -203,12 +203,24 @@ class SurvivalSpec:
     censored_value: str
     time_unit: str
     landmarks: tuple[float, ...]
+    # What the times count from, as the report says it: "the diagnosis of the bone metastasis".
+    origin: str = "the start of follow-up"
 
 
 @dataclass(frozen=True)
 class PoolingSpec:
     method: str
     regions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class HeadlineFinding:
+    """A coded value the summary counts: '{statement} in 12 of 40 patients for whom this was
+    reported'."""
+
+    field: str
+    value: str
+    statement: str
 
 
 @dataclass(frozen=True)
@@ -220,6 +232,14 @@ class AnalysisSpec:
     pooling: PoolingSpec | None
     survival: SurvivalSpec | None
     treatment_groupings: tuple[TreatmentGrouping, ...]
+    # How the report names who was studied: "patients with hepatocellular carcinoma (HCC)
+    # metastatic to bone", and more briefly in caveats: "patients with HCC bone metastases".
+    population: str = "patients"
+    population_short: str = "patients"
+    headline_regions: tuple[str, ...] = ()
+    # The region whose patients the vertebral-level table counts (default: the first region).
+    levels_region: str | None = None
+    headline_findings: tuple[HeadlineFinding, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -597,7 +617,8 @@ def _parse_analysis(
         return None
     data = check.mapping(raw, path, ("sites_field",),
                          ("levels_field", "characteristics", "site_regions", "pooling",
-                          "survival", "treatment_groupings"))
+                          "survival", "treatment_groupings", "population", "population_short",
+                          "headline_regions", "levels_region", "headline_findings"))
     fields = {spec.name: spec for spec in schema.fields}
 
     def coded_field(value: Any, where: str) -> FieldSpec | None:
@@ -658,7 +679,7 @@ def _parse_analysis(
         survival_data = check.mapping(
             data["survival"], survival_path,
             ("time_field", "status_field", "event_value", "censored_value"),
-            ("time_unit", "landmarks"),
+            ("time_unit", "landmarks", "origin"),
         )
         time_name = check.text(survival_data.get("time_field"), _join(survival_path, "time_field"))
         time_spec = fields.get(time_name)
@@ -691,6 +712,8 @@ def _parse_analysis(
             time_unit=check.text(survival_data.get("time_unit", "months"),
                                  _join(survival_path, "time_unit")),
             landmarks=tuple(landmarks),
+            origin=check.text(survival_data.get("origin", "the start of follow-up"),
+                              _join(survival_path, "origin")),
         )
 
     groupings = []
@@ -720,6 +743,25 @@ def _parse_analysis(
             groups=tuple(groups),
         ))
     check.unique([grouping.id for grouping in groupings], _join(path, "treatment_groupings"))
+    region_ids = [region.id for region in regions]
+    headline_regions = check.texts(data.get("headline_regions"), _join(path, "headline_regions"))
+    for i, region_id in enumerate(headline_regions):
+        check.member(region_id, region_ids, f"{path}.headline_regions[{i}]")
+    levels_region = check.optional_text(data.get("levels_region"), _join(path, "levels_region"))
+    if levels_region is not None:
+        check.member(levels_region, region_ids, _join(path, "levels_region"))
+    headlines = []
+    for finding_path, item in check.objects(data.get("headline_findings"),
+                                            _join(path, "headline_findings"), allow_empty=True):
+        finding = check.mapping(item, finding_path, ("field", "value", "statement"))
+        target = coded_field(finding.get("field"), _join(finding_path, "field"))
+        value = check.text(finding.get("value"), _join(finding_path, "value"))
+        if target is not None:
+            check.member(value, target.values, _join(finding_path, "value"))
+        headlines.append(HeadlineFinding(field=target.name if target else "", value=value,
+                                         statement=check.text(finding.get("statement"),
+                                                              _join(finding_path, "statement"))))
+    population = check.text(data.get("population", f"{schema.unit}s"), _join(path, "population"))
     return AnalysisSpec(
         sites_field=sites.name if sites else "",
         levels_field=levels_field,
@@ -728,6 +770,13 @@ def _parse_analysis(
         pooling=pooling,
         survival=survival,
         treatment_groupings=tuple(groupings),
+        population=population,
+        population_short=check.text(data.get("population_short", population),
+                                    _join(path, "population_short")),
+        headline_regions=headline_regions or (pooling.regions if pooling else
+                                              tuple(region_ids[:2])),
+        levels_region=levels_region or (region_ids[0] if region_ids else None),
+        headline_findings=tuple(headlines),
     )
 
 

@@ -126,7 +126,7 @@ def test_figures_are_the_same_bytes_in_parallel_and_serially(shipped_analysis):
     serial = render_figures(shipped_analysis, workers=1)
     assert parallel == serial
     assert parallel["skeleton_map"]["png"].startswith(b"\x89PNG")
-    assert b"Where the bone metastases were" in parallel["skeleton_map"]["svg"]
+    assert b"Where the reported sites were" in parallel["skeleton_map"]["svg"]
     assert b"<dc:date>" not in parallel["skeleton_map"]["svg"]
 
 

@@ -85,10 +85,12 @@ def render_outputs(workspace: Workspace, progress: Callable[[str], None] = _quie
     from review.search.log import read_log
 
     versions = {"casereview": __version__, **package_versions()}
+    log = read_log(workspace)
     inputs = ReportInputs(
         analysis=analysis, figures=svg, appraisal=appraisal, prisma=prisma,
         build_day=build_date(workspace).day, versions=versions,
-        searches=[entry for entry in read_log(workspace) if entry.get("kind") == "search"],
+        searches=[entry for entry in log if entry.get("kind") == "search"],
+        imports=[entry for entry in log if entry.get("kind") == "import"],
     )
     outputs[REPORT] = render_report(inputs).encode("utf-8")
     return outputs

@@ -7,6 +7,7 @@ identifiers; figures are inlined SVG with their element ids made unique per figu
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import math
 import re
@@ -114,6 +115,7 @@ class ReportInputs:
     build_day: str
     versions: dict[str, str]
     searches: list[dict]
+    imports: list[dict] = dataclasses.field(default_factory=list)
 
 
 class _Page:
@@ -159,9 +161,10 @@ def _findings(inputs: ReportInputs) -> list[str]:
     cases, studies = analysis.cases, analysis.studies
     years = pd.to_numeric(studies["pub_year"], errors="coerce").dropna()
     span = f", published {int(years.min())}–{int(years.max())}" if len(years) else ""
-    findings = [f"{len(cases)} patients with hepatocellular carcinoma metastatic to bone from "
-                f"{len(studies)} published reports{span}."]
-    for region_id in ("spine", "skull"):
+    spec = analysis.protocol.analysis
+    findings = [f"{len(cases)} {text(spec.population)} from {len(studies)} published "
+                f"reports{span}."]
+    for region_id in spec.headline_regions:
         row = _region(analysis, region_id)
         if row is not None and row["denominator"]:
             findings.append(
@@ -171,21 +174,26 @@ def _findings(inputs: ReportInputs) -> list[str]:
     levels = analysis.vertebral_levels
     if levels is not None and levels["denominator"].any():
         top = levels.sort_values("patients", ascending=False, kind="stable").iloc[0]
-        findings.append(f"Vertebral levels were reported for {top['denominator']} of "
-                        f"{top['spinal_patients']} patients with spinal metastases; the most "
-                        f"frequent was {text(top['level'])} ({top['patients']} patients).")
-    if "bone_met_first_presentation" in cases:
-        first, reported = _count(cases, "bone_met_first_presentation", "yes")
-        if reported:
-            findings.append(f"The bone metastasis led to the diagnosis of HCC in {first} of "
-                            f"{reported} patients for whom this was reported.")
+        region = _region(analysis, spec.levels_region or "")
+        where = text(region["label"]) if region is not None else "the region"
+        findings.append(f"{text(spec.levels_field.replace('_', ' ').capitalize())} were "
+                        f"reported for {top['denominator']} of the {top['spinal_patients']} "
+                        f"patients whose sites include {where}; the most frequent was "
+                        f"{text(top['level'])} ({top['patients']} patients).")
+    for headline in spec.headline_findings:
+        if headline.field in cases:
+            hits, reported = _count(cases, headline.field, headline.value)
+            if reported:
+                findings.append(f"{text(headline.statement)} in {hits} of {reported} "
+                                "patients for whom this was reported.")
     survival = analysis.survival
     if survival is not None and survival.overall is not None:
         curve = survival.overall.overall
         median, low, high = curve.median
         twelve = curve.survival_at(12)[0]
         findings.append(
-            f"Survival after the bone metastasis was known for {survival.usable} patients "
+            f"Survival from {text(spec.survival.origin)} was known for {survival.usable} "
+            "patients "
             f"({curve.total_events} deaths): median {format_time(median)} months (95% CI "
             f"{format_time(low)}–{format_time(high)})"
             + (f", {percent(100 * twelve, 0)} alive at 12 months." if not math.isnan(twelve)
@@ -278,10 +286,18 @@ def _methods(page: _Page, inputs: ReportInputs) -> None:
                      f"<code>{text(entry.get('query'))}</code>; PubMed's translation: "
                      f"<code>{text(entry.get('query_translation'))}</code>.</li>")
         page.add("</ul>")
-    else:
-        page.missing("No database search has been run in this workspace yet, so there is no "
-                     "search log and no executed query to report. The included reports were "
-                     "identified by the other methods above.")
+    if inputs.imports:
+        page.add("<p>Exports imported (from the search log):</p><ul>")
+        for entry in inputs.imports:
+            page.add(f"<li>{text(entry.get('source'))}: <code>{text(entry.get('file'))}</code> "
+                     f"({text(entry.get('format'))}), {text(entry.get('records'))} records, "
+                     f"imported {text(str(entry.get('date', ''))[:10])}.</li>")
+        page.add("</ul>")
+    if not inputs.searches and not inputs.imports:
+        page.missing("No database search has been run and no export imported in this "
+                     "workspace yet, so there is no search log and no executed query to "
+                     "report. The included reports were identified by the other methods "
+                     "above.")
     schema = protocol.extraction
     reasons = "; ".join(reason.label for reason in protocol.screening.exclusion_reasons)
     page.add("<h3>Selection and data extraction</h3>",
@@ -304,7 +320,7 @@ def _methods(page: _Page, inputs: ReportInputs) -> None:
         page.add(f"<li>Proportions pooled across reports: {text(pooled_model)}; 95% "
                  "prediction intervals; per-report exact (Clopper–Pearson) intervals.</li>")
     if survival_spec is not None:
-        page.add(f"<li>Survival: time from the diagnosis of the bone metastasis "
+        page.add(f"<li>Survival: time from {text(survival_spec.origin)} "
                  f"(<code>{text(survival_spec.time_field)}</code>), death as the event, living "
                  "patients censored at last follow-up. Kaplan–Meier estimates with Greenwood "
                  "variances and log-log confidence bands; medians by R's rule; log-rank tests "
@@ -319,6 +335,7 @@ def _methods(page: _Page, inputs: ReportInputs) -> None:
 def _studies(page: _Page, analysis: ReviewAnalysis) -> None:
     page.section("studies", "Included studies")
     rows = []
+    countries = "countries" in analysis.studies
     for row in analysis.studies.itertuples(index=False):
         details = " · ".join(part for part in (
             f"<code>{text(row.study_id)}</code>",
@@ -327,12 +344,14 @@ def _studies(page: _Page, analysis: ReviewAnalysis) -> None:
         design = "case report" if row.patients == 1 else f"case series ({row.patients})"
         rows.append(f'<tr><td>{text(row.source_title)}<br><span class="note">{details}</span>'
                     f'</td><td class="num">{text(row.pub_year)}</td>'
-                    f"<td>{text(row.countries)}</td><td>{text(design)}</td>"
+                    + (f"<td>{text(row.countries)}</td>" if countries else "")
+                    + f"<td>{text(design)}</td>"
                     f"<td>{text(row.extraction_basis).replace('_', ' ')}</td></tr>")
     page.add(f"<p>{len(analysis.studies)} reports with {len(analysis.cases)} patients. "
              "Links lead to the DOI resolver and PubMed where the identifiers were recorded.</p>",
              '<div class="scroll"><table><thead><tr><th>Report</th><th>Year</th>'
-             "<th>Country</th><th>Design</th><th>Extracted from</th></tr>"
+             + ("<th>Country</th>" if countries else "")
+             + "<th>Design</th><th>Extracted from</th></tr>"
              f"</thead><tbody>{''.join(rows)}</tbody></table></div>")
     page.end()
 
@@ -360,7 +379,8 @@ def _pooled(page: _Page, inputs: ReportInputs) -> None:
     page.add('<p class="note">Most reports describe a single patient and are published '
              "because of where the metastasis was, so between-report heterogeneity is large "
              "and the prediction intervals are wide: the pooled values describe the published "
-             "literature, not patients with HCC in general.</p>")
+             f"literature, not {text(analysis.protocol.analysis.population_short)} in "
+             "general.</p>")
     page.end()
 
 
@@ -479,7 +499,8 @@ def _limitations(inputs: ReportInputs) -> list[str]:
                       + ", ".join(f"{text(r.field)} ({r.percent:.0f}%)"
                                   for r in sparse.itertuples(index=False)) + ".")
     points.append("Published case reports are selected for novelty, so site frequencies "
-                  "describe reported cases rather than all patients with HCC bone metastases.")
+                  "describe reported cases rather than all "
+                  f"{text(analysis.protocol.analysis.population_short)}.")
     return points
 
 

@@ -1,0 +1,93 @@
+"""A review that is not the HCC review: the engine takes every word about the condition, the
+event and the time origin from the protocol, and optional fields stay optional."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from review.extraction.sheet import format_cases_csv, read_cases
+from review.protocol import load_protocol
+from review.report.build import build_report
+from review.workspace import Workspace
+from tests.conftest import CASES_PATH, PROTOCOL_PATH, ROOT
+
+HCC_WORDS = re.compile(r"hepatocellular|\bHCC\b|bone metastas|liver", re.IGNORECASE)
+HCC_FIELDS = ("bone_met_", "survival_months_after", "bone_sites", "afp_ng_ml", "extrahepatic")
+
+
+def test_the_engine_names_no_condition_and_no_field_of_the_hcc_review():
+    offenders = []
+    for package in ("review", "analysis"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                code = line.split("#", 1)[0]
+                if HCC_WORDS.search(code) or any(name in code for name in HCC_FIELDS):
+                    offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert offenders == []
+
+
+@pytest.fixture
+def spinal_rcc_review(tmp_path) -> Workspace:
+    """Renal cell carcinoma metastatic to the spine: six patients, no country field, survival
+    counted from surgery."""
+    protocol = yaml.safe_load(PROTOCOL_PATH.read_text(encoding="utf-8"))
+    protocol.update(id="rcc-spine", title="Renal cell carcinoma metastatic to the spine")
+    protocol["question"].update({key: "Renal cell carcinoma metastatic to the spine."
+                                 for key in ("statement", "population", "condition")})
+    schema = protocol["extraction"]
+    schema["fields"] = [field for field in schema["fields"] if field["name"] != "country"]
+    analysis = protocol["analysis"]
+    analysis.update(population="patients with renal cell carcinoma metastatic to the spine",
+                    population_short="patients with spinal RCC metastases",
+                    headline_regions=["spine"], headline_findings=[])
+    analysis["survival"]["origin"] = "spinal surgery"
+    root = tmp_path / "rcc"
+    (root / "protocols").mkdir(parents=True)
+    (root / "data" / "extraction").mkdir(parents=True)
+    path = root / "protocols" / "rcc-spine.yaml"
+    path.write_text(yaml.safe_dump(protocol, sort_keys=False), encoding="utf-8")
+    loaded = load_protocol(path)
+    cases = read_cases(CASES_PATH, load_protocol(PROTOCOL_PATH).extraction)
+    cases = cases[cases["survival_months_after_bone_met"] != ""].head(6).copy()
+    cases = cases.drop(columns=["country"])
+    for index, study in enumerate(sorted(set(cases["study_id"])), start=1):
+        cases.loc[cases["study_id"] == study, "source_title"] = f"Spinal case report {index}"
+    cases["notes"] = ""
+    (root / "data" / "extraction" / "cases.csv").write_text(
+        format_cases_csv(cases, loaded.extraction), encoding="utf-8")
+    return Workspace(root)
+
+
+def test_a_review_of_another_condition_builds_in_its_own_words(spinal_rcc_review, tmp_path):
+    result = build_report(spinal_rcc_review, tmp_path / "report", force=True)
+    assert "report.html" in result.files
+    page = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
+    visible = re.sub(r"<[^>]+>", " ", page)
+    assert "patients with renal cell carcinoma metastatic to the spine" in visible
+    assert "Survival from spinal surgery" in visible
+    assert "Time since spinal surgery" in (tmp_path / "report" / "figures" /
+                                           "survival_overall.svg").read_text()
+    # The copied protocol still speaks of HCC in its eligibility and search; what the engine
+    # itself used to write about HCC must not appear.
+    for phrase in ("metastatic to bone", "with HCC", "HCC bone metastases",
+                   "Survival after the bone metastasis", "diagnosis of HCC",
+                   "spinal metastases had"):
+        assert phrase not in visible
+    assert "not patients with spinal RCC metastases in general" in visible
+    assert "<th>Country</th>" not in page
+
+
+def test_the_shipped_protocol_still_builds_after_its_workspace_is_copied(tmp_path):
+    root = tmp_path / "hcc"
+    shutil.copytree(ROOT / "protocols", root / "protocols")
+    shutil.copytree(ROOT / "data", root / "data")
+    build_report(Workspace(root), tmp_path / "out", force=True)
+    page = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert "patients with hepatocellular carcinoma metastatic to bone from" in page
+    assert "Survival from the diagnosis of the bone metastasis" in page
+    assert Path(tmp_path / "out" / "figures" / "survival_overall.svg").exists()
