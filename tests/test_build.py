@@ -314,3 +314,38 @@ def test_methods_report_the_search_log_not_the_files(hcc_workspace, tmp_path, ep
     assert "No database search has been run" not in markup
     assert "<code>hcc[tiab] AND &quot;bone&quot;[tiab]</code>" in markup
     assert "12 records (12 new)" in markup
+
+
+def _git(root: Path, *args: str, date: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date,
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"}
+    env.pop("SOURCE_DATE_EPOCH", None)
+    return subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True,
+                          text=True).stdout
+
+
+def test_a_rewritten_history_leaves_the_committed_report_valid(hcc_workspace, monkeypatch):
+    # Landing work by rebase or squash gives every commit a new date but changes no input:
+    # the committed report must still check, and only a change of the data re-dates it.
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    root = hcc_workspace.root
+    _git(root, "init", "-q", date="2025-01-01T00:00:00Z")
+    _git(root, "add", "-A", date="2025-01-01T00:00:00Z")
+    _git(root, "commit", "-qm", "data", date="2025-01-01T00:00:00Z")
+    build_report(hcc_workspace, force=True)
+    manifest = hcc_workspace.reports_dir / "manifest.json"
+    assert json.loads(manifest.read_text())["build_date"] == "2025-01-01T00:00:00Z"
+    _git(root, "commit", "-q", "--amend", "--no-edit", "--reset-author",
+         date="2026-06-01T00:00:00Z")
+    assert _git(root, "log", "-1", "--format=%cI", date="2026-06-01T00:00:00Z").startswith(
+        "2026-06-01")
+    assert stale_files(hcc_workspace) == []
+    assert build_report(hcc_workspace).up_to_date
+
+    path = hcc_workspace.cases_path
+    path.write_text(path.read_text().replace(",55,F,HCV,", ",55,M,HCV,", 1))
+    _git(root, "commit", "-qam", "edit", date="2026-07-01T00:00:00Z")
+    assert "report.html (changed)" in stale_files(hcc_workspace)
+    build_report(hcc_workspace)
+    assert json.loads(manifest.read_text())["build_date"] == "2026-07-01T00:00:00Z"

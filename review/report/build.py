@@ -16,6 +16,7 @@ from review.errors import ReviewError
 from review.fileio import is_temporary
 from review.report.manifest import (
     MANIFEST,
+    BuildDate,
     build_date,
     is_up_to_date,
     manifest_text,
@@ -40,9 +41,9 @@ def _quiet(_: str) -> None:
     """Report no progress."""
 
 
-def render_outputs(workspace: Workspace, progress: Callable[[str], None] = _quiet
-                   ) -> dict[str, bytes]:
-    """Every output file of the build, by path relative to the output folder."""
+def render_outputs(workspace: Workspace, date: BuildDate,
+                   progress: Callable[[str], None] = _quiet) -> dict[str, bytes]:
+    """Every output file of the build dated `date`, by path relative to the output folder."""
     from analysis.review_analysis import analysis_tables, analyze_review, render_figures, table_csv
     from review.extraction.appraisal import read_appraisal
     from review.extraction.validate import validated_cases
@@ -88,7 +89,7 @@ def render_outputs(workspace: Workspace, progress: Callable[[str], None] = _quie
     log = read_log(workspace)
     inputs = ReportInputs(
         analysis=analysis, figures=svg, appraisal=appraisal, prisma=prisma,
-        build_day=build_date(workspace).day, versions=versions,
+        build_day=date.day, versions=versions,
         searches=[entry for entry in log if entry.get("kind") == "search"],
         imports=[entry for entry in log if entry.get("kind") == "import"],
     )
@@ -103,9 +104,9 @@ def build_report(workspace: Workspace, out_dir: Path | None = None, *, force: bo
     with workspace_lock(workspace.root, "build"):
         if not force and is_up_to_date(workspace, out_dir):
             return BuildResult(out_dir, (), True)
-        outputs = render_outputs(workspace, progress)
-        outputs[MANIFEST] = manifest_text(workspace, build_date(workspace),
-                                          outputs).encode("utf-8")
+        date = build_date(workspace, out_dir)
+        outputs = render_outputs(workspace, date, progress)
+        outputs[MANIFEST] = manifest_text(workspace, date, outputs).encode("utf-8")
         commit(workspace.root, {out_dir / name: data for name, data in outputs.items()})
         for folder in OUTPUT_FOLDERS:
             for path in sorted((out_dir / folder).glob("*")):
@@ -126,9 +127,9 @@ def stale_files(workspace: Workspace, committed: Path | None = None,
     """Files of the committed report that a fresh build would change, add or remove."""
     committed = Path(committed) if committed else workspace.reports_dir
     # Rendered in memory: a check only reads, so it needs no lock and no writable checkout.
-    expected = render_outputs(workspace, progress)
-    expected[MANIFEST] = manifest_text(workspace, build_date(workspace),
-                                       expected).encode("utf-8")
+    date = build_date(workspace, committed)
+    expected = render_outputs(workspace, date, progress)
+    expected[MANIFEST] = manifest_text(workspace, date, expected).encode("utf-8")
     found = _files(committed)
     differ = [f"{name} (changed)" for name in sorted(expected.keys() & found.keys())
               if expected[name] != found[name]]

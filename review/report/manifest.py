@@ -80,14 +80,35 @@ class BuildDate:
         return self.iso[:10] if self.iso else "undated"
 
 
-def build_date(workspace: Workspace) -> BuildDate:
-    """SOURCE_DATE_EPOCH when set, else the last commit that touched the data or protocol."""
+def _recorded_date(workspace: Workspace, out_dir: Path) -> BuildDate | None:
+    """The date of the last build in out_dir, if it read exactly the inputs there are now."""
+    try:
+        recorded = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
+        stamp = dt.datetime.strptime(recorded["build_date"], "%Y-%m-%dT%H:%M:%SZ")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if recorded.get("inputs") != inputs_record(workspace):
+        return None
+    return BuildDate(int(stamp.replace(tzinfo=dt.UTC).timestamp()),
+                     str(recorded.get("build_date_source") or "last build"))
+
+
+def build_date(workspace: Workspace, out_dir: Path | None = None) -> BuildDate:
+    """SOURCE_DATE_EPOCH when set; else, while the inputs are those of the last build in
+    out_dir, that build's date; else the last commit that touched the data or protocol.
+
+    Reusing the recorded date keeps a committed report valid when its history is rebased,
+    squashed or cloned shallowly, which changes commit dates but not one input byte."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     if epoch:
         try:
             return BuildDate(int(epoch), "SOURCE_DATE_EPOCH")
         except ValueError:
             pass
+    if out_dir is not None:
+        recorded = _recorded_date(workspace, out_dir)
+        if recorded is not None:
+            return recorded
     try:
         found = subprocess.run(
             ["git", "log", "-1", "--format=%ct", "--", "data", "protocols"],
@@ -134,7 +155,7 @@ def is_up_to_date(workspace: Workspace, out_dir: Path) -> bool:
         recorded = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    date = build_date(workspace)
+    date = build_date(workspace, out_dir)
     expected = {
         "review": workspace.protocol.id,
         "protocol_version": workspace.protocol.version,
