@@ -439,7 +439,7 @@ def cmd_screen(args: argparse.Namespace) -> int:
     with raw_terminal(keys):
         made = Screener(workspace.protocol, DecisionStore(workspace.screening_dir), records,
                         stage, reviewer, keys, sys.stdout).run()
-    print(f"{made} decisions recorded by {reviewer} at the {stage} stage")
+    print(f"{made} records decided by {reviewer} at the {stage} stage in this session")
     return EXIT_OK
 
 
@@ -452,10 +452,23 @@ def cmd_screen_import(args: argparse.Namespace) -> int:
     stage = check_stage(args.stage, workspace.protocol)
     reviewer = check_reviewer(args.reviewer, workspace.protocol)
     records = screening_state(workspace).candidates(stage)
-    decisions = read_decisions(Path(args.file), workspace.protocol, records, stage, reviewer)
-    DecisionStore(workspace.screening_dir).append(decisions)
-    print(f"{len(decisions)} decisions of {reviewer} imported for the {stage} stage")
+    found = read_decisions(Path(args.file), workspace.protocol, records, stage, reviewer,
+                           every_row=args.decision, rayyan_name=args.rayyan_name)
+    DecisionStore(workspace.screening_dir).append(found.decisions)
+    print(f"{len(found.decisions)} decisions of {reviewer} imported for the {stage} stage")
+    if found.undecided_rows:
+        print(f"{len(found.undecided_rows)} rows without a decision left undecided (rows "
+              f"{_row_list(found.undecided_rows)})")
+    if found.others_rows:
+        print(f"{len(found.others_rows)} rows hold Rayyan decisions of others only "
+              f"({', '.join(found.rayyan_names)}), none of "
+              f"'{args.rayyan_name or reviewer}' (rows {_row_list(found.others_rows)}); "
+              "give your Rayyan name with --rayyan-name")
     return EXIT_OK
+
+
+def _row_list(rows: list[int], shown: int = 10) -> str:
+    return ", ".join(map(str, rows[:shown])) + (", …" if len(rows) > shown else "")
 
 
 def cmd_screen_conflicts(args: argparse.Namespace) -> int:
@@ -487,6 +500,7 @@ def cmd_screen_adjudicate(args: argparse.Namespace) -> int:
         check_reviewer,
         check_stage,
         now,
+        resolve_record,
         validate_decision,
     )
     from review.screening.flow import screening_state
@@ -495,11 +509,12 @@ def cmd_screen_adjudicate(args: argparse.Namespace) -> int:
     stage = check_stage(args.stage, workspace.protocol)
     adjudicator = check_reviewer(args.adjudicator, workspace.protocol)
     known = {r.record_id for r in screening_state(workspace).candidates(stage)}
-    decision = Decision(args.record, stage, adjudicator, args.decision, args.reason or "",
+    record = resolve_record(args.record, known, stage)
+    decision = Decision(record, stage, adjudicator, args.decision, args.reason or "",
                         args.note or "", role=ADJUDICATOR, time=now())
     validate_decision(decision, workspace.protocol, known)
     DecisionStore(workspace.screening_dir).append([decision])
-    print(f"{args.record}: {args.decision} at the {stage} stage, adjudicated by {adjudicator}")
+    print(f"{record}: {args.decision} at the {stage} stage, adjudicated by {adjudicator}")
     return EXIT_OK
 
 
@@ -714,19 +729,25 @@ def build_parser() -> argparse.ArgumentParser:
     screen = commands.add_parser(
         "screen", help="screen records (interactive), import, conflicts, adjudicate",
         description="Without an action: screen one record at a time in the terminal "
-                    "(--stage and --reviewer). Keys: i include, e exclude, m maybe, n note, "
-                    "u undo, b back, f forward, q quit.")
+                    "(--stage and --reviewer). Keys: i include, e exclude, m maybe, r not "
+                    "retrieved (full text), n note, u undo, b back, f forward, q quit.")
     screen.add_argument("--stage", help="title-abstract or full-text")
     screen.add_argument("--reviewer", help="your name as the protocol lists it")
     screen.set_defaults(handler=cmd_screen)
     screen_commands = screen.add_subparsers(dest="action", metavar="ACTION")
     screen_import = screen_commands.add_parser(
-        "import", help="decisions made elsewhere (spreadsheet, Rayyan, ASReview CSV)",
+        "import", help="decisions made elsewhere (spreadsheet, Rayyan, ASReview, Covidence)",
         description="Match rows to records by record_id, PMID, DOI or title; validate every "
-                    "row; store nothing unless all are valid.")
+                    "row; store nothing unless all are valid. Rayyan's per-reviewer "
+                    "decisions are read for --reviewer only.")
     screen_import.add_argument("file", metavar="FILE")
     screen_import.add_argument("--stage", required=True)
     screen_import.add_argument("--reviewer", required=True)
+    screen_import.add_argument("--decision", metavar="DECISION",
+                               help="the decision of every row, for an export of one list "
+                                    "(e.g. Covidence's Included) without a decision column")
+    screen_import.add_argument("--rayyan-name", metavar="NAME",
+                               help="your name in Rayyan's decisions, if not --reviewer")
     screen_import.set_defaults(handler=cmd_screen_import)
     screen_conflicts = screen_commands.add_parser(
         "conflicts", help="records where reviewers disagree",
@@ -737,7 +758,8 @@ def build_parser() -> argparse.ArgumentParser:
     adjudicate = screen_commands.add_parser(
         "adjudicate", help="resolve a record's conflict",
         description="Record an adjudicator's decision, which becomes the final one.")
-    adjudicate.add_argument("record", metavar="RECORD_ID")
+    adjudicate.add_argument("record", metavar="RECORD_ID",
+                            help="the record id or any start of it that is unique")
     adjudicate.add_argument("--stage", required=True)
     adjudicate.add_argument("--decision", required=True,
                             choices=["include", "exclude", "maybe", "not-retrieved"])

@@ -70,9 +70,15 @@ def status_lines(status: dict[str, Any]) -> list[str]:
                  f"included, {status['reports_awaiting_assessment']} awaiting")
     for stage, found in status["agreement"].items():
         low, high = found["kappa_ci"]
+        if found["kappa"] is None:
+            kappa = f"{found['statistic']} not defined (every decision alike)"
+        else:
+            kappa = f"{found['statistic']} {found['kappa']:.2f}" + (
+                f" (95% CI {low:.2f} to {high:.2f})" if None not in (low, high) else "")
         lines.append(f"agreement at {stage}: {found['percent_agreement']:.1f}% over "
-                     f"{found['records']} records, {found['statistic']} {found['kappa']:.2f} "
-                     f"(95% CI {low:.2f} to {high:.2f})")
+                     f"{found['records']} records, {kappa}")
     lines.append(f"extraction: {status['cases_extracted']} patients from "
-                 f"{status['studies_extracted']} studies")
+                 f"{status['studies_extracted']} studies"
+                 + (f"; {status['reports_included_not_extracted']} included reports not yet "
+                    "extracted" if status["reports_included_not_extracted"] else ""))
     return lines

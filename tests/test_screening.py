@@ -361,19 +361,22 @@ def test_screener_in_a_pseudo_terminal(workspace):
     terminal.press("m")
     terminal.read_until(f"record 4 of {total}")
     terminal.press("u")  # undo the maybe: back to record 3
-    terminal.read_until("3 done")
+    terminal.read_until("2 done")
+    terminal.press("i")  # decided again: still one record
+    terminal.read_until(f"record 4 of {total}")
     terminal.press("q")
     assert terminal.close() == 0
+    assert "3 records decided by ana" in terminal.screen.decode("utf-8", "replace")
     assert "SECRET-NOTE-OF-BEN" not in terminal.screen.decode("utf-8", "replace")
     mine = [d for d in DecisionStore(workspace.screening_dir).read("title-abstract")
             if d.reviewer == "ana"]
-    assert [d.decision for d in mine] == ["include", "exclude", "maybe", "withdrawn"]
+    assert [d.decision for d in mine] == ["include", "exclude", "maybe", "withdrawn", "include"]
     assert mine[1].reason == "no_bone_metastasis"
     assert mine[2].note == "check the full text"
 
     terminal = Terminal(workspace, "ana")  # resumes at the first undecided record
-    screen = terminal.read_until(f"record 3 of {total}")
-    for _ in range(total - 2):
+    screen = terminal.read_until(f"record 4 of {total}")
+    for _ in range(total - 3):
         screen = terminal.read_until("[q] quit")
         terminal.screen = b""
         terminal.press("i")
@@ -383,3 +386,175 @@ def test_screener_in_a_pseudo_terminal(workspace):
     assert b"\x1b]0;pwned" not in shown
     final = screening_state(workspace).final["title-abstract"]
     assert final[hostile.record_id].votes["ana"].decision == "include"
+
+
+def _advance_all(workspace) -> list[str]:
+    """A record that is in no extraction sheet added, then every record through title and
+    abstract by ana and ben; returns the database records at full text, that one first."""
+    from review.search.records import RecordStore, make_record
+    unknown = make_record("PubMed", "test", origin="test", position=1, pmid="99999999",
+                          title="Vertebral metastasis of a tumour nobody extracted")
+    RecordStore(workspace.search_dir / "records.jsonl").add([unknown])
+    records = ids(workspace)
+    decide(workspace, "ana", "title-abstract", {r: "include" for r in records})
+    decide(workspace, "ben", "title-abstract", {r: "maybe" for r in records})
+    full = [r for r in ids(workspace, "full-text") if r in records]
+    return sorted(full, key=lambda r: r != unknown.record_id)
+
+
+def test_maybe_goes_on_after_title_and_abstract_but_is_a_conflict_at_full_text(workspace,
+                                                                              run_cli):
+    full = _advance_all(workspace)
+    assert len(full) == len(ids(workspace))  # include + maybe: every record goes on
+    first, second = full[:2]
+    decide(workspace, "ana", "full-text", {first: "include", second: "include"})
+    decide(workspace, "ben", "full-text", {first: "maybe", second: "include"})
+    final = screening_state(workspace).final["full-text"]
+    assert final[first].decision == "conflict"
+    assert final[second].decision == "include"
+    found = agreement("full-text", screening_state(workspace).decisions["full-text"])
+    assert (found.records, found.percent) == (2, 50.0)
+    status, _, err = run_cli("--project", workspace.root, "screen", "adjudicate", first,
+                             "--stage", "full-text", "--decision", "maybe",
+                             "--adjudicator", "judge")
+    assert status == 2 and "an adjudication at full text settles the record" in err
+    status, out, _ = run_cli("--project", workspace.root, "screen", "conflicts", "--stage",
+                             "full-text")
+    assert status == 1 and "ben: maybe" in out
+
+
+def test_a_reviewer_records_not_retrieved_at_full_text(workspace, run_cli, tmp_path):
+    full = _advance_all(workspace)
+    sheet = tmp_path / "full_text.csv"
+    sheet.write_text(f"record_id,decision\n{full[0]},not retrieved\n{full[1]},include\n")
+    for reviewer in ("ana", "ben"):
+        status, out, _ = run_cli("--project", workspace.root, "screen", "import", sheet,
+                                 "--stage", "full-text", "--reviewer", reviewer)
+        assert status == 0 and f"2 decisions of {reviewer} imported" in out
+    counts = json.loads(run_cli("--project", workspace.root, "prisma", "--json", "--out",
+                                tmp_path / "out")[1])
+    assert counts["reports_not_retrieved"] == 1
+    assert counts["reports_assessed"] == 1 and counts["reports_included"] == 1
+
+
+def test_prisma_counts_add_up_at_every_moment(workspace, run_cli, tmp_path):
+    def counts() -> dict:
+        status, out, _ = run_cli("--project", workspace.root, "prisma", "--json", "--out",
+                                 tmp_path / "out")
+        assert status == 0
+        found = json.loads(out)
+        for prefix, awaiting in (("", "database_"), ("other_", "other_")):
+            assert found[f"{prefix}reports_sought"] == (
+                found[f"{prefix}reports_not_retrieved"] + found[f"{prefix}reports_assessed"]
+                + found[f"{awaiting}reports_awaiting_assessment"])
+            assert found[f"{prefix}reports_assessed"] == (
+                sum(found[f"{prefix}reports_excluded"].values())
+                + found[f"{prefix}reports_included"])
+        assert found["records_screened"] == (found["records_excluded"] + found["reports_sought"]
+                                             + found["records_awaiting_screening"])
+        return found
+
+    assert counts()["records_awaiting_screening"] == len(ids(workspace))
+    full = _advance_all(workspace)
+    mid = counts()
+    assert (mid["reports_sought"], mid["reports_assessed"]) == (len(full), 0)
+    assert mid["database_reports_awaiting_assessment"] == len(full)
+    decide(workspace, "ana", "full-text", {full[0]: "include", full[1]: "exclude"},
+           reason="no_patient_level_data")
+    later = counts()
+    assert (later["reports_assessed"], later["reports_included"]) == (2, 2 - 1)
+    # The sheet holds the HCC review's 87 studies, but not the record added for this test.
+    assert later["reports_included_not_extracted"] == 1
+
+
+def test_included_reports_not_yet_extracted_are_shown(workspace, run_cli, tmp_path):
+    full = _advance_all(workspace)
+    decide(workspace, "ana", "full-text", {full[0]: "include"})
+    out = run_cli("--project", workspace.root, "status")[1]
+    assert "1 included reports not yet extracted" in out
+    from review.screening.flow import prisma_counts_for
+    from review.screening.prisma import prisma_diagram
+
+    figure = prisma_diagram(prisma_counts_for(workspace))
+    texts = [" ".join(text.get_text().replace("\u00a0", " ").split())
+             for text in figure.axes[0].texts]
+    assert any("Reports not yet extracted (n = 1)" in text for text in texts)
+    assert any("Awaiting assessment" in text for text in texts)
+    # No record came via other methods: the box says so instead of "identified from".
+    assert any(text.startswith("Records identified via other methods") for text in texts)
+    assert not any("identified from (n" in text for text in texts)
+
+
+def test_rayyan_per_reviewer_decisions_go_to_their_reviewer(workspace, run_cli, tmp_path):
+    records = ids(workspace)
+    titles = {r.record_id: r.title for r in screening_state(workspace).records}
+    rayyan = tmp_path / "rayyan.csv"
+    with rayyan.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["key", "title", "notes"])
+        writer.writerow(["1", titles[records[0]],
+                         'RAYYAN-INCLUSION: {"Ana Lopez"=>"Included", "ben"=>"Excluded"} | '
+                         'RAYYAN-EXCLUSION-REASONS: No bone metastasis | USER-NOTES: '
+                         '{"Ana Lopez"=>["spine case"], "ben"=>["wrong tumour"]}'])
+        writer.writerow(["2", titles[records[1]], 'RAYYAN-INCLUSION: {"ben"=>"Excluded"}'])
+        writer.writerow(["3", titles[records[2]], ""])
+    status, out, _ = run_cli("--project", workspace.root, "screen", "import", rayyan,
+                             "--stage", "title-abstract", "--reviewer", "ben")
+    assert status == 0 and "2 decisions of ben imported" in out
+    assert "1 rows without a decision left undecided (rows 4)" in out
+    status, out, _ = run_cli("--project", workspace.root, "screen", "import", rayyan,
+                             "--stage", "title-abstract", "--reviewer", "ana")
+    assert "0 decisions of ana imported" in out
+    assert "2 rows hold Rayyan decisions of others only (Ana Lopez, ben)" in out
+    assert "(rows 2, 3)" in out and "--rayyan-name" in out
+    status, out, _ = run_cli("--project", workspace.root, "screen", "import", rayyan,
+                             "--stage", "title-abstract", "--reviewer", "ana",
+                             "--rayyan-name", "Ana Lopez")
+    assert status == 0 and "1 decisions of ana imported" in out
+    votes = screening_state(workspace).final["title-abstract"][records[0]].votes
+    assert (votes["ana"].decision, votes["ana"].note) == ("include", "spine case")
+    assert (votes["ben"].decision, votes["ben"].reason, votes["ben"].note) == (
+        "exclude", "no_bone_metastasis", "wrong tumour")
+
+
+def test_screen_import_keeps_notes_and_reads_one_list_exports(workspace, run_cli, tmp_path):
+    records = screening_state(workspace).candidates("title-abstract")
+    sheet = tmp_path / "decisions.csv"
+    sheet.write_text("title,decision,notes\n"
+                     f"\"{records[0].title}\",include,\"=> spine, see figure 2\"\n"
+                     f"\"{records[1].title}\",,\n")
+    status, out, _ = run_cli("--project", workspace.root, "screen", "import", sheet,
+                             "--stage", "title-abstract", "--reviewer", "ana")
+    assert "1 decisions of ana imported" in out and "1 rows without a decision" in out
+    mine = DecisionStore(workspace.screening_dir).read("title-abstract")
+    assert mine[0].note == "=> spine, see figure 2"
+    covidence = tmp_path / "covidence_included.csv"
+    covidence.write_text("Title,Authors,DOI,Covidence #\n"
+                         f"\"{records[2].title}\",X,{records[2].doi},#12\n")
+    status, out, _ = run_cli("--project", workspace.root, "screen", "import", covidence,
+                             "--stage", "title-abstract", "--reviewer", "ben", "--decision",
+                             "include")
+    assert status == 0 and "1 decisions of ben imported" in out
+    status, _, err = run_cli("--project", workspace.root, "screen", "import", covidence,
+                             "--stage", "title-abstract", "--reviewer", "ben")
+    assert status == 2 and "--decision" in err
+
+
+def test_adjudicate_takes_a_unique_prefix_of_the_record_id(workspace, run_cli):
+    records = ids(workspace)
+    first = records[0]
+    decide(workspace, "ana", "title-abstract", {first: "include"})
+    decide(workspace, "ben", "title-abstract", {first: "exclude"})
+    prefix = next(first[:n] for n in range(1, len(first) + 1)
+                  if sum(r.startswith(first[:n]) for r in records) == 1)
+    status, out, _ = run_cli("--project", workspace.root, "screen", "adjudicate", prefix,
+                             "--stage", "title-abstract", "--decision", "include",
+                             "--adjudicator", "judge")
+    assert status == 0 and out.startswith(f"{first}: include")
+    common = records[0]
+    while not all(record.startswith(common) for record in records):
+        common = common[:-1]
+    status, _, err = run_cli("--project", workspace.root, "screen", "adjudicate", common,
+                             "--stage", "title-abstract", "--decision", "include",
+                             "--adjudicator", "judge")
+    assert status == 2 and f"is the start of {len(records)} record ids" in err

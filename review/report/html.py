@@ -228,6 +228,10 @@ def _prisma(page: _Page, inputs: ReportInputs) -> None:
              f"{counts['studies_included']} studies and {counts['cases_included']} "
              "patients. Every count is derived from the records, the screening decisions and "
              "the extraction sheet.</p>")
+    if counts["reports_included_not_extracted"]:
+        page.missing(f"{counts['reports_included_not_extracted']} of the {reports} included "
+                     "reports are not yet in the extraction sheet: the studies and patients "
+                     "above are those extracted so far.")
     if counts["records_awaiting_screening"] or counts["reports_awaiting_assessment"]:
         page.missing(f"{counts['records_awaiting_screening']} records and "
                      f"{counts['reports_awaiting_assessment']} reports still await a decision "

@@ -8,8 +8,10 @@ the latest line counts; the history stays. Reviewers work on separate files, so 
 without conflicts.
 
 The final decision per record and stage: an adjudicator's latest decision, if any; else
-include when every reviewer who decided chose include or maybe; exclude when every one chose
-exclude; otherwise a conflict awaiting adjudication.
+the reviewers' common outcome: include when every reviewer who decided chose include (or, on
+title and abstract, maybe: an unsure record goes on to its full text); exclude or not retrieved
+when every one chose that; otherwise a conflict awaiting adjudication. At full text "maybe"
+never includes: it is a conflict until someone decides.
 """
 
 from __future__ import annotations
@@ -29,9 +31,13 @@ from review.protocol import Protocol
 
 STAGES = ("title-abstract", "full-text")
 CHOICES = ("include", "exclude", "maybe", "not-retrieved", "withdrawn")
-ADVANCING = {"include", "maybe"}
 REVIEWER_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
 ADJUDICATOR = "adjudicator"
+
+
+def outcome_of(choice: str, stage: str) -> str:
+    """What one vote means for the record: on title and abstract a maybe goes on."""
+    return "include" if choice == "maybe" and stage == "title-abstract" else choice
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,21 @@ def check_stage(stage: str, protocol: Protocol) -> str:
     return stage
 
 
+def resolve_record(name: str, known: Iterable[str], stage: str) -> str:
+    """The record id that `name` names: the id itself or any prefix only one id starts with."""
+    known = sorted(known)
+    if name in known:
+        return name
+    matching = [record for record in known if name and record.startswith(name)]
+    if len(matching) == 1:
+        return matching[0]
+    if not matching:
+        raise ReviewError(f"no record '{name}' at the {stage} stage")
+    shown = ", ".join(matching[:5]) + (", …" if len(matching) > 5 else "")
+    raise ReviewError(f"'{name}' is the start of {len(matching)} record ids at the {stage} "
+                      f"stage ({shown}); give more of it")
+
+
 def validate_decision(decision: Decision, protocol: Protocol, known: set[str]) -> None:
     """Refuse a decision for an unknown record, with an unknown choice or reason, or an
     exclusion at full text without a reason."""
@@ -79,6 +100,10 @@ def validate_decision(decision: Decision, protocol: Protocol, known: set[str]) -
         raise ReviewError("a full-text exclusion needs a reason from the protocol")
     if decision.decision == "not-retrieved" and decision.stage != "full-text":
         raise ReviewError("'not-retrieved' applies to full texts only")
+    if decision.role == ADJUDICATOR and decision.stage == "full-text" and \
+            decision.decision == "maybe":
+        raise ReviewError("an adjudication at full text settles the record: include, exclude "
+                          "or not-retrieved")
 
 
 class DecisionStore:
@@ -200,21 +225,19 @@ def final_decisions(decisions: Iterable[Decision]) -> dict[str, FinalDecision]:
         reviews = {who: d for who, d in votes.items() if not who.startswith(f"{ADJUDICATOR}:")}
         if adjudications:
             chosen = max(adjudications, key=lambda d: d.time)
-            outcome = "include" if chosen.decision in ADVANCING else chosen.decision
+            outcome = outcome_of(chosen.decision, chosen.stage)
+            if outcome == "maybe":  # an adjudicator's maybe from before full text refused it
+                outcome = "conflict"
             result[record] = FinalDecision(record, outcome, chosen.reason, True, reviews)
             continue
         if not reviews:
             continue
-        kinds = {d.decision for d in reviews.values()}
-        if kinds <= ADVANCING:
-            outcome, reason = "include", ""
-        elif kinds == {"exclude"}:
-            outcome = "exclude"
+        kinds = {outcome_of(d.decision, d.stage) for d in reviews.values()}
+        outcome, reason = "conflict", ""
+        if len(kinds) == 1 and kinds <= {"include", "exclude", "not-retrieved"}:
+            outcome = kinds.pop()
+        if outcome == "exclude":
             reasons = sorted({d.reason for d in reviews.values() if d.reason})
             reason = reasons[0] if len(reasons) == 1 else ""
-        elif kinds == {"not-retrieved"}:
-            outcome, reason = "not-retrieved", ""
-        else:
-            outcome, reason = "conflict", ""
         result[record] = FinalDecision(record, outcome, reason, False, reviews)
     return result

@@ -12,23 +12,31 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from review.errors import ReviewError
+from review.protocol import ExtractionSchema
 from review.screening.decisions import (
     ADJUDICATOR,
-    ADVANCING,
     Decision,
     DecisionStore,
     FinalDecision,
     final_decisions,
     latest_by_reviewer,
+    outcome_of,
 )
 from review.screening.dedup import DedupResult, deduplicate, kept_records, read_pair_decisions
-from review.search.records import Record, RecordStore, identified_via_other_methods
+from review.search.records import (
+    Record,
+    RecordStore,
+    identified_via_other_methods,
+    normalise_doi,
+)
 from review.transaction import settle
 from review.workspace import Workspace
 
@@ -80,22 +88,32 @@ class Agreement:
     ci_high: float
     statistic: str
 
+    @property
+    def kappa_defined(self) -> bool:
+        """Kappa is 0/0 when every reviewer gave every record the same decision."""
+        return bool(np.isfinite(self.kappa))
+
     def to_dict(self) -> dict[str, Any]:
+        def number(value: float) -> float | None:
+            return round(value, 4) if np.isfinite(value) else None
+
         return {"reviewers": list(self.reviewers), "records": self.records,
-                "percent_agreement": round(self.percent, 2), "kappa": round(self.kappa, 4),
-                "kappa_ci": [round(self.ci_low, 4), round(self.ci_high, 4)],
+                "percent_agreement": round(self.percent, 2), "kappa": number(self.kappa),
+                "kappa_ci": [number(self.ci_low), number(self.ci_high)],
                 "statistic": self.statistic}
 
 
+AGREEMENT_CATEGORIES = ("include", "exclude", "maybe")
+
+
 def _votes(decisions: list[Decision]) -> dict[str, dict[str, str]]:
-    """record → reviewer → advance or exclude (agreement is on the decision that matters:
-    whether the record goes on)."""
+    """record → reviewer → what the vote means for the record (on title and abstract a maybe
+    goes on, so it agrees with an include; at full text it agrees with nothing but a maybe)."""
     votes = {}
     for record, by_reviewer in latest_by_reviewer(decisions).items():
-        cast = {who: "advance" if d.decision in ADVANCING else "exclude"
-                for who, d in by_reviewer.items()
+        cast = {who: outcome_of(d.decision, d.stage) for who, d in by_reviewer.items()
                 if not who.startswith(f"{ADJUDICATOR}:") and d.decision in
-                (*ADVANCING, "exclude")}
+                AGREEMENT_CATEGORIES}
         if cast:
             votes[record] = cast
     return votes
@@ -114,17 +132,24 @@ def agreement(stage: str, decisions: list[Decision]) -> Agreement | None:
     shared = [cast for cast in votes.values() if set(cast) == set(reviewers)]
     if len(shared) < 2:
         return None
-    categories = ("advance", "exclude")
+    categories = AGREEMENT_CATEGORIES
     ratings = np.array([[categories.index(cast[r]) for r in reviewers] for cast in shared])
     percent = 100 * float(np.mean([len(set(row)) == 1 for row in ratings]))
     if len(reviewers) == 2:
-        table = np.zeros((2, 2))
+        table = np.zeros((len(categories), len(categories)))
         for first, second in ratings:
             table[first, second] += 1
-        result = cohens_kappa(table)
+        if len(np.unique(ratings)) == 1:
+            return Agreement(stage, reviewers, len(shared), percent, np.nan, np.nan, np.nan,
+                             "Cohen's kappa")
+        with np.errstate(invalid="ignore", divide="ignore"):  # its unused z-test of kappa 0
+            result = cohens_kappa(table)
         return Agreement(stage, reviewers, len(shared), percent, float(result.kappa),
                          float(result.kappa_low), float(result.kappa_upp), "Cohen's kappa")
-    counts, _ = aggregate_raters(ratings, n_cat=2)
+    counts, _ = aggregate_raters(ratings, n_cat=len(categories))
+    if len(np.unique(ratings)) == 1:
+        return Agreement(stage, reviewers, len(shared), percent, np.nan, np.nan, np.nan,
+                         "Fleiss' kappa (bootstrap CI)")
     kappa = float(fleiss_kappa(counts))
     generator = random.Random(20201)
     samples = []
@@ -139,8 +164,11 @@ def agreement(stage: str, decisions: list[Decision]) -> Agreement | None:
 
 
 def prisma_counts(state: ScreeningState, studies_included: int,
-                  cases_included: int, reason_labels: dict[str, str]) -> dict[str, Any]:
-    """Every count of the PRISMA 2020 flow diagram."""
+                  cases_included: int, reason_labels: dict[str, str],
+                  is_extracted: Callable[[Record], bool] | None = None) -> dict[str, Any]:
+    """Every count of the PRISMA 2020 flow diagram; `is_extracted` tells whether an included
+    report has its study in the extraction sheet (without it, included reports beyond the
+    number of studies count as not extracted)."""
     database = [r for r in state.records if not identified_via_other_methods(r)]
     other = [r for r in state.records if identified_via_other_methods(r)]
     title_abstract = state.final["title-abstract"]
@@ -149,14 +177,20 @@ def prisma_counts(state: ScreeningState, studies_included: int,
     def column(reports: list[Record]) -> dict[str, Any]:
         outcomes = [full_text.get(r.record_id) for r in reports]
         not_retrieved = sum(o is not None and o.decision == "not-retrieved" for o in outcomes)
-        assessed = [o for o in outcomes if o is not None and o.decision != "not-retrieved"]
+        # Assessed means decided: a report still awaiting its full-text decision is counted
+        # once, as awaiting, so sought = not retrieved + assessed + awaiting at every moment.
+        assessed = [o for o in outcomes if o is not None and o.decision in ("include", "exclude")]
         excluded = Counter(reason_labels.get(o.reason, o.reason or "reason not given")
                            for o in assessed if o.decision == "exclude")
+        included = [r for r, o in zip(reports, outcomes, strict=True)
+                    if o is not None and o.decision == "include"]
+        not_extracted = sum(not is_extracted(r) for r in included) if is_extracted else 0
         return {
             "sought": len(reports), "not_retrieved": not_retrieved,
-            "assessed": len(reports) - not_retrieved,
+            "assessed": len(assessed),
             "excluded": dict(sorted(excluded.items())),
-            "included": sum(o.decision == "include" for o in assessed),
+            "included": len(included),
+            "not_extracted": not_extracted,
             "awaiting": sum(o is None or o.decision == "conflict" for o in outcomes),
         }
 
@@ -191,6 +225,11 @@ def prisma_counts(state: ScreeningState, studies_included: int,
         "other_reports_excluded": others["excluded"],
         "other_reports_included": others["included"],
         "reports_awaiting_assessment": databases["awaiting"] + others["awaiting"],
+        "database_reports_awaiting_assessment": databases["awaiting"],
+        "other_reports_awaiting_assessment": others["awaiting"],
+        "reports_included_not_extracted": (
+            databases["not_extracted"] + others["not_extracted"] if is_extracted else
+            max(databases["included"] + others["included"] - studies_included, 0)),
         "studies_included": studies_included,
         "cases_included": cases_included,
     }
@@ -211,4 +250,25 @@ def prisma_counts_for(workspace: Workspace, state: ScreeningState | None = None
     cases = ensure_sheet(workspace.cases_path, schema)
     studies = cases[schema.study.key].replace("", None).dropna().nunique()
     labels = {reason.id: reason.label for reason in workspace.protocol.screening.exclusion_reasons}
-    return prisma_counts(state or screening_state(workspace), int(studies), len(cases), labels)
+    return prisma_counts(state or screening_state(workspace), int(studies), len(cases), labels,
+                         extracted_report_test(cases, schema))
+
+
+def extracted_report_test(cases: pd.DataFrame, schema: ExtractionSchema
+                          ) -> Callable[[Record], bool] | None:
+    """Whether a record's report is in the sheet: by the study id a record made from the sheet
+    carries, or by a PMID or DOI column of the sheet; None when the sheet has neither column,
+    so that no report can be told apart."""
+    if not any(spec.type in ("pmid", "doi") for spec in schema.fields):
+        return None
+    study_ids = set(cases[schema.study.key])
+    pmids: set[str] = set()
+    dois: set[str] = set()
+    for spec in schema.fields:
+        if spec.name in cases and spec.type == "pmid":
+            pmids |= {value.strip() for value in cases[spec.name] if value}
+        elif spec.name in cases and spec.type == "doi":
+            dois |= {normalise_doi(value) for value in cases[spec.name] if value}
+    return lambda record: (record.extra.get("study_id") in study_ids
+                           or (bool(record.pmid) and record.pmid in pmids)
+                           or (bool(record.doi) and normalise_doi(record.doi) in dois))

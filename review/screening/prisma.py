@@ -127,10 +127,12 @@ def _lines(title: str, entries: dict[str, int] | None = None, total: int | None 
 def _reports_rows(counts: dict[str, Any], prefix: str) -> list[tuple[int, str, str]]:
     """The retrieval and assessment boxes of one column: 'other_' for other methods."""
     excluded = counts[f"{prefix}reports_excluded"]
+    awaiting = counts[f"{prefix or 'database_'}reports_awaiting_assessment"]
     return [
         (50, f"Reports sought for retrieval\n(n = {counts[f'{prefix}reports_sought']})",
          f"Reports not retrieved\n(n = {counts[f'{prefix}reports_not_retrieved']})"),
-        (34, f"Reports assessed for eligibility\n(n = {counts[f'{prefix}reports_assessed']})",
+        (34, f"Reports assessed for eligibility\n(n = {counts[f'{prefix}reports_assessed']})"
+             + (f"\nAwaiting assessment (n = {awaiting})" if awaiting else ""),
          _lines("Reports excluded", excluded, sum(excluded.values()))),
     ]
 
@@ -175,19 +177,25 @@ def prisma_diagram(counts: dict[str, Any]) -> Figure:
                                    f"(n = {counts['duplicates_removed']})")
     _arrow(ax, (left + width + 0.4, 83.5), (middle - 0.4, 83.5))
     _column(ax, left, width, middle, width, [
-        (64, f"Records screened\n(n = {counts['records_screened']})",
+        (64, f"Records screened\n(n = {counts['records_screened']})"
+             + (f"\nAwaiting a decision (n = {counts['records_awaiting_screening']})"
+                if counts["records_awaiting_screening"] else ""),
          f"Records excluded\n(n = {counts['records_excluded']})"),
         *_reports_rows(counts, ""),
     ])
     other = counts["identified_other_methods"]
-    _box(ax, right, 78, width, 11, _lines("Records identified from", other,
+    _box(ax, right, 78, width, 11, _lines("Records identified from" if other else
+                                          "Records identified via other methods", other,
                                           sum(other.values())))
     _column(ax, right, width, right + width + 3, 16, _reports_rows(counts, "other_"))
     reports = counts["reports_included"] + counts["other_reports_included"]
+    waiting = counts["reports_included_not_extracted"]
     _box(ax, left, 4, width + 4, 9, f"Studies included in review\n(n = "
                                     f"{counts['studies_included']})\nReports of included "
                                     f"studies (n = {reports})\nPatients (n = "
-                                    f"{counts['cases_included']})", "#E8F1E4")
+                                    f"{counts['cases_included']})"
+                                    + (f"\nReports not yet extracted (n = {waiting})"
+                                       if waiting else ""), "#E8F1E4")
     _arrow(ax, (left + width / 2, 33.4), (left + width / 2, 13.6))
     _arrow(ax, (right + width / 2, 33.4), (left + width + 4.4, 9))
     ax.text(99, 0.5, "PRISMA 2020 flow diagram (Page et al., BMJ 2021;372:n71)", ha="right",

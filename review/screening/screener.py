@@ -26,6 +26,9 @@ CLEAR = "\x1b[2J\x1b[H"
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 HELP = ("[i] include  [e] exclude  [m] maybe  [n] note  [u] undo  [b] back  [f] forward  "
         "[q] quit")
+FULL_TEXT_HELP = HELP.replace("[m] maybe", "[m] maybe  [r] not retrieved")
+KEYS = {"i": "include", "e": "exclude", "m": "maybe"}
+FULL_TEXT_KEYS = {**KEYS, "r": "not-retrieved"}
 
 
 def plain(text: str) -> str:
@@ -75,7 +78,7 @@ def render(record: Record, position: int, total: int, done: int, rate: float, st
         reason = f" ({own.reason})" if own.reason else ""
         lines.append(f"{BOLD}Your decision: {own.decision}{reason}{RESET}"
                      + (f" · note: {plain(own.note)}" if own.note else ""))
-    lines.append(HELP)
+    lines.append(FULL_TEXT_HELP if stage == "full-text" else HELP)
     return CLEAR + "\r\n".join(lines) + "\r\n"
 
 
@@ -100,8 +103,10 @@ class Screener:
         self.protocol, self.store, self.records = protocol, store, records
         self.stage, self.reviewer, self.keys, self.out = stage, reviewer, keys, out
         self.started = time.monotonic()
-        self.decided_here = 0
+        # Records, not key presses: a redo after an undo is still one record decided.
+        self.decided_here: set[str] = set()
         self.history: list[str] = []
+        self.keymap = FULL_TEXT_KEYS if stage == "full-text" else KEYS
 
     def own(self) -> dict[str, Decision]:
         """This reviewer's latest decisions; nobody else's are ever read for display."""
@@ -153,10 +158,11 @@ class Screener:
         self.store.append([Decision(record.record_id, self.stage, self.reviewer, choice,
                                     reason, note, time=now())])
         self.history.append(record.record_id)
-        self.decided_here += 1
+        self.decided_here.add(record.record_id)
 
     def run(self) -> int:
-        """Screen until every record is decided or the reviewer quits; returns decisions made."""
+        """Screen until every record is decided or the reviewer quits; returns how many records
+        this session decided (an undone decision not counted)."""
         decisions = self.own()
         position = next((i for i, r in enumerate(self.records)
                          if r.record_id not in decisions), len(self.records))
@@ -170,12 +176,12 @@ class Screener:
                     self.out.write(f"{CLEAR}All {len(self.records)} records of the "
                                    f"{self.stage} stage are screened by {self.reviewer}.\r\n")
                     self.out.flush()
-                    return self.decided_here
+                    return len(self.decided_here)
                 position = undecided[0]
             record = self.records[position]
             minutes = max((time.monotonic() - self.started) / 60, 1e-9)
             self.out.write(render(record, position, len(self.records), len(decisions),
-                                  self.decided_here / minutes, self.stage,
+                                  len(self.decided_here) / minutes, self.stage,
                                   decisions.get(record.record_id), self.protocol))
             if note:
                 self.out.write(f"note to save with the next decision: {plain(note)}\r\n")
@@ -184,9 +190,9 @@ class Screener:
             if key == "q":
                 self.out.write("\r\nStopped; run the same command to continue.\r\n")
                 self.out.flush()
-                return self.decided_here
-            if key in ("i", "e", "m"):
-                self.decide(record, {"i": "include", "e": "exclude", "m": "maybe"}[key], note)
+                return len(self.decided_here)
+            if key in self.keymap:
+                self.decide(record, self.keymap[key], note)
                 note = ""
                 position += 1
             elif key == "n":
@@ -195,6 +201,8 @@ class Screener:
                 last = self.history.pop()
                 self.store.append([Decision(last, self.stage, self.reviewer, "withdrawn",
                                             time=now())])
+                if last not in self.history:
+                    self.decided_here.discard(last)
                 position = next(i for i, r in enumerate(self.records) if r.record_id == last)
             elif key == "b":
                 position = max(position - 1, 0)
