@@ -259,33 +259,46 @@ def cmd_build(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _lint_lines(workspace: Workspace, problems: list) -> list[str]:
+    """Each lint message at the protocol line of the term it names."""
+    from review.protocol import yaml_lines
+
+    lines = yaml_lines(workspace.protocol_path.read_text(encoding="utf-8"))
+    return [f"{shown(workspace.protocol_path)}"
+            + (f":{lines[problem.where]}" if problem.where in lines else "")
+            + f": search query: {problem}" for problem in problems]
+
+
 def cmd_search_query(args: argparse.Namespace) -> int:
-    from review.search.query import build_query, lint_query, query_structure
+    from review.protocol import yaml_lines
+    from review.search.query import build_query, has_errors, lint_search, query_structure
 
     workspace = _workspace(args)
     query = build_query(workspace.protocol.search)
-    problems = lint_query(query)
+    problems = lint_search(workspace.protocol.search)
     if args.format == "json":
+        lines = yaml_lines(workspace.protocol_path.read_text(encoding="utf-8"))
         print(json.dumps({**query_structure(workspace.protocol.search),
-                          "lint": [str(p) for p in problems]}, indent=2, ensure_ascii=False))
+                          "lint": [p.to_dict(lines) for p in problems]}, indent=2,
+                         ensure_ascii=False))
     else:
         print(query)
-    for problem in problems:
-        print(f"{shown(workspace.protocol_path)}: search query: {problem}", file=sys.stderr)
-    return EXIT_DATA if problems else EXIT_OK
+    for line in _lint_lines(workspace, problems):
+        print(line, file=sys.stderr)
+    return EXIT_DATA if has_errors(problems) else EXIT_OK
 
 
 def cmd_search_run(args: argparse.Namespace) -> int:
     from review.search.eutils import EutilsClient, EutilsConfig
-    from review.search.query import build_query, lint_query
+    from review.search.query import build_query, has_errors, lint_search
     from review.search.run import run_search
 
     workspace = _workspace(args)
     query = build_query(workspace.protocol.search)
-    problems = lint_query(query)
-    if problems:
-        raise ReviewError(f"{workspace.protocol_path}: the search query does not lint: "
-                          f"{problems[0]}")
+    problems = [p for p in lint_search(workspace.protocol.search) if p.severity == "error"]
+    if has_errors(problems):
+        raise ReviewError(f"the search query does not lint: {_lint_lines(workspace, problems)[0]}"
+                          " ('review search query' lists every problem)")
     overrides = {name: value for name, value in (("batch_size", args.batch_size),
                                                  ("timeout", args.timeout),
                                                  ("max_attempts", args.max_attempts))

@@ -7,6 +7,8 @@ edits the protocol by hand knows exactly what to change.
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -118,10 +120,33 @@ class MeshHeading:
     explode: bool = True
 
 
+MAX_PROXIMITY_PHRASES = 64
+
+
 @dataclass(frozen=True)
 class ProximityTerm:
-    phrase: str
+    """Words at most `distance` words apart in title or abstract. PubMed matches each word of
+    a proximity search exactly (no truncation, no plurals), so each position lists its forms
+    and the query asks for every combination."""
+
+    words: tuple[tuple[str, ...], ...]
     distance: int
+
+    @property
+    def phrase(self) -> str:
+        return " ".join(forms[0] for forms in self.words)
+
+    @property
+    def phrases(self) -> list[str]:
+        return [" ".join(choice) for choice in itertools.product(*self.words)]
+
+    @property
+    def has_forms(self) -> bool:
+        return any(len(forms) > 1 for forms in self.words)
+
+    def describe(self) -> str:
+        """The words as a reader sees them: 'metastasis/metastases vertebra/vertebral'."""
+        return " ".join("/".join(forms) for forms in self.words)
 
 
 @dataclass(frozen=True)
@@ -263,10 +288,10 @@ class _Checker:
     """Reads a parsed YAML tree and collects every error with the key path it belongs to."""
 
     def __init__(self) -> None:
-        self.errors: list[str] = []
+        self.errors: list[tuple[str, str]] = []
 
     def fail(self, path: str, message: str) -> None:
-        self.errors.append(f"{path}: {message}" if path else message)
+        self.errors.append((path, message))
 
     def mapping(
         self, value: Any, path: str, required: tuple[str, ...], optional: tuple[str, ...] = ()
@@ -505,6 +530,35 @@ def _parse_extraction(check: _Checker, raw: Any, path: str) -> ExtractionSchema:
     )
 
 
+def _proximity_words(check: _Checker, data: dict[str, Any], path: str
+                     ) -> tuple[tuple[str, ...], ...]:
+    """`phrase: metastasis vertebra` (one form per word) or `words:` listing each word's
+    forms, e.g. `[[metastasis, metastases], [vertebra, vertebrae, vertebral]]`."""
+    if ("phrase" in data) == ("words" in data):
+        check.fail(path, "give either phrase (exact words) or words (the forms of each word)")
+        return ()
+    if "phrase" in data:
+        return tuple((word,) for word in check.text(data["phrase"], _join(path, "phrase")).split())
+    raw = data["words"]
+    if not isinstance(raw, list) or not raw:
+        check.fail(_join(path, "words"), "must list the words, each a word or a list of its "
+                                         "forms")
+        return ()
+    words = []
+    for index, forms in enumerate(raw):
+        where = f"{_join(path, 'words')}[{index}]"
+        listed = check.texts(forms if isinstance(forms, list) else [forms], where,
+                             allow_empty=False)
+        if any(len(form.split()) != 1 for form in listed):
+            check.fail(where, "each form is one word")
+        words.append(listed)
+    combinations = math.prod(len(forms) for forms in words)
+    if combinations > MAX_PROXIMITY_PHRASES:
+        check.fail(_join(path, "words"), f"{combinations} combinations of forms; at most "
+                                         f"{MAX_PROXIMITY_PHRASES}")
+    return tuple(words)
+
+
 def _parse_search(check: _Checker, raw: Any, path: str) -> SearchSpec:
     data = check.mapping(raw, path, ("concepts",),
                          ("databases", "other_methods", "exclude", "limits"))
@@ -515,6 +569,8 @@ def _parse_search(check: _Checker, raw: Any, path: str) -> SearchSpec:
         headings = []
         for mesh_path, mesh in check.objects(concept.get("mesh"), _join(concept_path, "mesh"),
                                              allow_empty=True):
+            if isinstance(mesh, str):  # a heading alone: exploded, not major, no subheading
+                mesh = {"heading": mesh}
             mesh_data = check.mapping(mesh, mesh_path, ("heading",),
                                       ("subheading", "major", "explode"))
             headings.append(MeshHeading(
@@ -528,14 +584,13 @@ def _parse_search(check: _Checker, raw: Any, path: str) -> SearchSpec:
         for near_path, near in check.objects(concept.get("tiab_proximity"),
                                              _join(concept_path, "tiab_proximity"),
                                              allow_empty=True):
-            near_data = check.mapping(near, near_path, ("phrase", "distance"))
+            near_data = check.mapping(near, near_path, ("distance",), ("phrase", "words"))
             distance = check.number(near_data.get("distance"), _join(near_path, "distance"))
             if distance is not None and (distance < 0 or distance != int(distance)):
                 check.fail(_join(near_path, "distance"), "must be a whole number of words ≥ 0")
-            proximity.append(ProximityTerm(
-                phrase=check.text(near_data.get("phrase"), _join(near_path, "phrase")),
-                distance=int(distance or 0),
-            ))
+            words = _proximity_words(check, near_data, near_path)
+            if words:
+                proximity.append(ProximityTerm(words=words, distance=int(distance or 0)))
         built = SearchConcept(
             id=_identifier(check, concept.get("id"), _join(concept_path, "id")),
             label=check.text(concept.get("label"), _join(concept_path, "label")),
@@ -780,8 +835,10 @@ def _parse_analysis(
     )
 
 
-def parse_protocol(document: Any, source: str = "protocol", path: Path | None = None) -> Protocol:
-    """Validate a parsed protocol document; raise `ReviewError` listing every wrong key."""
+def parse_protocol(document: Any, source: str = "protocol", path: Path | None = None,
+                   lines: dict[str, int] | None = None) -> Protocol:
+    """Validate a parsed protocol document; raise `ReviewError` listing every wrong key, at
+    its line when `lines` (from `yaml_lines`) is given."""
     check = _Checker()
     data = check.mapping(
         document, "",
@@ -826,10 +883,47 @@ def parse_protocol(document: Any, source: str = "protocol", path: Path | None = 
         path=path,
     )
     if check.errors:
-        shown = check.errors[:20]
+        lines = lines or {}
+        shown = [_located(source, lines, path, message) for path, message in check.errors[:20]]
         more = f" (and {len(check.errors) - 20} more)" if len(check.errors) > 20 else ""
-        raise ReviewError(f"{source}: " + f"\n{source}: ".join(shown) + more)
+        raise ReviewError("\n".join(shown) + more)
     return protocol
+
+
+def _located(source: str, lines: dict[str, int], path: str, message: str) -> str:
+    """`FILE:LINE: key.path: message`, the line of the key or of the nearest enclosing one."""
+    enclosing = path
+    while enclosing and enclosing not in lines:
+        shorter = re.sub(r"(\.[^.\[]*|\[\d+\])$", "", enclosing)
+        enclosing = shorter if shorter != enclosing else ""
+    where = f"{source}:{lines[enclosing]}" if enclosing in lines else source
+    return f"{where}: {path}: {message}" if path else f"{where}: {message}"
+
+
+def yaml_lines(text: str) -> dict[str, int]:
+    """The line of every key and list item of a YAML document, by the key paths the protocol
+    errors use (`search.concepts[0].mesh[1]`)."""
+    lines: dict[str, int] = {}
+
+    def walk(node: yaml.Node, path: str) -> None:
+        lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                child = _join(path, str(key.value))
+                lines[child] = key.start_mark.line + 1
+                walk(value, child)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                walk(item, f"{path}[{index}]")
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return {}
+    if root is not None:
+        walk(root, "")
+    lines.pop("", None)
+    return lines
 
 
 def load_protocol(path: str | os.PathLike) -> Protocol:
@@ -845,4 +939,4 @@ def load_protocol(path: str | os.PathLike) -> Protocol:
         raise ReviewError(f"{where}: not valid YAML: {problem}") from None
     if document is None:
         raise ReviewError(f"{path}: empty protocol")
-    return parse_protocol(document, source=str(path), path=path)
+    return parse_protocol(document, source=str(path), path=path, lines=yaml_lines(text))

@@ -116,7 +116,7 @@ def render_protocol_markdown(protocol: Protocol, source_name: str) -> str:
             for heading in concept.mesh
         )
         terms = [*concept.tiab,
-                 *(f'"{near.phrase}" within {near.distance} words'
+                 *(f'"{near.describe()}" within {near.distance} words'
                    for near in concept.tiab_proximity)]
         lines.append(f"| {concept.label} | {_cell(headings)} | {_cell('; '.join(terms))} | "
                      f"{_cell('; '.join(concept.publication_types))} |")

@@ -116,3 +116,56 @@ def test_protocol_check_fails_on_stale_markdown(hcc_workspace, run_cli):
     assert "out of date" in out
     assert run_cli("--project", hcc_workspace.root, "protocol", "render")[0] == 0
     assert run_cli("--project", hcc_workspace.root, "protocol", "check")[0] == 0
+
+
+def _protocol_file(tmp_path: Path, old: str, new: str) -> Path:
+    text = PROTOCOL_PATH.read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / "p.yaml"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return path
+
+
+def _line_of(path: Path, text: str) -> int:
+    return next(number for number, line in enumerate(path.read_text().splitlines(), start=1)
+                if text in line)
+
+
+def test_a_protocol_error_names_its_yaml_line(tmp_path: Path):
+    path = _protocol_file(tmp_path, "      type: integer\n", "      type: intger\n")
+    with pytest.raises(ReviewError) as caught:
+        load_protocol(path)
+    assert f"p.yaml:{_line_of(path, 'type: intger')}: extraction.fields[" in str(caught.value)
+    # A missing key is reported at the line of the mapping that lacks it.
+    path = _protocol_file(tmp_path, "          distance: 3\n", "")
+    with pytest.raises(ReviewError) as caught:
+        load_protocol(path)
+    first = _line_of(path, "- words: [[metastasis")
+    assert (f"p.yaml:{first}: search.concepts[1].tiab_proximity[0].distance: missing"
+            in str(caught.value))
+
+
+def test_a_mesh_heading_may_be_a_plain_string(tmp_path: Path):
+    path = _protocol_file(tmp_path, "        - heading: Spinal Cord Compression\n",
+                          "        - Spinal Cord Compression\n")
+    heading = load_protocol(path).search.concepts[1].mesh[-1]
+    assert (heading.heading, heading.subheading, heading.major, heading.explode) == (
+        "Spinal Cord Compression", None, False, True)
+
+
+def test_proximity_words_list_their_forms():
+    from review.search.query import build_query
+
+    protocol = load_protocol(PROTOCOL_PATH)
+    near = protocol.search.concepts[1].tiab_proximity[0]
+    assert near.describe() == "metastasis/metastases/metastatic vertebra/vertebrae/vertebral"
+    assert len(near.phrases) == 9
+    query = build_query(protocol.search)
+    assert '"metastases vertebral"[tiab:~3]' in query
+    assert '"metastatic vertebrae"[tiab:~3]' in query
+    both = broken(lambda d: d["search"]["concepts"][1]["tiab_proximity"][0].update(
+        phrase="metastasis vertebra"))
+    assert "give either phrase (exact words) or words" in error_of(both)
+    many = broken(lambda d: d["search"]["concepts"][1]["tiab_proximity"][0].update(
+        words=[[f"a{i}" for i in range(9)], [f"b{i}" for i in range(9)]]))
+    assert "81 combinations of forms; at most 64" in error_of(many)

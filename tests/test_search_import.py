@@ -467,3 +467,45 @@ def test_a_thousand_record_export_with_duplicates_adds_a_thousand_and_counts_add
     assert (f"Records identified: 1200 from databases and registers, 0 via other methods. "
             f"After removing {status['duplicates_removed']} duplicates, "
             f"{status['records_screened']} records were screened") in page
+
+
+@pytest.mark.parametrize(
+    ("query", "code"),
+    [("RCC[mh][tiab]", "Q009"), ("renal [tiab]", "Q009"),
+     ('"spine OR vertebra"[tiab]', "Q010"), ('"metastasis"[tiab:~3]', "Q011")],
+)
+def test_lint_codes_for_terms_pubmed_misreads(query, code):
+    assert code in {message.code for message in lint_query(query)}
+
+
+def test_lint_of_the_protocol_names_the_term_and_both_formats_fail_alike(
+        run_cli, hcc_workspace):
+    path = hcc_workspace.protocol_path
+    text = path.read_text()
+    text = text.replace("        - hepatoma*\n", "        - hepatoma*\n        - HCC[mh]\n", 1)
+    text = text.replace("        - words: [[metastasis, metastases, metastatic], [skull]]\n",
+                        "        - phrase: metastasis skull\n", 1)
+    path.write_text(text)
+    line = next(n for n, row in enumerate(text.splitlines(), start=1) if "- HCC[mh]" in row)
+    status, out, err = run_cli("--project", hcc_workspace.root, "search", "query")
+    assert status == 1 and out.startswith("(((")
+    assert (f"hcc-bone-metastasis.yaml:{line}: search query: Q009 error at "
+            "search.concepts[0].tiab[") in err and "'HCC[mh]'" in err
+    assert "Q012 warning at search.concepts[1].tiab_proximity[1] 'metastasis skull'" in err
+    status, out, _ = run_cli("--project", hcc_workspace.root, "search", "query", "--format",
+                             "json")
+    assert status == 1
+    lint = json.loads(out)["lint"]
+    assert {(m["code"], m["severity"], m["line"]) for m in lint} >= {("Q009", "error", line)}
+    status, _, err = run_cli("--project", hcc_workspace.root, "search", "run", "--eutils-url",
+                             "http://127.0.0.1:9/")
+    assert status == 2 and "does not lint" in err and "Q009" in err
+
+
+def test_a_proximity_warning_does_not_fail_the_lint(run_cli, hcc_workspace):
+    path = hcc_workspace.protocol_path
+    path.write_text(path.read_text().replace(
+        "        - words: [[metastasis, metastases, metastatic], [skull]]\n",
+        "        - phrase: metastasis skull\n", 1))
+    status, _, err = run_cli("--project", hcc_workspace.root, "search", "query")
+    assert status == 0 and "Q012 warning" in err

@@ -274,7 +274,7 @@ def _methods(page: _Page, inputs: ReportInputs) -> None:
         "concept": concept.label,
         "mesh": "; ".join(h.heading + (f"/{h.subheading}" if h.subheading else "")
                           for h in concept.mesh),
-        "terms": "; ".join([*concept.tiab, *(f'"{p.phrase}" within {p.distance} words'
+        "terms": "; ".join([*concept.tiab, *(f'"{p.describe()}" within {p.distance} words'
                                              for p in concept.tiab_proximity)]),
         "types": "; ".join(concept.publication_types)} for concept in search.concepts])
     if len(concepts):

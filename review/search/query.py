@@ -6,6 +6,7 @@ the query means what the protocol says whatever order PubMed reads it in.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -35,13 +36,25 @@ def mesh_clause(heading: MeshHeading) -> str:
     return f'"{term}"[{tag}]'
 
 
-def concept_clauses(concept: SearchConcept) -> list[str]:
-    """The ORed parts of a concept: MeSH, title/abstract terms, proximity, publication types."""
-    parts = [mesh_clause(heading) for heading in concept.mesh]
-    parts += [f"{_quoted(term)}[tiab]" for term in concept.tiab]
-    parts += [f'"{near.phrase}"[tiab:~{near.distance}]' for near in concept.tiab_proximity]
-    parts += [f'"{kind}"[pt]' for kind in concept.publication_types]
+def located_clauses(concept: SearchConcept, path: str) -> list[tuple[str, str, str]]:
+    """(clause, protocol key path, protocol term) for each ORed part of a concept: MeSH,
+    title/abstract terms, proximity (one clause per combination of word forms), publication
+    types."""
+    parts = [(mesh_clause(heading), f"{path}.mesh[{i}]", heading.heading)
+             for i, heading in enumerate(concept.mesh)]
+    parts += [(f"{_quoted(term)}[tiab]", f"{path}.tiab[{i}]", term)
+              for i, term in enumerate(concept.tiab)]
+    parts += [(f'"{phrase}"[tiab:~{near.distance}]', f"{path}.tiab_proximity[{i}]",
+               near.describe())
+              for i, near in enumerate(concept.tiab_proximity) for phrase in near.phrases]
+    parts += [(f'"{kind}"[pt]', f"{path}.publication_types[{i}]", kind)
+              for i, kind in enumerate(concept.publication_types)]
     return parts
+
+
+def concept_clauses(concept: SearchConcept) -> list[str]:
+    """The ORed parts of a concept."""
+    return [clause for clause, _, _ in located_clauses(concept, "")]
 
 
 def _limits(spec: SearchSpec) -> list[str]:
@@ -77,14 +90,56 @@ def query_structure(spec: SearchSpec) -> dict[str, Any]:
 
 @dataclass(frozen=True, order=True)
 class LintMessage:
-    """A problem in a query string, with a stable code and the character position."""
+    """A problem in a query string, with a stable code and the character position; from
+    `lint_search`, also the protocol key and term it comes from. A warning does not stop a
+    search; an error does."""
 
     position: int
     code: str
     message: str
+    where: str = ""
+    term: str = ""
+    severity: str = "error"
 
     def __str__(self) -> str:
-        return f"{self.code} at character {self.position + 1}: {self.message}"
+        place = (f"{self.where} '{self.term}'" if self.where
+                 else f"character {self.position + 1}")
+        return f"{self.code} {self.severity} at {place}: {self.message}"
+
+    def to_dict(self, lines: dict[str, int] | None = None) -> dict[str, Any]:
+        return {"code": self.code, "severity": self.severity, "where": self.where or None,
+                "line": (lines or {}).get(self.where), "term": self.term or None,
+                "position": self.position + 1, "message": self.message}
+
+
+def lint_search(spec: SearchSpec) -> list[LintMessage]:
+    """Lint each protocol term on its own, so every message names the key it comes from
+    (`search.concepts[1].tiab[0]`), then the assembled query for what only it can show."""
+    found: list[LintMessage] = []
+    for index, concept in enumerate(spec.concepts):
+        for clause, where, term in located_clauses(concept, f"search.concepts[{index}]"):
+            for message in lint_query(clause):
+                found.append(dataclasses.replace(message, where=where, term=term))
+        for near_index, near in enumerate(concept.tiab_proximity):
+            if not near.has_forms:
+                found.append(LintMessage(
+                    0, "Q012", f"'{near.phrase}' is matched word for word: PubMed cannot "
+                               "truncate a proximity search, so it misses other forms (plurals, "
+                               "adjectives); list each word's forms with words:",
+                    f"search.concepts[{index}].tiab_proximity[{near_index}]",
+                    near.describe(), "warning"))
+    for index, block in enumerate(spec.exclude):
+        for message in lint_query(block.query):
+            found.append(dataclasses.replace(message, where=f"search.exclude[{index}].query",
+                                             term=block.query))
+    if not any(message.severity == "error" for message in found):
+        found += lint_query(build_query(spec))
+    unique = list(dict.fromkeys(found))
+    return sorted(unique, key=lambda m: (m.where, m.position, m.code))
+
+
+def has_errors(messages: list[LintMessage]) -> bool:
+    return any(message.severity == "error" for message in messages)
 
 
 _TOKEN = re.compile(r'"[^"]*"(\[[^\]]*\])?|\(|\)|\[[^\]]*\]|[^\s()"\[]+(\[[^\]]*\])?')
@@ -99,6 +154,7 @@ def lint_query(query: str) -> list[LintMessage]:
         return found
     depth = 0
     previous = ""
+    previous_end = -1
     for match in _TOKEN.finditer(query):
         token, position = match.group(0), match.start()
         if token == "(":
@@ -120,9 +176,16 @@ def lint_query(query: str) -> list[LintMessage]:
         elif token.lower() in ("and", "or", "not"):
             found.append(LintMessage(position, "Q005", f"boolean operator '{token}' must be "
                                                        "upper case"))
+        elif token.startswith("["):
+            attached = match.start() == previous_end and previous.endswith("]")
+            found.append(LintMessage(position, "Q009", (
+                f"a second field tag {token} on one term: PubMed reads one tag per term, so "
+                "search the term twice, once per tag, ORed") if attached else (
+                f"field tag {token} without a term before it")))
         else:
             found += _lint_term(token, position)
         previous = token
+        previous_end = match.end()
     if depth > 0:
         found.append(LintMessage(len(query) - 1, "Q001", f"{depth} unclosed parenthes"
                                                          f"{'is' if depth == 1 else 'es'}"))
@@ -143,6 +206,16 @@ def _lint_term(token: str, position: int) -> list[LintMessage]:
             found.append(LintMessage(position, "Q008", "truncation cannot be combined with a "
                                                        "proximity search"))
     words = body.strip('"').split()
+    if body.startswith('"'):
+        for word in words:
+            if word in ("AND", "OR", "NOT"):
+                found.append(LintMessage(position, "Q010", f"'{word}' inside a quoted phrase is "
+                                                           "searched as a word, not as an "
+                                                           "operator: quote each term apart"))
+    if tag_match and PROXIMITY_TAG.fullmatch(tag_match.group(1).strip().lower()) and \
+            len(words) < 2:
+        found.append(LintMessage(position, "Q011", "a proximity search needs two or more "
+                                                   "words in quotes"))
     if "*" in body:
         for word in words:
             stem = word.rstrip("*")
