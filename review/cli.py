@@ -53,13 +53,24 @@ def _print_problems(problems: DataProblems) -> None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from review.workspace import create_workspace
+    from review.workspace import create_workspace, start_git_repository
 
     workspace = create_workspace(args.directory, args.from_protocol)
     print(f"created review workspace {shown(workspace.root)} with protocol "
           f"{shown(workspace.protocol_path)}")
-    print(f"next: edit the protocol, then 'review --project {shown(workspace.root)} "
-          "protocol render'")
+    if not args.no_git:
+        print(start_git_repository(workspace.root))
+    project = f"review --project {shown(workspace.root)}"
+    print("next steps:\n"
+          f"  1. edit {shown(workspace.protocol_path)}: question, search concepts, reviewers, "
+          "exclusion reasons, extraction fields and the analysis section\n"
+          f"  2. {project} protocol render      # the readable protocol; 'protocol check' "
+          "keeps the two in step\n"
+          f"  3. {project} search query         # the PubMed query, linted\n"
+          f"  4. {project} search run, or import FILE --source NAME\n"
+          f"  5. {project} dedup, then screen --stage title-abstract --reviewer NAME\n"
+          f"  6. {project} extract template --out sheet.xlsx, fill it, extract import it\n"
+          f"  7. {project} build                # tables, figures and the report")
     return EXIT_OK
 
 
@@ -510,7 +521,7 @@ def cmd_screen_adjudicate(args: argparse.Namespace) -> int:
         ADJUDICATOR,
         Decision,
         DecisionStore,
-        check_reviewer,
+        check_adjudicator,
         check_stage,
         now,
         resolve_record,
@@ -520,7 +531,7 @@ def cmd_screen_adjudicate(args: argparse.Namespace) -> int:
 
     workspace = _workspace(args)
     stage = check_stage(args.stage, workspace.protocol)
-    adjudicator = check_reviewer(args.adjudicator, workspace.protocol)
+    adjudicator = check_adjudicator(args.adjudicator, workspace.protocol)
     known = {r.record_id for r in screening_state(workspace).candidates(stage)}
     record = resolve_record(args.record, known, stage)
     decision = Decision(record, stage, adjudicator, args.decision, args.reason or "",
@@ -572,11 +583,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     init = commands.add_parser("init", help="create a new review workspace",
                                description="Create a review workspace: protocols/, data/ and "
-                                           "reports/, with a protocol and an empty sheet.")
+                                           "reports/, with a protocol and an empty sheet, "
+                                           "under git.")
     init.add_argument("directory", metavar="DIR", help="the new workspace (must not exist or "
                                                        "be empty)")
     init.add_argument("--from", dest="from_protocol", metavar="PROTOCOL",
                       help="copy this protocol YAML instead of the commented template")
+    init.add_argument("--no-git", action="store_true",
+                      help="do not start a git repository (one is started, and the workspace "
+                           "committed, unless a repository already encloses DIR)")
     init.set_defaults(handler=cmd_init)
 
     protocol = commands.add_parser("protocol", help="check or render the protocol",

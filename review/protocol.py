@@ -194,6 +194,7 @@ class ScreeningSpec:
     exclusion_reasons: tuple[ExclusionReason, ...]
     include_keywords: tuple[str, ...]
     exclude_keywords: tuple[str, ...]
+    adjudicators: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -636,7 +637,8 @@ def _parse_search(check: _Checker, raw: Any, path: str) -> SearchSpec:
 
 
 def _parse_screening(check: _Checker, raw: Any, path: str) -> ScreeningSpec:
-    data = check.mapping(raw, path, ("stages", "exclusion_reasons"), ("keywords", "reviewers"))
+    data = check.mapping(raw, path, ("stages", "exclusion_reasons"),
+                         ("keywords", "reviewers", "adjudicators"))
     stages = check.texts(data.get("stages"), _join(path, "stages"), allow_empty=False)
     for i, stage in enumerate(stages):
         check.member(stage, ("title-abstract", "full-text"), f"{path}.stages[{i}]")
@@ -652,9 +654,11 @@ def _parse_screening(check: _Checker, raw: Any, path: str) -> ScreeningSpec:
     keywords = check.mapping(data.get("keywords") or {}, _join(path, "keywords"), (),
                              ("include", "exclude"))
     reviewers = check.texts(data.get("reviewers"), _join(path, "reviewers"))
-    for i, name in enumerate(reviewers):
-        if not re.fullmatch(r"[a-z][a-z0-9_-]{0,39}", name):
-            check.fail(f"{path}.reviewers[{i}]", f"'{name}': use lower-case letters, digits, "
+    adjudicators = check.texts(data.get("adjudicators"), _join(path, "adjudicators"))
+    for key, names in (("reviewers", reviewers), ("adjudicators", adjudicators)):
+        for i, name in enumerate(names):
+            if not re.fullmatch(r"[a-z][a-z0-9_-]{0,39}", name):
+                check.fail(f"{path}.{key}[{i}]", f"'{name}': use lower-case letters, digits, "
                                                  "- or _, starting with a letter")
     return ScreeningSpec(
         stages=stages,
@@ -662,6 +666,7 @@ def _parse_screening(check: _Checker, raw: Any, path: str) -> ScreeningSpec:
         exclusion_reasons=tuple(reasons),
         include_keywords=check.texts(keywords.get("include"), f"{path}.keywords.include"),
         exclude_keywords=check.texts(keywords.get("exclude"), f"{path}.keywords.exclude"),
+        adjudicators=adjudicators,
     )
 
 

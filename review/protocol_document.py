@@ -134,7 +134,9 @@ def render_protocol_markdown(protocol: Protocol, source_name: str) -> str:
         "## 12. Study selection",
         "",
         f"Stages: {', '.join(protocol.screening.stages)}. Reviewers: "
-        f"{', '.join(protocol.screening.reviewers) or 'not listed'}. Reasons for exclusion:",
+        f"{', '.join(protocol.screening.reviewers) or 'not listed'}."
+        + (f" Conflicts are adjudicated by {', '.join(protocol.screening.adjudicators)}."
+           if protocol.screening.adjudicators else "") + " Reasons for exclusion:",
         "",
         "| Code | Reason |",
         "|---|---|",

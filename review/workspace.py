@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
@@ -132,3 +133,26 @@ def create_workspace(target: str | os.PathLike, from_protocol: str | os.PathLike
     write_atomically(protocol_path.with_suffix(".md"),
                      render_protocol_markdown(protocol, protocol_path.name))
     return workspace
+
+
+def start_git_repository(root: Path) -> str:
+    """Start a git repository at `root` unless one already encloses it, and commit the new
+    workspace (the report is dated by the last commit of its data). Returns what was done."""
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
+                              timeout=60, check=False)
+
+    try:
+        inside = git("rev-parse", "--is-inside-work-tree")
+    except OSError:
+        return "git is not installed: put the workspace under version control yourself"
+    if inside.returncode == 0:
+        return "the workspace is inside an existing git repository; commit it there"
+    if git("init", "--quiet").returncode != 0:
+        return "could not start a git repository here"
+    git("add", "--all")
+    committed = git("commit", "--quiet", "--message", "Start the review workspace")
+    if committed.returncode != 0:
+        return ("started a git repository; commit the workspace (git add -A && git commit) "
+                "once git knows your name and e-mail")
+    return "started a git repository and committed the new workspace"

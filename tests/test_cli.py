@@ -97,8 +97,10 @@ def test_broken_protocol_names_the_key(hcc_workspace):
     path.write_text(path.read_text().replace("type: integer", "type: whole", 1))
     result = review("--project", hcc_workspace.root, "extract", "validate")
     assert result.returncode == 2
-    assert "hcc-bone-metastasis.yaml: extraction.fields[8].type: unknown type 'whole'" \
-        in result.stderr
+    line = next(n for n, row in enumerate(path.read_text().splitlines(), start=1)
+                if "type: whole" in row)
+    assert (f"hcc-bone-metastasis.yaml:{line}: extraction.fields[8].type: unknown type "
+            "'whole'") in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -146,7 +148,7 @@ def test_init_refuses_an_invalid_protocol(tmp_path, run_cli):
     bad.write_text(PROTOCOL_PATH.read_text().replace("id: hcc-bone-metastasis", "id: 9x"))
     status, _, err = run_cli("init", tmp_path / "new", "--from", bad)
     assert status == 2
-    assert "bad.yaml: id: '9x' must start with a letter" in err
+    assert "bad.yaml:7: id: '9x' must start with a letter" in err
     assert not (tmp_path / "new").exists()
 
 
@@ -166,3 +168,22 @@ def test_import_cli_reports_every_problem_and_keeps_the_sheet(hcc_workspace, tmp
     assert f"{out}[Cases]:2:sex: not in the vocabulary (got 'Female'" in result.stdout
     assert f"{out}[Cases]:3:age: above the maximum 110 years (got '300')" in result.stdout
     assert hcc_workspace.cases_path.read_bytes() == before
+
+
+def test_init_starts_a_git_repository_unless_one_encloses_the_folder(tmp_path, run_cli):
+    import shutil
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    target = tmp_path / "fresh"
+    status, out, _ = run_cli("init", target)
+    assert status == 0 and (target / ".git").is_dir()
+    assert "started a git repository" in out
+    if "committed the new workspace" in out:  # git knows a name and e-mail here
+        tracked = subprocess.run(["git", "ls-files"], cwd=target, capture_output=True,
+                                 text=True, check=True).stdout
+        assert "protocols/fresh.yaml" in tracked
+    inner = target / "nested"
+    status, out, _ = run_cli("init", inner)
+    assert status == 0 and not (inner / ".git").exists()
+    assert "inside an existing git repository" in out

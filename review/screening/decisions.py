@@ -63,6 +63,18 @@ def check_reviewer(name: str, protocol: Protocol) -> str:
     return name
 
 
+def check_adjudicator(name: str, protocol: Protocol) -> str:
+    """An adjudicator is named in `screening.adjudicators` or is one of the reviewers."""
+    if name in protocol.screening.adjudicators:
+        return name
+    try:
+        return check_reviewer(name, protocol)
+    except ReviewError:
+        allowed = (*protocol.screening.adjudicators, *protocol.screening.reviewers)
+        raise ReviewError(f"unknown adjudicator '{name}' (the protocol lists: "
+                          f"{', '.join(allowed)})") from None
+
+
 def check_stage(stage: str, protocol: Protocol) -> str:
     if stage not in protocol.screening.stages:
         raise ReviewError(f"unknown stage '{stage}' (allowed: "
