@@ -140,10 +140,25 @@ def cmd_extract_import(args: argparse.Namespace) -> int:
     print(f"imported {shown(args.file)} into {shown(workspace.cases_path)}: "
           f"{counts['added']} added, {counts['updated']} updated, "
           f"{counts['unchanged']} unchanged")
+    for note in result.notes:
+        print(f"note: {note} (the workbook was made from an earlier schema)")
     if result.appraisal is not None:
         counts = result.appraisal
         print(f"appraisal into {shown(workspace.appraisal_path)}: {counts['added']} added, "
               f"{counts['updated']} updated, {counts['unchanged']} unchanged")
+    return EXIT_OK
+
+
+def cmd_extract_migrate(args: argparse.Namespace) -> int:
+    from review.extraction.migrate import migrate_sheet
+
+    workspace = _workspace(args)
+    plan = migrate_sheet(workspace, args.drop or ())
+    changes = plan.describe()
+    for change in changes:
+        print(f"{shown(workspace.cases_path)}: {change}")
+    print(f"{shown(workspace.cases_path)}: " + (f"{len(changes)} column changes written"
+                                              if changes else "already in the schema's columns"))
     return EXIT_OK
 
 
@@ -638,6 +653,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     importer.add_argument("file", metavar="FILE.xlsx")
     importer.set_defaults(handler=cmd_extract_import)
+
+    migrate = extract_commands.add_parser(
+        "migrate", help="bring the sheet's columns in line after the schema changed",
+        description="Add the schema's new fields as blank columns, rename columns listed in a "
+                    "field's renamed_from, remove blank columns the schema no longer has; "
+                    "refuse while a removed column holds data unless it is named with --drop.",
+    )
+    migrate.add_argument("--drop", action="append", metavar="COLUMN",
+                         help="remove this column even though it holds data (repeatable)")
+    migrate.set_defaults(handler=cmd_extract_migrate)
 
     compare = extract_commands.add_parser(
         "compare", help="list the disagreements of two extractors",

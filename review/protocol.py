@@ -42,6 +42,7 @@ class FieldSpec:
     min: float | None = None
     max: float | None = None
     unit: str | None = None
+    renamed_from: tuple[str, ...] = ()
 
     @property
     def multi_valued(self) -> bool:
@@ -394,7 +395,7 @@ def _parse_field(check: _Checker, raw: Any, path: str) -> FieldSpec:
     data = check.mapping(
         raw, path, ("name", "type"),
         ("description", "required", "unique", "values", "exclusive", "pattern", "min", "max",
-         "unit"),
+         "unit", "renamed_from"),
     )
     name = _identifier(check, data.get("name"), _join(path, "name"))
     kind = check.text(data.get("type"), _join(path, "type"))
@@ -438,7 +439,14 @@ def _parse_field(check: _Checker, raw: Any, path: str) -> FieldSpec:
         min=low,
         max=high,
         unit=check.optional_text(data.get("unit"), _join(path, "unit")),
+        renamed_from=check.texts(_as_list(data.get("renamed_from")),
+                                 _join(path, "renamed_from")),
     )
+
+
+def _as_list(value: Any) -> Any:
+    """A single text where a list is expected, as a list of one."""
+    return [value] if isinstance(value, str) else value
 
 
 def _parse_rule(check: _Checker, raw: Any, path: str, fields: dict[str, FieldSpec]) -> Rule:
@@ -499,6 +507,15 @@ def _parse_extraction(check: _Checker, raw: Any, path: str) -> ExtractionSchema:
              for item_path, item in check.objects(data.get("fields"), _join(path, "fields"))]
     check.unique([spec.name for spec in specs], _join(path, "fields"))
     by_name = {spec.name: spec for spec in specs}
+    former: dict[str, str] = {}
+    for index, spec in enumerate(specs):
+        for old_name in spec.renamed_from:
+            where = f"{path}.fields[{index}].renamed_from"
+            if old_name in by_name:
+                check.fail(where, f"'{old_name}' is still a field of the schema")
+            elif old_name in former:
+                check.fail(where, f"'{old_name}' is also the former name of '{former[old_name]}'")
+            former[old_name] = spec.name
 
     study_path = _join(path, "study")
     study_data = check.mapping(data.get("study"), study_path, ("key", "id_field", "fields"),

@@ -9,6 +9,7 @@ import pytest
 
 from review.errors import DataProblems, ReviewError
 from review.extraction.sheet import (
+    MIGRATE_HINT,
     format_cases_csv,
     read_cases,
     study_table,
@@ -78,8 +79,9 @@ def test_a_dropped_column_is_named(tmp_path, protocol, shipped_cases):
     text = shipped_cases.drop(columns=["notes"]).to_csv(index=False)
     with pytest.raises(DataProblems) as caught:
         read_cases(written(tmp_path, text.encode()), protocol.extraction)
-    assert [str(p) for p in caught.value.problems] == [f"{tmp_path / 'cases.csv'}:1:notes: "
-                                                       "missing column"]
+    lines = [str(p) for p in caught.value.problems]
+    assert lines[0] == f"{tmp_path / 'cases.csv'}:1:notes: missing column"
+    assert lines[1:] == [f"{tmp_path / 'cases.csv'}:1: {MIGRATE_HINT}"]
 
 
 def test_reordered_columns_are_accepted(tmp_path, protocol, shipped_cases):

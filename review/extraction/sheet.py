@@ -24,6 +24,11 @@ Location = tuple[str, int]
 csv.field_size_limit(10_000_000)
 
 
+MIGRATE_HINT = ("the sheet's columns are not the protocol schema's: 'review extract migrate' "
+                "adds new fields blank, renames a column named in a field's renamed_from and "
+                "removes blank columns the schema dropped")
+
+
 def header_problems(
     header: Sequence[str], expected: Sequence[str], source: str, what: str = "column"
 ) -> list[Problem]:
@@ -60,6 +65,8 @@ def parse_cases_csv(text: str, schema: ExtractionSchema, source: str) -> pd.Data
         raise ReviewError(f"{source}:1: the header is separated by ';', not ','; "
                           "save the sheet as comma-separated CSV")
     problems = header_problems(header, schema.columns, source)
+    if problems and len(set(header)) == len(header):
+        problems.append(Problem(source, 1, "", MIGRATE_HINT))
     for number, row in enumerate(rows, start=2):
         if len(row) != len(header) and any(cell.strip() for cell in row):
             problems.append(Problem(source, number, "",

@@ -24,6 +24,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 
 from review.errors import DataProblems, Problem, ReviewError
 from review.extraction.appraisal import appraisal_columns, read_appraisal
+from review.extraction.migrate import apply_plan, plan_columns
 from review.extraction.sheet import (
     Location,
     ensure_sheet,
@@ -34,7 +35,7 @@ from review.extraction.sheet import (
 
 # Excel holds at most 32,767 characters in a cell, and openpyxl cuts longer ones on reading.
 from review.extraction.validate import CELL_LIMIT, validate_cases
-from review.protocol import Appraisal, FieldSpec, Protocol
+from review.protocol import Appraisal, ExtractionSchema, FieldSpec, Protocol
 from review.transaction import commit, workspace_lock
 from review.workspace import Workspace
 
@@ -250,10 +251,14 @@ def _cell_problem(value: Any, formula: Any) -> str:
 
 def _read_sheet(
     workbook: Any, formulas: Any, name: str, columns: list[str], source: str,
-    problems: list[Problem]
+    problems: list[Problem], schema: ExtractionSchema | None = None,
+    notes: list[str] | None = None,
 ) -> SheetRows:
     """The rows of one sheet; `formulas` is the same workbook read without cached values,
-    which tells a formula whose value was never saved from a blank cell."""
+    which tells a formula whose value was never saved from a blank cell. With `schema`, the
+    columns are matched by name, so a workbook made before the schema changed still imports:
+    renamed columns (`renamed_from`) are read as their new field, new fields as blank, and
+    each such change is added to `notes`."""
     sheet = workbook[name]
     address = f"{source}[{name}]"
     rows = sheet.iter_rows(values_only=True)
@@ -262,7 +267,8 @@ def _read_sheet(
     header = [_cell_text(cell) for cell in next(rows, ())]
     while header and not header[-1]:
         header.pop()
-    mismatched = header_problems(header, columns, address)
+    by_name = schema is not None and len(set(header)) == len(header)
+    mismatched = [] if by_name else header_problems(header, columns, address)
     if mismatched:
         problems.extend(mismatched)
         return SheetRows(pd.DataFrame(columns=columns), [])
@@ -282,7 +288,20 @@ def _read_sheet(
         records.append({column: _cell_text(cell) for column, cell in zip(header, cells,
                                                                          strict=True)})
         locations.append((address, number))
-    return SheetRows(pd.DataFrame(records, columns=columns, dtype=object), locations)
+    frame = pd.DataFrame(records, columns=header, dtype=object)
+    if schema is None:
+        return SheetRows(frame[columns], locations)
+    plan = plan_columns(header, frame.itertuples(index=False), schema)
+    for column, count in plan.holding_data.items():
+        problems.append(Problem(address, 1, column, f"not a field of the protocol's schema, "
+                                                    f"but {count} rows hold data in it (if "
+                                                    "the field was renamed, list this name "
+                                                    "in its renamed_from)"))
+    if plan.holding_data:
+        return SheetRows(pd.DataFrame(columns=columns), [])
+    if notes is not None:
+        notes += [f"{address}: {change}" for change in plan.describe()]
+    return SheetRows(apply_plan(frame, plan, schema), locations)
 
 
 def _unstarted_removed(rows: SheetRows) -> SheetRows:
@@ -300,6 +319,7 @@ def _unstarted_removed(rows: SheetRows) -> SheetRows:
 class WorkbookContent:
     cases: SheetRows
     appraisal: SheetRows | None
+    notes: tuple[str, ...] = ()
 
 
 def read_workbook(path: str | os.PathLike, protocol: Protocol) -> WorkbookContent:
@@ -332,7 +352,12 @@ def read_workbook(path: str | os.PathLike, protocol: Protocol) -> WorkbookConten
                               "(make one with 'review extract template')")
         problems: list[Problem] = []
         schema = protocol.extraction
-        cases = _read_sheet(workbook, formulas, CASES_SHEET, schema.columns, source, problems)
+        notes: list[str] = []
+        # Columns are matched by name only in this review's own workbooks: one made for
+        # another review is refused whole, however many column names it shares.
+        same_review = workbook.properties.identifier in (None, "", protocol.id)
+        cases = _read_sheet(workbook, formulas, CASES_SHEET, schema.columns, source, problems,
+                            schema if same_review else None, notes)
         appraisal = None
         if schema.appraisal and APPRAISAL_SHEET in workbook.sheetnames:
             appraisal = _unstarted_removed(_read_sheet(
@@ -350,7 +375,7 @@ def read_workbook(path: str | os.PathLike, protocol: Protocol) -> WorkbookConten
         formulas.close()
     if problems:
         raise DataProblems(problems)
-    return WorkbookContent(cases, appraisal)
+    return WorkbookContent(cases, appraisal, tuple(notes))
 
 
 def merge_rows(
@@ -419,6 +444,7 @@ def validate_appraisal(
 class ImportResult:
     cases: dict[str, int]
     appraisal: dict[str, int] | None
+    notes: tuple[str, ...] = ()
 
 
 def import_workbook(workspace: Workspace, path: str | os.PathLike) -> ImportResult:
@@ -460,5 +486,5 @@ def _import_workbook(workspace: Workspace, path: str | os.PathLike) -> ImportRes
     if unique:
         raise DataProblems(unique)
     commit(workspace.root, outputs)
-    return ImportResult(case_counts, appraisal_counts)
+    return ImportResult(case_counts, appraisal_counts, content.notes)
 
