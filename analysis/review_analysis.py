@@ -44,6 +44,9 @@ class SurvivalAnalysis:
     usable: int
     excluded: dict[str, int]
     ungrouped: dict[str, int]
+    # The sensitivity analysis with every time, whatever event it counts from; None when
+    # the protocol names no origin field or every time counts from the origin.
+    any_origin: SurvivalByGroup | None = None
 
 
 @dataclass
@@ -67,9 +70,16 @@ def _survival(cases: pd.DataFrame, protocol: Protocol, conf_type: str) -> Surviv
         return None
     overall_data = survival_data(cases, spec)
     options = {"conf_type": conf_type, "landmarks": spec.landmarks, "time_unit": spec.time_unit,
-               "time_origin": spec.origin}
+               "time_origin": spec.origin, "min_events_per_group": spec.min_events_per_group,
+               "min_events_per_parameter": spec.min_events_per_parameter}
     overall = SurvivalByGroup(**options).fit(overall_data.frame) \
         if len(overall_data.frame) else None
+    every_origin = survival_data(cases, spec, any_origin=True).frame
+    any_origin = None
+    if spec.origin_field and len(every_origin) > len(overall_data.frame):
+        any_origin = SurvivalByGroup(**{**options, "time_origin": "the event each report "
+                                                                  "counts from"}
+                                     ).fit(every_origin)
     by_grouping, ungrouped = {}, {}
     for grouping in protocol.analysis.treatment_groupings:
         data = survival_data(cases, spec, grouping)
@@ -83,7 +93,7 @@ def _survival(cases: pd.DataFrame, protocol: Protocol, conf_type: str) -> Surviv
         by_grouping[grouping.id] = SurvivalByGroup(**options).fit(
             data.frame, covariates=COX_COVARIATES, labels=labels, reference=reference)
     return SurvivalAnalysis(overall, by_grouping, len(overall_data.frame), overall_data.excluded,
-                            ungrouped)
+                            ungrouped, any_origin)
 
 
 def analyze_review(raw_cases: pd.DataFrame, protocol: Protocol, *,
@@ -132,6 +142,8 @@ def _survival_tables(survival: SurvivalAnalysis) -> dict[str, pd.DataFrame]:
             tables[f"survival_pairwise_{grouping}"] = result.pairwise
         if result.cox is not None:
             tables[f"survival_cox_{grouping}"] = result.cox.table
+    if survival.any_origin is not None:
+        summaries.append(survival.any_origin.summary().assign(grouping="any origin"))
     if summaries:
         table = pd.concat(summaries, ignore_index=True)
         tables["survival_summary"] = table[["grouping", *table.columns.drop("grouping")]]

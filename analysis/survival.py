@@ -292,12 +292,17 @@ class SurvivalByGroup:
     landmarks: tuple[float, ...] = (3.0, 6.0, 12.0)
     time_unit: str = "months"
     time_origin: str = "the start of follow-up"
+    # Below these, groups are described, not tested: deaths in the smallest group for the
+    # log-rank tests, deaths per parameter for the Cox model (0: always test).
+    min_events_per_group: int = 0
+    min_events_per_parameter: int = 0
     curves: dict[str, KaplanMeierCurve] = field(default_factory=dict, init=False)
     overall: KaplanMeierCurve | None = field(default=None, init=False)
     logrank: LogRankResult | None = field(default=None, init=False)
     pairwise: pd.DataFrame | None = field(default=None, init=False)
     cox: CoxResult | None = field(default=None, init=False)
     group_labels: dict[str, str] = field(default_factory=dict, init=False)
+    not_tested: list[str] = field(default_factory=list, init=False)
 
     def fit(
         self,
@@ -331,9 +336,24 @@ class SurvivalByGroup:
         g_time = grouped["time"].to_numpy(float)
         g_event = grouped["event"].to_numpy(bool)
         g_group = grouped["group"].to_numpy(object)
-        self.logrank = logrank_test(g_time, g_event, g_group) if len(names) > 1 else None
-        self.pairwise = self._pairwise(g_time, g_event, g_group, names)
-        self.cox = self._cox(grouped, names, covariates, reference)
+        self.not_tested = []
+        self.logrank, self.pairwise, self.cox = None, None, None
+        fewest = min((curve.total_events for curve in self.curves.values()), default=0)
+        if len(names) > 1 and fewest < self.min_events_per_group:
+            self.not_tested.append(
+                f"No log-rank test: the smallest group has {fewest} deaths, and the protocol "
+                f"asks for at least {self.min_events_per_group} in every group.")
+        elif len(names) > 1:
+            self.logrank = logrank_test(g_time, g_event, g_group)
+            self.pairwise = self._pairwise(g_time, g_event, g_group, names)
+        parameters = max(len(names) - 1, 0) + len(covariates)
+        deaths = int(g_event.sum())
+        if parameters and deaths < self.min_events_per_parameter * parameters:
+            self.not_tested.append(
+                f"No Cox model: {deaths} deaths for {parameters} parameters, and the protocol "
+                f"asks for at least {self.min_events_per_parameter} deaths per parameter.")
+        else:
+            self.cox = self._cox(grouped, names, covariates, reference)
         return self
 
     def _pairwise(self, time: np.ndarray, event: np.ndarray, group: np.ndarray,
@@ -411,17 +431,30 @@ class SurvivalData:
 
 def survival_data(
     cases: pd.DataFrame, spec: SurvivalSpec, grouping: TreatmentGrouping | None = None,
-    id_column: str = "case_id",
+    id_column: str = "case_id", *, any_origin: bool = False,
 ) -> SurvivalData:
     """Time, event and treatment group of each patient with a usable survival time.
 
     `cases` are typed cases (see `review.extraction.sheet.typed_cases`). A time without a
-    vital status, or a status without a time, leaves the patient out; both are counted.
+    vital status, or a status without a time, leaves the patient out; both are counted, the
+    statuses without a time by status (a death without a time is information lost, and
+    leaving it out biases survival upwards). When the protocol names an origin field, a time
+    counted from another event than the origin leaves the patient out too, counted by that
+    event, unless `any_origin` (the sensitivity analysis that pools every origin).
     """
     time = pd.to_numeric(cases[spec.time_field], errors="coerce")
     status = cases[spec.status_field]
     known_status = status.isin([spec.event_value, spec.censored_value])
     usable = time.notna() & known_status
+    other_origins: dict[str, int] = {}
+    if spec.origin_field and not any_origin:
+        origin = cases[spec.origin_field].astype(object)
+        elsewhere = usable & (origin != spec.origin_value)
+        for value, count in origin[elsewhere].fillna("").value_counts(sort=False).items():
+            reason = (f"time counted from {value.replace('_', ' ')}" if value
+                      else "time without its origin recorded")
+            other_origins[reason] = int(count)
+        usable &= ~elsewhere
     frame = pd.DataFrame({
         id_column: cases.loc[usable, id_column].to_numpy(),
         "time": time[usable].astype(float).to_numpy(),
@@ -436,8 +469,12 @@ def survival_data(
         frame["male"] = (sex == "M").astype(float).where(sex.notna()).to_numpy()
     excluded = {
         "no time or status reported": int((time.isna() & ~known_status).sum()),
-        "status without a time": int((time.isna() & known_status).sum()),
+        f"{spec.event_value} without a time": int((time.isna()
+                                                   & (status == spec.event_value)).sum()),
+        f"{spec.censored_value} without a time": int((time.isna()
+                                                      & (status == spec.censored_value)).sum()),
         "time without a status": int((time.notna() & ~known_status).sum()),
+        **other_origins,
     }
     return SurvivalData(frame, excluded)
 

@@ -11,6 +11,7 @@ import itertools
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -232,6 +233,14 @@ class SurvivalSpec:
     landmarks: tuple[float, ...]
     # What the times count from, as the report says it: "the diagnosis of the bone metastasis".
     origin: str = "the start of follow-up"
+    # The code field saying what each patient's time counts from, and its code for `origin`:
+    # the main analysis keeps the patients timed from it; the others form a sensitivity one.
+    origin_field: str | None = None
+    origin_value: str | None = None
+    # Below these the report describes instead of testing: deaths in the smallest group for a
+    # log-rank test, deaths per model parameter for a Cox model.
+    min_events_per_group: int = 5
+    min_events_per_parameter: int = 10
 
 
 @dataclass(frozen=True)
@@ -687,6 +696,28 @@ def _parse_screening(check: _Checker, raw: Any, path: str) -> ScreeningSpec:
     )
 
 
+def _origin_field(check: _Checker, data: dict[str, Any], path: str,
+                  coded_field: Callable[[Any, str], FieldSpec | None]) -> dict[str, str | None]:
+    if ("origin_field" in data) != ("origin_value" in data):
+        check.fail(path, "origin_field and origin_value go together: the field that says what "
+                         "each time counts from, and its value for the origin")
+        return {}
+    if "origin_field" not in data:
+        return {}
+    spec = coded_field(data["origin_field"], _join(path, "origin_field"))
+    value = check.text(data["origin_value"], _join(path, "origin_value"))
+    if spec is not None:
+        check.member(value, spec.values, _join(path, "origin_value"))
+    return {"origin_field": spec.name if spec else None, "origin_value": value}
+
+
+def _count(check: _Checker, value: Any, path: str) -> int:
+    number = check.number(value, path)
+    if number is not None and (number < 0 or number != int(number)):
+        check.fail(path, "must be a whole number ≥ 0")
+    return int(number) if number is not None and number >= 0 else 0
+
+
 def _parse_analysis(
     check: _Checker, raw: Any, path: str, schema: ExtractionSchema
 ) -> AnalysisSpec | None:
@@ -756,7 +787,8 @@ def _parse_analysis(
         survival_data = check.mapping(
             data["survival"], survival_path,
             ("time_field", "status_field", "event_value", "censored_value"),
-            ("time_unit", "landmarks", "origin"),
+            ("time_unit", "landmarks", "origin", "origin_field", "origin_value",
+             "min_events_per_group", "min_events_per_parameter"),
         )
         time_name = check.text(survival_data.get("time_field"), _join(survival_path, "time_field"))
         time_spec = fields.get(time_name)
@@ -791,6 +823,10 @@ def _parse_analysis(
             landmarks=tuple(landmarks),
             origin=check.text(survival_data.get("origin", "the start of follow-up"),
                               _join(survival_path, "origin")),
+            **_origin_field(check, survival_data, survival_path, coded_field),
+            **{key: _count(check, survival_data.get(key, default), _join(survival_path, key))
+               for key, default in (("min_events_per_group", 5),
+                                    ("min_events_per_parameter", 10))},
         )
 
     groupings = []

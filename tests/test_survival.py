@@ -180,3 +180,20 @@ def test_holm_adjustment_by_hand():
     # p = 0.01, 0.04, 0.03: ×3, ×2 then monotone, ×1 then monotone
     assert list(holm(np.array([0.01, 0.04, 0.03]))) == pytest.approx([0.03, 0.06, 0.06])
     assert list(holm(np.array([0.5, 0.9]))) == [1.0, 1.0]
+
+
+def test_groups_too_small_are_described_not_tested():
+    from analysis.survival import SurvivalByGroup
+
+    frame = pd.DataFrame({"time": [1.0, 2, 3, 4, 5, 6, 7, 8], "event": [1, 1, 0, 1, 1, 0, 1, 0],
+                          "group": ["a", "a", "a", "a", "b", "b", "b", "b"]})
+    tested = SurvivalByGroup().fit(frame)
+    assert tested.logrank is not None and tested.cox is not None and not tested.not_tested
+    described = SurvivalByGroup(min_events_per_group=5, min_events_per_parameter=10).fit(frame)
+    assert described.logrank is None and described.pairwise is None and described.cox is None
+    assert described.not_tested == [
+        "No log-rank test: the smallest group has 2 deaths, and the protocol asks for at least "
+        "5 in every group.",
+        "No Cox model: 5 deaths for 1 parameters, and the protocol asks for at least 10 deaths "
+        "per parameter."]
+    assert described.curves["a"].n == 4  # the curves are still drawn and summarised

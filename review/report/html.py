@@ -412,14 +412,27 @@ def _survival(page: _Page, inputs: ReportInputs) -> None:
                      "cannot be estimated yet.")
         page.end()
         return
-    landmarks = analysis.protocol.analysis.survival.landmarks
+    spec = analysis.protocol.analysis.survival
+    landmarks = spec.landmarks
     left_out = sum(survival.excluded.values())
-    page.add(f"<p>{survival.usable} patients had a usable survival time; {left_out} were left "
-             "out (" + "; ".join(f"{text(reason)}: {count}" for reason, count in
-                                 survival.excluded.items() if count) + ").</p>")
+    page.add(f"<p>Times count from {text(spec.origin)}. {survival.usable} patients had a "
+             f"usable survival time from it; {left_out} were left out ("
+             + "; ".join(f"{text(reason)}: {count}" for reason, count in
+                         survival.excluded.items() if count) + ").</p>")
+    dead_untimed = survival.excluded.get(f"{spec.event_value} without a time", 0)
+    if dead_untimed:
+        page.add(f'<p class="note">{dead_untimed} patients who died have no reported time '
+                 "and cannot enter the curves; as deaths are left out and survivors are not, "
+                 "the curves are likely to overstate survival.</p>")
     page.add(_survival_table(survival.overall, landmarks))
     page.figure(inputs.figures, "survival_overall",
                 "Kaplan–Meier survival of all patients with a usable time (ticks: censored).")
+    if survival.any_origin is not None:
+        extra = survival.any_origin.overall.n - survival.usable
+        page.add(f"<p>Sensitivity analysis: every patient with a time, whatever event the report "
+                 f"counted it from ({survival.any_origin.overall.n} patients, {extra} of them "
+                 f"timed from another event than {text(spec.origin)}):</p>",
+                 _survival_table(survival.any_origin, landmarks))
     for grouping in analysis.protocol.analysis.treatment_groupings:
         result = survival.by_grouping.get(grouping.id)
         page.add(f"<h3>{text(grouping.label)}</h3>")
@@ -430,6 +443,9 @@ def _survival(page: _Page, inputs: ReportInputs) -> None:
                  "usable time are not in any group (treatment not reported or not classifiable)"
                  " and appear only in the overall curve.</p>")
         page.add(_survival_table(result, landmarks))
+        for reason in result.not_tested:
+            page.add(f'<p class="note">{text(reason)} The groups are described, not '
+                     "compared.</p>")
         if result.logrank is not None and not math.isnan(result.logrank.p_value):
             page.add(f"<p>Log-rank test: χ² = {result.logrank.chi2:.2f}, df = "
                      f"{result.logrank.df}, p = {result.logrank.p_value:.3f}.</p>")
@@ -497,6 +513,12 @@ def _limitations(inputs: ReportInputs) -> list[str]:
                       "and a vital status; follow-up of living patients is often a lower "
                       "bound, and comparisons between treatment groups are confounded by "
                       "indication.")
+        if analysis.protocol.analysis.treatment_groupings:
+            points.append("Treatment groups are defined by treatment received at any time, so "
+                          "a patient who lived longer had more time to receive it (immortal-"
+                          "time bias), and published cases are selected towards the unusual "
+                          "and the treated: survival by group describes these reports, not "
+                          "the effect of a treatment.")
     sparse = analysis.completeness[(analysis.completeness["percent"] < 50)]
     if len(sparse):
         points.append("Fields reported for fewer than half of the patients: "
