@@ -187,11 +187,17 @@ def kaplan_meier_plot(result: SurvivalByGroup, ax: Axes | None = None,
         ax.step(times, survival, where="post", color=colour, linewidth=1.6,
                 label=f"{labels.get(name, name)} (n = {curve.n}, deaths = "
                       f"{curve.total_events})")
+        # The confidence band the Methods describe, where it is defined.
+        ax.fill_between(times, np.concatenate([[1.0], curve.ci_low]),
+                        np.concatenate([[1.0], curve.ci_high]), step="post", color=colour,
+                        alpha=0.15, linewidth=0)
         censored = curve.censored > 0
         ax.plot(curve.time[censored], curve.survival[censored], linestyle="none", marker="|",
                 markersize=8, color=colour)
         median = curve.median[0]
-        if not math.isnan(median):
+        # A median between two times (R's rule where the curve is flat at one half) marks no
+        # observed death, so no line points at it.
+        if not math.isnan(median) and np.isin(median, curve.time[curve.events > 0]):
             ax.plot([0, median, median], [0.5, 0.5, 0], linestyle=":", linewidth=0.9,
                     color=colour)
     ax.set_ylim(0, 1.04)

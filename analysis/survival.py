@@ -54,8 +54,14 @@ class KaplanMeierCurve:
         return int(self.events.sum())
 
     def survival_at(self, t: float) -> tuple[float, float, float]:
-        """S(t) with its confidence limits; NaN beyond the last follow-up."""
-        if len(self.time) == 0 or t > self.time[-1]:
+        """S(t) with its confidence limits. Beyond the last follow-up S(t) is unknown (NaN),
+        unless the curve has already reached 0, where it stays (R's `extend = TRUE`); the
+        limits of a survival of 0 are undefined on the log-log scale."""
+        if len(self.time) == 0:
+            return (math.nan, math.nan, math.nan)
+        if t > self.time[-1]:
+            if self.survival[-1] == 0:
+                return (0.0, math.nan, math.nan)
             return (math.nan, math.nan, math.nan)
         index = np.searchsorted(self.time, t, side="right") - 1
         if index < 0:
@@ -341,7 +347,8 @@ class SurvivalByGroup:
         fewest = min((curve.total_events for curve in self.curves.values()), default=0)
         if len(names) > 1 and fewest < self.min_events_per_group:
             self.not_tested.append(
-                f"No log-rank test: the smallest group has {fewest} deaths, and the protocol "
+                f"No log-rank test: the smallest group has {fewest} "
+                f"death{'' if fewest == 1 else 's'}, and the protocol "
                 f"asks for at least {self.min_events_per_group} in every group.")
         elif len(names) > 1:
             self.logrank = logrank_test(g_time, g_event, g_group)
@@ -451,8 +458,8 @@ def survival_data(
         origin = cases[spec.origin_field].astype(object)
         elsewhere = usable & (origin != spec.origin_value)
         for value, count in origin[elsewhere].fillna("").value_counts(sort=False).items():
-            reason = (f"time counted from {value.replace('_', ' ')}" if value
-                      else "time without its origin recorded")
+            event = "another event" if value == "other" else value.replace("_", " ")
+            reason = f"time counted from {event}" if value else "time without its origin recorded"
             other_origins[reason] = int(count)
         usable &= ~elsewhere
     frame = pd.DataFrame({

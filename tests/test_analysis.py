@@ -59,20 +59,20 @@ def test_vertebral_levels_have_explicit_denominators(protocol, shipped_cases):
                               protocol.extraction.field("vertebral_levels")).set_index("level")
     assert list(levels.index[:3]) == ["C1", "C2", "C3"] and len(levels) == 29
     assert levels.loc["T9", "patients"] == 4
-    assert levels.loc["T9", "denominator"] == 16
-    assert levels.loc["T9", "spinal_patients"] == 40
+    assert levels.loc["T9", "denominator"] == 19
+    assert levels.loc["T9", "spinal_patients"] == 44
 
 
 def test_characteristics_table_reports_denominators(protocol, shipped_cases):
     cases = typed_cases(shipped_cases, protocol.extraction)
     table = characteristics_table(cases, protocol.extraction, ["age", "sex", "etiology"])
     age = table[table.characteristic == "Age, years"].iloc[0]
-    assert age.reported == 72 and age.total == 93
-    assert age.summary.startswith("56 (")
+    assert age.reported == 95 and age.total == 121
+    assert age.summary.startswith("57 (")
     sex = table[table.characteristic == "Sex"].set_index("value")
-    assert sex.loc["M", "summary"] == "66/80 (82%)"
+    assert sex.loc["M", "summary"] == "88/105 (84%)"
     etiology = table[table.characteristic == "Etiology"].set_index("value")
-    assert etiology.loc["HBV", "patients"] == 20 and etiology.loc["HBV", "reported"] == 38
+    assert etiology.loc["HBV", "patients"] == 23 and etiology.loc["HBV", "reported"] == 47
 
 
 def test_treatment_groups_take_the_first_match(protocol):
@@ -91,20 +91,27 @@ def test_treatment_groups_take_the_first_match(protocol):
 def test_survival_data_counts_who_is_left_out(protocol, shipped_cases):
     cases = typed_cases(shipped_cases, protocol.extraction)
     data = survival_data(cases, protocol.analysis.survival)
-    assert len(data.frame) == 24
-    assert data.excluded == {"no time or status reported": 59, "dead without a time": 8,
-                             "alive without a time": 2, "time without a status": 0}
-    assert data.frame.event.sum() == 13
+    # Data v2: 26 times, 13 of them from the protocol's origin (the bone-metastasis diagnosis).
+    assert len(data.frame) == 13
+    assert data.excluded == {"no time or status reported": 81, "dead without a time": 11,
+                             "alive without a time": 3, "time without a status": 0,
+                             "time counted from surgery": 4,
+                             "time counted from another event": 4,
+                             "time counted from admission": 4,
+                             "time counted from bone met treatment start": 1}
+    assert data.frame.event.sum() == 8
+    every = survival_data(cases, protocol.analysis.survival, any_origin=True)
+    assert len(every.frame) == 26 and "time counted from surgery" not in every.excluded
 
 
 def test_shipped_review_analysis(shipped_analysis):
     regions = shipped_analysis.site_frequencies.set_index(["kind", "id"])
     spine = regions.loc[("region", "spine")]
-    assert (spine.patients, spine.denominator) == (40, 92)
+    assert (spine.patients, spine.denominator) == (44, 118)
     assert set(shipped_analysis.pooled) == {"spine", "skull"}
-    assert shipped_analysis.pooled["spine"].k == 86
+    assert shipped_analysis.pooled["spine"].k == 111
     survival = shipped_analysis.survival
-    assert survival.usable == 24
+    assert survival.usable == 13 and survival.any_origin.overall.n == 26
     assert set(survival.by_grouping) == {"bone_directed", "systemic"}
     assert survival.overall.overall.median[0] == 13.0
 
@@ -114,9 +121,9 @@ def test_every_table_and_figure_is_produced(shipped_analysis):
     assert {"studies", "characteristics", "completeness", "site_frequencies",
             "vertebral_levels", "pooled_spine", "survival_summary",
             "survival_exclusions"} <= set(tables)
-    # 13 deaths: too few for a test or a model by the protocol's minimum numbers.
+    # 8 deaths from the origin: too few for a test or a model by the protocol's minimums.
     assert not any(name.startswith(("survival_cox", "survival_logrank")) for name in tables)
-    assert len(tables["studies"]) == 87
+    assert len(tables["studies"]) == 114
     drawn = analysis_figures(shipped_analysis)
     assert set(drawn) == {"site_frequencies", "skeleton_map", "reports_per_year",
                           "vertebral_levels", "forest_spine", "forest_skull",
@@ -147,8 +154,8 @@ def test_partial_review_without_survival_or_sites(protocol):
 def test_analyze_cli_writes_tables_and_figures(run_cli, hcc_workspace, tmp_path):
     status, out, _ = run_cli("--project", hcc_workspace.root, "analyze", "--out", tmp_path)
     assert status == 0, out
-    assert "Spine (any level): 40/92 (43.5%" in out
-    assert "median 13 months (95% CI 4–not reached)" in out
+    assert "Spine (any level): 44/118 (37.3%" in out
+    assert "median 13 months (95% CI 3–not reached)" in out
     assert (tmp_path / "tables" / "site_frequencies.csv").exists()
     assert (tmp_path / "figures" / "survival_bone_directed.svg").exists()
     assert (tmp_path / "figures" / "skeleton_map.png").stat().st_size > 10_000
@@ -161,3 +168,17 @@ def test_analyze_refuses_an_invalid_sheet(run_cli, hcc_workspace, tmp_path):
     assert status == 1
     assert "age: above the maximum 110 years" in out
     assert not (tmp_path / "tables").exists()
+
+
+def test_table_one_says_reported_where_no_other_value_was_ever_recorded(protocol,
+                                                                         shipped_cases):
+    cases = typed_cases(shipped_cases, protocol.extraction)
+    table = characteristics_table(cases, protocol.extraction,
+                                  ["age", "spinal_cord_compression", "bone_treatments"])
+    age = table[table.characteristic == "Age, years"].iloc[0]
+    assert age.summary.endswith("; n = 95")
+    compression = table[table.characteristic == "Spinal cord compression"]
+    assert list(compression.summary) == ["reported in 21 patients (no never recorded)"]
+    assert compression.percent.isna().all()
+    treatments = table[table.characteristic == "Bone treatments"].set_index("value")
+    assert treatments.loc["Decompression surgery", "summary"] == "13/64 (20%)"

@@ -151,15 +151,22 @@ def test_report_says_what_a_reviewer_needs(built):
     markup = (built / "report.html").read_text(encoding="utf-8")
     for heading in ("Summary of findings", "Study selection (PRISMA 2020)", "Methods",
                     "Included studies", "Patient characteristics (Table 1)",
-                    "Metastatic sites", "Pooled proportions across reports",
+                    "Metastatic sites", "Pooled proportions across reports (sensitivity analysis)",
                     "Vertebral levels", "Survival by treatment", "Critical appraisal",
                     "Data completeness", "Limitations"):
         assert f">{heading}</h2>" in markup
-    assert "93 patients with hepatocellular carcinoma metastatic to bone from 87 published" \
+    assert "121 patients with hepatocellular carcinoma metastatic to bone from 114 published" \
         in markup
-    assert "40 of 92 patients with sites reported" in markup
+    assert "44 of 118 patients with sites reported" in markup
     assert "No appraisal has been recorded yet" in markup
-    assert "69 were left out" in markup
+    assert "108 were left out" in markup
+    assert "Times count from the diagnosis of the bone metastasis" in markup
+    assert "Sensitivity analysis: every patient with a time" in markup
+    assert "11 patients who died have no reported time" in markup
+    assert "No log-rank test: the smallest group has" in markup
+    assert "106 of the 111 reports describe a single patient" in markup
+    assert "The patient-level frequency is 44/118 (37.3%)" in markup
+    assert "between-report heterogeneity is large" not in markup
     assert 'href="https://pubmed.ncbi.nlm.nih.gov/40828566/"' in markup
 
 

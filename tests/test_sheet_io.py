@@ -101,7 +101,7 @@ def test_row_with_wrong_number_of_cells_is_named(tmp_path, protocol):
     lines[3] = lines[3] + ",extra"
     with pytest.raises(DataProblems) as caught:
         read_cases(written(tmp_path, "\n".join(lines).encode()), protocol.extraction)
-    assert str(caught.value.problems[0]).endswith(":4: 29 cells, but the header has 28")
+    assert str(caught.value.problems[0]).endswith(":4: 30 cells, but the header has 29")
 
 
 def test_unclosed_quote_is_a_file_error(tmp_path, protocol):
@@ -117,8 +117,8 @@ def test_binary_file_is_refused(tmp_path, protocol):
 
 def test_study_table_is_derived(shipped_cases, protocol):
     studies = study_table(shipped_cases, protocol.extraction)
-    assert len(studies) == 87
-    assert studies.patients.sum() == 93
+    assert len(studies) == 114
+    assert studies.patients.sum() == 121
     doval = studies.set_index("study_id").loc["doval_2006"]
     assert doval.patients == 4
     assert doval.extraction_basis == "mixed"
@@ -134,7 +134,7 @@ def test_typed_cases_keep_not_reported_apart_from_empty(shipped_cases, protocol)
     assert case.bone_sites == ("cervical_spine", "lumbar_spine", "rib", "femur", "skull")
     assert case.other_extrahepatic_sites is None
     assert str(typed.age.dtype) == "Int64"
-    assert typed.survival_months_after_bone_met.notna().sum() == 24
+    assert typed.survival_months_after_bone_met.notna().sum() == 26
 
 
 def test_atomic_write_replaces_whole_file(tmp_path):

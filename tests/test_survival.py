@@ -197,3 +197,35 @@ def test_groups_too_small_are_described_not_tested():
         "No Cox model: 5 deaths for 1 parameters, and the protocol asks for at least 10 deaths "
         "per parameter."]
     assert described.curves["a"].n == 4  # the curves are still drawn and summarised
+
+
+def test_survival_after_the_last_time_is_zero_once_the_curve_reached_zero():
+    from analysis.survival import kaplan_meier
+
+    ended = kaplan_meier(np.array([1.0, 2.0, 3.0]), np.array([True, False, True]))
+    assert ended.survival_at(3.0)[0] == 0.0
+    assert ended.survival_at(10.0)[0] == 0.0  # R: summary(fit, times = 10, extend = TRUE)
+    censored = kaplan_meier(np.array([1.0, 2.0, 3.0]), np.array([True, True, False]))
+    assert math.isnan(censored.survival_at(10.0)[0])
+
+
+def test_report_numbers_round_as_readers_do():
+    from review.report.html import p_text, percent
+
+    assert percent(62.5, 0) == "63%" and percent(0.125 * 100, 0) == "13%"
+    assert percent(43.45, 1) == "43.5%" and percent(float("nan")) == "NA"
+    assert p_text(0.708964) == "0.709" and p_text(0.0004) == "< 0.001"
+
+
+def test_kaplan_meier_plot_draws_bands_and_no_median_line_between_deaths():
+    from analysis.survival import SurvivalByGroup
+
+    # One death at 1.6 and one patient censored at 64: S = 0.5 from 1.6 on, and R's median is
+    # the midpoint 32.8, where nothing happened.
+    result = SurvivalByGroup().fit(pd.DataFrame({"time": [1.6, 64.0], "event": [True, False]}))
+    assert result.overall.median[0] == pytest.approx(32.8)
+    figure = result.plot()
+    curve_axes = figure.axes[0]
+    assert len(curve_axes.collections) == 1  # the confidence band
+    dotted = [line for line in curve_axes.lines if line.get_linestyle() == ":"]
+    assert dotted == []

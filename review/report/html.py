@@ -8,6 +8,7 @@ identifiers; figures are inlined SVG with their element ids made unique per figu
 from __future__ import annotations
 
 import dataclasses
+import decimal
 import html
 import math
 import re
@@ -54,7 +55,18 @@ def text(value: object) -> str:
 
 
 def percent(value: float, digits: int = 1) -> str:
-    return "NA" if value is None or math.isnan(value) else f"{value:.{digits}f}%"
+    """A percentage rounded half up, as readers round (62.5 → 63, not Python's 62)."""
+    if value is None or math.isnan(value):
+        return "NA"
+    step = decimal.Decimal(1).scaleb(-digits)
+    return f"{decimal.Decimal(repr(float(value))).quantize(step, decimal.ROUND_HALF_UP)}%"
+
+
+def p_text(value: float) -> str:
+    """A p-value as reports print it: three decimals, or "< 0.001"."""
+    if value is None or math.isnan(value):
+        return "NA"
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
 
 
 def doi_link(doi: str) -> str:
@@ -70,6 +82,12 @@ def pubmed_link(pmid: str) -> str:
     if not PMID.fullmatch(pmid):
         return text(pmid)
     return f'<a href="https://pubmed.ncbi.nlm.nih.gov/{pmid}/">PMID {pmid}</a>'
+
+
+def _once_per_group(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """The column's value on the first row of each run of equal values only."""
+    repeated = frame[column].eq(frame[column].shift())
+    return frame.assign(**{column: frame[column].where(~repeated, "")})
 
 
 def table_html(frame: pd.DataFrame, columns: dict[str, str] | None = None,
@@ -203,7 +221,7 @@ def _findings(inputs: ReportInputs) -> list[str]:
             if result is not None and result.logrank is not None and \
                     not math.isnan(result.logrank.p_value):
                 findings.append(f"By {text(grouping.label.lower())}: log-rank p = "
-                                f"{result.logrank.p_value:.2f} over "
+                                f"{p_text(result.logrank.p_value)} over "
                                 f"{sum(c.n for c in result.curves.values())} patients.")
     return findings
 
@@ -321,15 +339,28 @@ def _methods(page: _Page, inputs: ReportInputs) -> None:
              "with Wilson 95% confidence intervals; a patient with several sites counts once "
              "per site.</li>")
     if pooled_model:
-        page.add(f"<li>Proportions pooled across reports: {text(pooled_model)}; 95% "
-                 "prediction intervals; per-report exact (Clopper–Pearson) intervals.</li>")
+        asked = protocol.analysis.pooling.method if protocol.analysis.pooling else None
+        used = next(iter(analysis.pooled.values())).method
+        page.add(f"<li>Sensitivity analysis, proportions pooled across reports: "
+                 f"{text(pooled_model)}; 95% prediction intervals; per-report exact "
+                 "(Clopper–Pearson) intervals"
+                 + (f". The protocol asks for the {text(POOLING_NAMES.get(asked, asked))}, "
+                    "which could not be "
+                    "fitted (see the notes under each pooled result), so the model named here "
+                    "was used instead" if asked and asked != used else "") + ".</li>")
     if survival_spec is not None:
         page.add(f"<li>Survival: time from {text(survival_spec.origin)} "
                  f"(<code>{text(survival_spec.time_field)}</code>), death as the event, living "
                  "patients censored at last follow-up. Kaplan–Meier estimates with Greenwood "
-                 "variances and log-log confidence bands; medians by R's rule; log-rank tests "
-                 "(pairwise with Holm's adjustment); Cox regression (Efron ties) on treatment "
-                 "group, age and sex where deaths allow, with unbounded hazard ratios reported "
+                 "variances and log-log confidence bands; medians by R's rule. "
+                 + (f"Only patients whose time counts from {text(survival_spec.origin)} "
+                    "enter the main analysis; every time, whatever it counts from, enters a "
+                    "sensitivity analysis. " if survival_spec.origin_field else "")
+                 + "Log-rank tests (pairwise with Holm's adjustment) only when every group "
+                 f"has at least {survival_spec.min_events_per_group} deaths, and Cox "
+                 "regression (Efron ties) on treatment group, age and sex only with at least "
+                 f"{survival_spec.min_events_per_parameter} deaths per parameter; below these "
+                 "the groups are described, not tested. Unbounded hazard ratios are reported "
                  "as such.</li>")
     versions = ", ".join(f"{name} {version}" for name, version in inputs.versions.items())
     page.add(f"<li>Software: {text(versions)}.</li></ul>")
@@ -363,11 +394,15 @@ def _studies(page: _Page, analysis: ReviewAnalysis) -> None:
 def _pooled(page: _Page, inputs: ReportInputs) -> None:
     analysis = inputs.analysis
     labels = {region.id: region.label for region in analysis.protocol.analysis.site_regions}
-    page.section("pooled", "Pooled proportions across reports")
+    page.section("pooled", "Pooled proportions across reports (sensitivity analysis)")
     if not analysis.pooled:
         page.missing("The protocol asks for no pooled proportions, or no report has sites.")
         page.end()
         return
+    crude = analysis.site_frequencies.set_index(["kind", "id"])
+    page.add("<p>The primary result is the patient-level frequency of each region (Metastatic "
+             "sites). Pooling the reports, each weighted as a study, is shown only as a "
+             "sensitivity analysis: it answers a question about reports, not patients.</p>")
     result: PooledProportion
     for region, result in analysis.pooled.items():
         page.add(f"<h3>{text(labels.get(region, region))}</h3>",
@@ -378,14 +413,44 @@ def _pooled(page: _Page, inputs: ReportInputs) -> None:
                  f"τ² = {result.tau2:.2f}, I² = {result.i2:.0f}%, k = {result.k} reports.</p>")
         for note in result.notes:
             page.add(f'<p class="note">{text(note)}</p>')
+        patient_level = crude.loc[("region", region)] if ("region", region) in crude.index \
+            else None
+        page.add(f'<p class="note">{_heterogeneity_text(result, patient_level)}</p>')
         page.figure(inputs.figures, f"forest_{region}",
                     f"Forest plot: {text(labels.get(region, region))}, by report.")
-    page.add('<p class="note">Most reports describe a single patient and are published '
-             "because of where the metastasis was, so between-report heterogeneity is large "
-             "and the prediction intervals are wide: the pooled values describe the published "
-             f"literature, not {text(analysis.protocol.analysis.population_short)} in "
-             "general.</p>")
+    page.add('<p class="note">The reports were published because of where the metastasis '
+             "was: pooled or not, these values describe the published literature, not "
+             f"{text(analysis.protocol.analysis.population_short)} in general.</p>")
     page.end()
+
+
+POOLING_NAMES = {"glmm": "binomial-normal GLMM (random-intercept logistic model)",
+                 "logit": "inverse-variance logit model",
+                 "freeman_tukey": "inverse-variance Freeman–Tukey model"}
+
+
+def _heterogeneity_text(result: PooledProportion, patient_level: pd.Series | None) -> str:
+    """What the heterogeneity numbers say, from the numbers themselves."""
+    single = int((result.studies["total"] == 1).sum())
+    sentences = []
+    if result.tau2 < 1e-8:
+        sentences.append("No between-report variance was estimated (τ² = 0), so the "
+                         "prediction interval equals the confidence interval.")
+    else:
+        sentences.append(f"Between-report variance τ² = {result.tau2:.2f} (I² = "
+                         f"{result.i2:.0f}%): the prediction interval "
+                         f"{percent(100 * result.pi_low)}–{percent(100 * result.pi_high)} is "
+                         "where a new report's proportion would be expected.")
+    if single:
+        sentences.append(f"{single} of the {result.k} reports describe a single patient"
+                         + (", each pulled to 25% or 75% by the 0.5 continuity correction, so "
+                            "τ² and I² say little about real heterogeneity"
+                            if result.method != "glmm" else "") + ".")
+    if patient_level is not None and patient_level["denominator"]:
+        sentences.append(f"The patient-level frequency is {patient_level['patients']}/"
+                         f"{patient_level['denominator']} "
+                         f"({percent(patient_level['percent'])}).")
+    return text(" ".join(sentences))
 
 
 def _survival_table(result: SurvivalByGroup, landmarks: tuple[float, ...]) -> str:
@@ -448,10 +513,13 @@ def _survival(page: _Page, inputs: ReportInputs) -> None:
                      "compared.</p>")
         if result.logrank is not None and not math.isnan(result.logrank.p_value):
             page.add(f"<p>Log-rank test: χ² = {result.logrank.chi2:.2f}, df = "
-                     f"{result.logrank.df}, p = {result.logrank.p_value:.3f}.</p>")
+                     f"{result.logrank.df}, p = {p_text(result.logrank.p_value)}.</p>")
         if result.pairwise is not None and len(result.pairwise) > 1:
             pairs = result.pairwise.assign(a=result.pairwise["group_a"].map(result.group_labels),
-                                           b=result.pairwise["group_b"].map(result.group_labels))
+                                           b=result.pairwise["group_b"].map(result.group_labels),
+                                           chi2=result.pairwise["chi2"].map("{:.2f}".format),
+                                           p_value=result.pairwise["p_value"].map(p_text),
+                                           p_holm=result.pairwise["p_holm"].map(p_text))
             page.add(table_html(pairs, {"a": "Group", "b": "versus", "chi2": "χ²",
                                         "p_value": "p", "p_holm": "p (Holm)"},
                                 numeric=["chi2", "p_value", "p_holm"]))
@@ -460,7 +528,8 @@ def _survival(page: _Page, inputs: ReportInputs) -> None:
                 hr_text=lambda f: [
                     (f"{hr:.2f} ({lo:.2f}–{hi:.2f})" if bounded else "unbounded")
                     for hr, lo, hi, bounded in zip(f["hr"], f["ci_low"], f["ci_high"],
-                                                   f["bounded"], strict=True)])
+                                                   f["bounded"], strict=True)],
+                p_value=lambda f: f["p_value"].map(p_text))
             page.add(f"<p>Cox model ({result.cox.n} patients, {result.cox.events} deaths):</p>",
                      table_html(cox, {"term": "Term", "hr_text": "Hazard ratio (95% CI)",
                                       "p_value": "p"}, numeric=["p_value"]))
@@ -509,10 +578,15 @@ def _limitations(inputs: ReportInputs) -> list[str]:
                       "are recorded as not reported.")
     survival = analysis.survival
     if survival is not None:
-        points.append(f"Only {survival.usable} of {total} patients have both a survival time "
-                      "and a vital status; follow-up of living patients is often a lower "
-                      "bound, and comparisons between treatment groups are confounded by "
-                      "indication.")
+        origin = analysis.protocol.analysis.survival.origin
+        timed = survival.any_origin.overall.n if survival.any_origin is not None \
+            else survival.usable
+        points.append(f"Only {survival.usable} of {total} patients have a survival time from "
+                      f"{text(origin)} and a vital status"
+                      + (f" ({timed} have a time from any event)" if timed != survival.usable
+                         else "")
+                      + "; follow-up of living patients is often a lower bound, and "
+                      "comparisons between treatment groups are confounded by indication.")
         if analysis.protocol.analysis.treatment_groupings:
             points.append("Treatment groups are defined by treatment received at any time, so "
                           "a patient who lived longer had more time to receive it (immortal-"
@@ -552,8 +626,9 @@ def render_report(inputs: ReportInputs) -> str:
     page.section("characteristics", "Patient characteristics (Table 1)")
     page.add("<p>Each row gives the patients with the characteristic over the patients for "
              "whom it was reported.</p>",
-             table_html(analysis.characteristics, {"characteristic": "Characteristic",
-                                                   "value": "Value", "summary": "Patients"}))
+             table_html(_once_per_group(analysis.characteristics, "characteristic"),
+                        {"characteristic": "Characteristic", "value": "Value",
+                         "summary": "Patients"}))
     page.end()
 
     page.section("sites", "Metastatic sites")
