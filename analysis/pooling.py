@@ -140,13 +140,17 @@ def _back_transform(method: str, value: np.ndarray | float, harmonic_n: float) -
         return special.expit(value)
     if method == "arcsine":
         return np.sin(np.clip(value, 0, np.pi / 2)) ** 2
-    # Miller (1978), as metafor's transf.ipft.hm: the inverse of the mean double arcsine.
-    t = np.clip(value, 0, np.pi / 2)
+    # Miller (1978), as metafor's transf.ipft.hm: the inverse of the mean double arcsine,
+    # which is 0 below the transform of 0 events and 1 above that of n events (for the
+    # harmonic mean n); in between the formula is monotone.
+    t = np.asarray(value, dtype=float)
     sine = np.sin(2 * t)
     with np.errstate(divide="ignore", invalid="ignore"):
         inner = 1 - (sine + (sine - 1 / sine) / harmonic_n) ** 2
         p = 0.5 * (1 - np.sign(np.cos(2 * t)) * np.sqrt(np.clip(inner, 0, None)))
-    p = np.where(t == 0, 0.0, np.where(t == np.pi / 2, 1.0, p))
+    lowest = 0.5 * math.asin(math.sqrt(1 / (harmonic_n + 1)))
+    highest = 0.5 * (math.asin(math.sqrt(harmonic_n / (harmonic_n + 1))) + math.pi / 2)
+    p = np.where(t < lowest, 0.0, np.where(t > highest, 1.0, p))
     return np.clip(p, 0, 1)
 
 
@@ -264,7 +268,6 @@ class _BinomialNormalLikelihood:
         self.nodes, self.log_weights = nodes, np.log(weights)
         self.log_binomial = (special.gammaln(n + 1) - special.gammaln(x + 1)
                              - special.gammaln(n - x + 1))
-        self.modes = np.zeros_like(x)
 
     def _joint(self, z: np.ndarray, mu: float, tau: float) -> np.ndarray:
         """log of binomial kernel times standard normal density at nodes z (k × nodes)."""
@@ -272,17 +275,33 @@ class _BinomialNormalLikelihood:
         return (self.x[:, None] * eta - self.n[:, None] * np.logaddexp(0, eta) - 0.5 * z**2
                 - 0.5 * math.log(2 * math.pi))
 
-    def loglik(self, mu: float, tau: float) -> float:
-        z = self.modes.copy()
-        for _ in range(50):
+    def modes(self, mu: float, tau: float) -> np.ndarray:
+        """Each study's conditional mode of its standardised random effect.
+
+        The log joint density is strictly concave in z, so its gradient
+        tau·(x − n·p(z)) − z falls monotonically and has one root, which lies between
+        tau·(x − n) and tau·x. Newton steps are kept inside that bracket (bisecting when a step
+        would leave it), so the search converges at any tau, from the same start every time:
+        plain Newton overshoots and flips between modes when tau is large."""
+        low = tau * (self.x - self.n)
+        high = tau * self.x
+        z = np.clip(np.zeros_like(self.x), low, high)
+        for _ in range(200):
             p = special.expit(mu + tau * z)
             gradient = tau * (self.x - self.n * p) - z
+            low = np.where(gradient > 0, z, low)
+            high = np.where(gradient < 0, z, high)
             curvature = -(tau**2) * self.n * p * (1 - p) - 1
-            step = gradient / curvature
-            z = z - step
-            if np.max(np.abs(step)) < 1e-12:
-                break
-        self.modes = z
+            newton = z - gradient / curvature
+            inside = (newton > low) & (newton < high)
+            moved = np.where(inside, newton, (low + high) / 2)
+            if np.max(np.abs(moved - z)) < 1e-13:
+                return moved
+            z = moved
+        return z
+
+    def loglik(self, mu: float, tau: float) -> float:
+        z = self.modes(mu, tau)
         p = special.expit(mu + tau * z)
         scale = 1 / np.sqrt(tau**2 * self.n * p * (1 - p) + 1)
         points = z[:, None] + math.sqrt(2) * scale[:, None] * self.nodes[None, :]
@@ -311,76 +330,49 @@ def _derivatives(function: Callable[[np.ndarray], float], point: np.ndarray,
     return gradient, hessian
 
 
-def _minimise_newton(function: Callable[[np.ndarray], float], start: np.ndarray,
-                     ceiling: float, max_iterations: int = 60) -> tuple[np.ndarray, bool]:
-    """Damped Newton minimisation with backtracking (a scaled gradient step wherever the
-    Hessian is not positive definite). Returns the point and whether it is a minimum: the
-    gradient vanishes there with a positive definite Hessian, and the second parameter has
-    stayed below `ceiling`."""
-    point, value = start.astype(float), function(start)
-    for _ in range(max_iterations):
-        gradient, hessian = _derivatives(function, point)
-        try:
-            np.linalg.cholesky(hessian)
-            step = np.linalg.solve(hessian, gradient)
-        except np.linalg.LinAlgError:
-            step = gradient / max(float(np.max(np.abs(np.diag(hessian)))), 1.0)
-        scale = 1.0
-        while scale > 1e-10:
-            candidate = point - scale * step
-            new_value = function(candidate)
-            if math.isfinite(new_value) and new_value <= value:
-                break
-            scale /= 2
-        else:
-            break
-        moved = float(np.max(np.abs(candidate - point)))
-        point, value = candidate, new_value
-        if moved < 1e-9 or not point[1] < ceiling:
-            break
-    gradient, hessian = _derivatives(function, point)
-    try:
-        np.linalg.cholesky(hessian)
-        definite = True
-    except np.linalg.LinAlgError:
-        definite = False
-    converged = definite and float(np.max(np.abs(gradient))) < 1e-4 and point[1] < ceiling
-    return point, converged
-
-
 def _fit_glmm(x: np.ndarray, n: np.ndarray) -> tuple[float, float, float]:
-    """ML estimates (mu, tau²) and the standard error of mu from the observed information."""
+    """ML estimates (mu, tau²) and the standard error of mu from the observed information.
+
+    The likelihood is maximised over tau by its profile (for each tau the best mu, found
+    exactly: the marginal likelihood is log-concave in mu): a grid up to MAX_TAU finds the
+    highest region, a bounded search refines it. A profile highest at MAX_TAU has no maximum
+    (a local one on the way, where a local optimiser such as lme4's may stop, is lower); one
+    highest at 0 puts tau² on the boundary."""
     likelihood = _BinomialNormalLikelihood(x, n)
-    y, v, _ = _transform("logit", x, n)
-    start_tau2 = estimate_tau2(y, v, "DL")
-    start = np.array([float(np.sum(y / (v + start_tau2)) / np.sum(1 / (v + start_tau2))),
-                      math.log(math.sqrt(start_tau2) + 0.1)])
+
+    def best_mu(tau: float) -> tuple[float, float]:
+        found = optimize.minimize_scalar(lambda m: -likelihood.loglik(m, tau),
+                                         bounds=(-40.0, 40.0), method="bounded",
+                                         options={"xatol": 1e-11, "maxiter": 500})
+        return float(found.x), float(found.fun)
+
+    taus = np.concatenate([[0.0], np.geomspace(1e-3, MAX_TAU, 56)])
+    profile = np.array([best_mu(float(tau))[1] for tau in taus])
+    best = int(np.argmin(profile))
+    if best == len(taus) - 1:
+        all_or_none = bool(np.all((x[n > 1] == 0) | (x[n > 1] == n[n > 1])))
+        raise NoMaximumError(
+            "the likelihood is highest at ever larger between-study variance"
+            + (" (within each study the patients all have, or all lack, the outcome)"
+               if all_or_none else f" (to tau² = {MAX_TAU ** 2:g} and beyond)")
+            + ", so it has no maximum; a local maximum on the way is lower")
+    low, high = float(taus[max(best - 1, 0)]), float(taus[best + 1])
+    refined = optimize.minimize_scalar(lambda t: best_mu(t)[1], bounds=(low, high),
+                                       method="bounded", options={"xatol": 1e-10,
+                                                                  "maxiter": 500})
+    tau = float(refined.x)
+    if best == 0 and best_mu(0.0)[1] <= refined.fun:
+        tau = 0.0
+    if tau < 1e-6:  # at tau = 0 the model is one binomial proportion, solved exactly
+        return _boundary_fit(x, n)
+    mu = best_mu(tau)[0]
 
     def objective(theta: np.ndarray) -> float:
         return -likelihood.loglik(theta[0], math.exp(theta[1]))
 
-    def without_heterogeneity(theta: np.ndarray) -> float:
-        return -likelihood.loglik(theta[0], 0.0)
-
-    found, converged = _minimise_newton(objective, start, ceiling=math.log(MAX_TAU))
-    mu, log_tau = (float(value) for value in found)
-    boundary_mu = float(optimize.minimize_scalar(
-        lambda m: without_heterogeneity(np.array([m]))).x)
-    boundary = np.array([boundary_mu])
-    at_boundary = log_tau < -8 or \
-        without_heterogeneity(boundary) <= objective(np.array([mu, log_tau]))
-    if not converged and not at_boundary:
-        raise NoMaximumError(
-            "the likelihood keeps rising as the between-study variance grows (within each "
-            "study the patients all have, or all lack, the outcome), so it has no maximum")
-    if at_boundary:
-        mu, tau = boundary_mu, 0.0
-        se = math.sqrt(1 / _derivatives(without_heterogeneity, boundary)[1][0, 0])
-    else:
-        tau = math.exp(log_tau)
-        # At the optimum the variance of mu does not depend on how tau is parametrised.
-        hessian = _derivatives(objective, np.array([mu, log_tau]))[1]
-        se = math.sqrt(np.linalg.inv(hessian)[0, 0])
+    # At the optimum the variance of mu does not depend on how tau is parametrised.
+    hessian = _derivatives(objective, np.array([mu, math.log(tau)]))[1]
+    se = math.sqrt(np.linalg.inv(hessian)[0, 0])
     if not all(math.isfinite(value) for value in (mu, tau, se)):
         raise FloatingPointError("non-finite estimates")
     return mu, tau**2, se
@@ -396,9 +388,13 @@ def _pool_glmm(x: np.ndarray, n: np.ndarray, level: float, labels: Sequence[str]
         reason = "no study has an event"
     elif np.all(x == n):
         reason = "every patient in every study has the event"
-    elif np.all(n == 1):
-        reason = ("every study has a single patient, so the between-study variance cannot be "
-                  "told apart from the within-study variance")
+    if reason is None and np.all(n == 1):
+        # One patient per study: every tau² fits equally well (the likelihood is flat along a
+        # ridge), and R's rma.glmm reports the boundary tau² = 0, which is the patient-level
+        # logistic model: the crude proportion with a Wald interval on the logit scale.
+        return _glmm_result(x, n, level, labels, *_boundary_fit(x, n), notes=(
+            "every report describes one patient, so the between-report variance is not "
+            "identified; it is set to 0, which makes this the patient-level proportion",))
     if reason is None:
         try:
             mu, tau2, se = _fit_glmm(x, n)
@@ -415,6 +411,20 @@ def _pool_glmm(x: np.ndarray, n: np.ndarray, level: float, labels: Sequence[str]
         note = f"GLMM not fitted: {reason}; inverse-variance logit model used instead"
         return PooledProportion(**{**fallback.__dict__,
                                    "notes": (note, *fallback.notes)})
+    return _glmm_result(x, n, level, labels, mu, tau2, se)
+
+
+def _boundary_fit(x: np.ndarray, n: np.ndarray) -> tuple[float, float, float]:
+    """ML at tau² = 0: the logit of the crude proportion and its standard error."""
+    proportion = float(np.sum(x) / np.sum(n))
+    return (float(special.logit(proportion)), 0.0,
+            math.sqrt(1 / (float(np.sum(n)) * proportion * (1 - proportion))))
+
+
+def _glmm_result(x: np.ndarray, n: np.ndarray, level: float, labels: Sequence[str] | None,
+                 mu: float, tau2: float, se: float, notes: tuple[str, ...] = ()
+                 ) -> PooledProportion:
+    k = len(x)
     alpha = 1 - level
     critical = stats.norm.ppf(1 - alpha / 2)
     pi_half = critical * math.sqrt(se**2 + tau2)
@@ -429,7 +439,7 @@ def _pool_glmm(x: np.ndarray, n: np.ndarray, level: float, labels: Sequence[str]
         pi_low=float(special.expit(mu - pi_half)), pi_high=float(special.expit(mu + pi_half)),
         tau2=tau2, i2=_i_squared(tau2, v), q=q, q_pvalue=float(stats.chi2.sf(q, k - 1)),
         transformed_estimate=mu, transformed_se=se, hartung_knapp=False, level=level,
-        studies=_study_table(x, n, labels, weights, level), notes=(),
+        studies=_study_table(x, n, labels, weights, level), notes=notes,
     )
 
 

@@ -128,9 +128,11 @@ def test_single_case_studies_are_pooled_by_the_glmm_when_one_study_has_more():
 
 
 def test_only_single_case_studies_cannot_separate_the_variances():
+    # As R's rma.glmm: tau² on the boundary, so the GLMM is the patient-level proportion.
     result = pool_proportions([1, 0, 1, 1, 0, 1, 0, 1], [1] * 8, method="glmm")
-    assert result.method == "logit"
-    assert result.notes[0].startswith("GLMM not fitted: every study has a single patient")
+    assert result.method == "glmm" and result.tau2 == 0.0
+    assert result.estimate == pytest.approx(5 / 8)
+    assert result.notes[0].startswith("every report describes one patient")
 
 
 def test_single_study_has_no_heterogeneity():
