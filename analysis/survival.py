@@ -10,6 +10,7 @@ unbounded, never as a huge number.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Sequence
@@ -205,6 +206,11 @@ class CoxResult:
     n: int
     events: int
     warnings: tuple[str, ...]
+    # Why the model as specified has no estimate (an unbounded or constant term, or no
+    # convergence); then the table is empty: refitting without the term would answer another
+    # question than the one asked.
+    not_estimable: str | None = None
+    reference: str | None = None  # the group the hazard ratios compare with
 
 
 def _monotone_direction(time: np.ndarray, event: np.ndarray, x: np.ndarray) -> int:
@@ -249,18 +255,33 @@ def cox_model(frame: pd.DataFrame, level: float = 0.95) -> CoxResult | None:
             direction = _monotone_direction(time, event, values)
             if direction:
                 unbounded[name] = direction
-    fitted = [name for name in covariates if name not in unbounded and frame[name].nunique() > 1]
+    columns = ["term", "coef", "se", "hr", "ci_low", "ci_high", "p_value", "bounded"]
+    constant = [name for name in covariates if frame[name].nunique() <= 1]
+    if unbounded or constant:
+        reasons = [f"the hazard ratio of '{name}' is unbounded (every death while both levels "
+                   f"were at risk was {'in' if direction > 0 else 'outside'} it)"
+                   for name, direction in unbounded.items()]
+        reasons += [f"'{name}' takes a single value" for name in constant]
+        return CoxResult(pd.DataFrame(columns=columns), len(frame), events, tuple(notes),
+                         not_estimable="; ".join(reasons) + ", so the model cannot be fitted "
+                                                            "as specified")
+    fitted = covariates
     rows = []
     if fitted:
         fitter = CoxPHFitter(alpha=1 - level)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                fitter.fit(frame[["time", "event", *fitted]], "time", "event")
+                # R's coxph iterates to a relative change of 1e-9 in the log partial
+                # likelihood; lifelines' default stops earlier (coefficients off by 1e-4).
+                fitter.fit(frame[["time", "event", *fitted]], "time", "event",
+                           fit_options={"precision": 1e-12, "r_precision": 1e-14,
+                                        "max_steps": 500})
             summary = fitter.summary
         except (ConvergenceError, np.linalg.LinAlgError, ValueError) as error:
-            notes.append(f"the Cox model did not converge ({str(error).splitlines()[0]})")
-            summary = None
+            return CoxResult(pd.DataFrame(columns=columns), len(frame), events, tuple(notes),
+                             not_estimable="the partial likelihood could not be maximised "
+                                           f"({str(error).splitlines()[0]})")
         if summary is not None:
             for name in fitted:
                 row = summary.loc[name]
@@ -271,14 +292,6 @@ def cox_model(frame: pd.DataFrame, level: float = 0.95) -> CoxResult | None:
                     "ci_high": float(row[f"exp(coef) upper {100 * level:g}%"]),
                     "p_value": float(row["p"]), "bounded": True,
                 })
-    for name, direction in unbounded.items():
-        rows.append({"term": name, "coef": direction * math.inf, "se": math.nan,
-                     "hr": math.inf if direction > 0 else 0.0,
-                     "ci_low": math.nan, "ci_high": math.nan, "p_value": math.nan,
-                     "bounded": False})
-        notes.append(f"{name}: hazard ratio unbounded (every death while both levels were at "
-                     f"risk was {'in' if direction > 0 else 'outside'} this group)")
-    columns = ["term", "coef", "se", "hr", "ci_low", "ci_high", "p_value", "bounded"]
     table = pd.DataFrame(rows, columns=columns)
     table = table.sort_values("term", key=lambda terms: terms.map(covariates.index))
     return CoxResult(table.reset_index(drop=True), len(frame), events, tuple(notes))
@@ -395,12 +408,15 @@ class SurvivalByGroup:
             design[name] = pd.to_numeric(grouped[name], errors="coerce").astype(float)
         complete = design.dropna()
         result = cox_model(complete, self.level)
-        if result is not None and len(complete) < len(design):
+        if result is None:
+            return None
+        cautions = result.warnings
+        if len(complete) < len(design):
             left_out = len(design) - len(complete)
-            result = CoxResult(result.table, result.n, result.events,
-                               (f"{left_out} patients without {', '.join(covariates)} left out",
-                                *result.warnings))
-        return result
+            cautions = (f"{left_out} patients without {', '.join(covariates)} left out",
+                         *cautions)
+        return dataclasses.replace(result, warnings=cautions,
+                                   reference=self.group_labels.get(base) if base else None)
 
     def summary(self) -> pd.DataFrame:
         """Per group and overall: n, events, median with limits, survival at the landmarks."""

@@ -115,24 +115,33 @@ def test_all_censored_has_no_median_and_no_test():
     assert result.cox is None
 
 
-def test_group_where_nobody_dies_gives_an_unbounded_hazard_ratio():
+def test_group_where_nobody_dies_makes_the_model_not_estimable():
     frame = pd.DataFrame({"time": [1.0, 2, 3, 4, 5, 6, 7, 8],
                           "event": [True, True, True, False, False, False, False, False],
                           "group": ["a", "a", "a", "a", "b", "b", "b", "b"]})
-    result = SurvivalByGroup().fit(frame, reference="a")
-    row = result.cox.table.set_index("term").loc["group: b"]
-    assert not row.bounded
-    assert row.hr == 0.0 and np.isneginf(row.coef)
-    assert any("unbounded" in note for note in result.cox.warnings)
+    cox = SurvivalByGroup().fit(frame, reference="a").cox
+    assert cox.table.empty
+    assert cox.not_estimable == ("the hazard ratio of 'group: b' is unbounded (every death "
+                                 "while both levels were at risk was outside it), so the model "
+                                 "cannot be fitted as specified")
 
 
-def test_group_that_dies_first_gives_an_unbounded_hazard_ratio():
+def test_an_unbounded_term_is_never_dropped_and_the_rest_refitted():
+    # The group is unbounded; a model of age alone would answer another question.
     frame = pd.DataFrame({"time": [1.0, 2, 3, 4, 5, 6, 7, 8],
                           "event": [True, True, True, True, False, True, False, True],
-                          "group": ["a", "a", "a", "a", "b", "b", "b", "b"]})
-    row = SurvivalByGroup().fit(frame, reference="b").cox.table.set_index("term").loc[
-        "group: a"]
-    assert not row.bounded and row.hr == math.inf
+                          "group": ["a", "a", "a", "a", "b", "b", "b", "b"],
+                          "age": [50.0, 61, 72, 45, 58, 66, 53, 70]})
+    cox = SurvivalByGroup().fit(frame, covariates=["age"], reference="b").cox
+    assert cox.table.empty and "'group: a' is unbounded" in cox.not_estimable
+
+
+def test_the_cox_model_names_its_reference_group():
+    cox = SurvivalByGroup().fit(aml(), reference="Maintained",
+                                labels={"Maintained": "Maintained chemotherapy",
+                                        "Nonmaintained": "No maintenance"}).cox
+    assert cox.reference == "Maintained chemotherapy"
+    assert list(cox.table.term) == ["group: No maintenance"]
 
 
 def test_missing_covariates_are_left_out_and_counted():

@@ -523,6 +523,10 @@ def _survival(page: _Page, inputs: ReportInputs) -> None:
             page.add(table_html(pairs, {"a": "Group", "b": "versus", "chi2": "χ²",
                                         "p_value": "p", "p_holm": "p (Holm)"},
                                 numeric=["chi2", "p_value", "p_holm"]))
+        if result.cox is not None and result.cox.not_estimable:
+            page.add(f'<p class="note">Cox model ({result.cox.n} patients, '
+                     f"{result.cox.events} deaths) not estimable: "
+                     f"{text(result.cox.not_estimable)}.</p>")
         if result.cox is not None and len(result.cox.table):
             cox = result.cox.table.assign(
                 hr_text=lambda f: [
@@ -530,7 +534,10 @@ def _survival(page: _Page, inputs: ReportInputs) -> None:
                     for hr, lo, hi, bounded in zip(f["hr"], f["ci_low"], f["ci_high"],
                                                    f["bounded"], strict=True)],
                 p_value=lambda f: f["p_value"].map(p_text))
-            page.add(f"<p>Cox model ({result.cox.n} patients, {result.cox.events} deaths):</p>",
+            reference = (f"; hazard ratios against {text(result.cox.reference)}"
+                         if result.cox.reference else "")
+            page.add(f"<p>Cox model ({result.cox.n} patients, {result.cox.events} deaths"
+                     f"{reference}):</p>",
                      table_html(cox, {"term": "Term", "hr_text": "Hazard ratio (95% CI)",
                                       "p_value": "p"}, numeric=["p_value"]))
             for warning in result.cox.warnings:
