@@ -21,6 +21,7 @@ from analysis import figures
 from analysis.pooling import PooledProportion
 from analysis.sites import (
     pooled_region_proportions,
+    pooling_refusal,
     site_frequencies,
     sites_per_patient,
     vertebral_levels,
@@ -60,6 +61,8 @@ class ReviewAnalysis:
     sites_per_patient: pd.DataFrame
     vertebral_levels: pd.DataFrame | None
     pooled: dict[str, PooledProportion]
+    # Regions the protocol pools whose pooled result would mislead, with the reason.
+    not_pooled: dict[str, str]
     survival: SurvivalAnalysis | None
     notes: list[str] = field(default_factory=list)
 
@@ -107,9 +110,13 @@ def analyze_review(raw_cases: pd.DataFrame, protocol: Protocol, *,
     levels = vertebral_levels(cases, spec, schema.field(spec.levels_field)) \
         if spec.levels_field else None
     notes = []
-    pooled = pooled_region_proportions(cases, spec, schema.study.key) if len(cases) else {}
+    fitted = pooled_region_proportions(cases, spec, schema.study.key) if len(cases) else {}
+    not_pooled = {region: reason for region, result in fitted.items()
+                  if (reason := pooling_refusal(result, spec.pooling.method)) is not None}
+    pooled = {region: result for region, result in fitted.items() if region not in not_pooled}
     for region, result in pooled.items():
         notes += [f"pooled {region}: {note}" for note in result.notes]
+    notes += [f"not pooled {region}: {reason}" for region, reason in not_pooled.items()]
     return ReviewAnalysis(
         protocol=protocol,
         cases=cases,
@@ -121,6 +128,7 @@ def analyze_review(raw_cases: pd.DataFrame, protocol: Protocol, *,
         sites_per_patient=sites_per_patient(cases, spec),
         vertebral_levels=levels,
         pooled=pooled,
+        not_pooled=not_pooled,
         survival=_survival(cases, protocol, conf_type) if len(cases) else None,
         notes=notes,
     )

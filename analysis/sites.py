@@ -113,3 +113,21 @@ def pooled_region_proportions(
                                                   method=spec.pooling.method,
                                                   labels=list(counts["study"]))
     return results
+
+
+def pooling_refusal(result: PooledProportion, requested: str) -> str | None:
+    """Why a pooled result should not be shown: the requested model could not be fitted and
+    the inverse-variance fallback had to add 0.5 to the cells of single-patient reports,
+    which pulls each of them to 25% or 75% whatever it showed. None when it may be shown."""
+    if result.method == requested:
+        return None
+    studies = result.studies
+    corrected = int(((studies["total"] == 1)
+                     & ((studies["events"] == 0) | (studies["events"] == 1))).sum())
+    if not corrected:
+        return None
+    failure = next((note for note in result.notes if note.startswith("GLMM not fitted")),
+                   f"the {requested} model could not be fitted")
+    return (f"{failure.split('; inverse-variance')[0]}; the inverse-variance fallback would "
+            f"add 0.5 to the cells of {corrected} single-patient reports, pulling each to 25% "
+            "or 75% whatever it showed, so the reports are not pooled")

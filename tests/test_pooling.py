@@ -173,3 +173,14 @@ def test_all_or_none_studies_have_no_glmm_maximum():
     result = pool_proportions([1, 0, 1, 0, 2, 0, 4, 3], [1, 1, 1, 1, 2, 2, 4, 3], method="glmm")
     assert result.method == "logit"
     assert "has no maximum" in result.notes[0]
+
+
+def test_a_fallback_that_corrects_single_patient_reports_is_refused():
+    from analysis.sites import pooling_refusal
+
+    # All-or-none reports: the GLMM has no maximum; the logit fallback corrects 4 single ones.
+    result = pool_proportions([1, 0, 1, 0, 2, 0, 4, 3], [1, 1, 1, 1, 2, 2, 4, 3], method="glmm")
+    reason = pooling_refusal(result, "glmm")
+    assert reason.startswith("GLMM not fitted: the likelihood is highest")
+    assert "0.5 to the cells of 4 single-patient reports" in reason
+    assert pooling_refusal(pool_proportions(*PRITZ, method="glmm"), "glmm") is None

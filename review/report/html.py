@@ -348,6 +348,12 @@ def _methods(page: _Page, inputs: ReportInputs) -> None:
                     "which could not be "
                     "fitted (see the notes under each pooled result), so the model named here "
                     "was used instead" if asked and asked != used else "") + ".</li>")
+    if analysis.not_pooled and protocol.analysis.pooling:
+        asked = protocol.analysis.pooling.method
+        page.add("<li>Sensitivity analysis, proportions pooled across reports: the protocol "
+                 f"asks for the {text(POOLING_NAMES.get(asked, asked))}; not done for "
+                 f"{len(analysis.not_pooled)} region(s), for the reasons given under Pooled "
+                 "proportions.</li>")
     if survival_spec is not None:
         page.add(f"<li>Survival: time from {text(survival_spec.origin)} "
                  f"(<code>{text(survival_spec.time_field)}</code>), death as the event, living "
@@ -395,10 +401,14 @@ def _pooled(page: _Page, inputs: ReportInputs) -> None:
     analysis = inputs.analysis
     labels = {region.id: region.label for region in analysis.protocol.analysis.site_regions}
     page.section("pooled", "Pooled proportions across reports (sensitivity analysis)")
-    if not analysis.pooled:
+    if not analysis.pooled and not analysis.not_pooled:
         page.missing("The protocol asks for no pooled proportions, or no report has sites.")
         page.end()
         return
+    for region, reason in analysis.not_pooled.items():
+        page.add(f"<h3>{text(labels.get(region, region))}</h3>")
+        page.missing(f"Not pooled: {text(reason)}. The patient-level frequency (Metastatic "
+                     "sites) is the result.")
     crude = analysis.site_frequencies.set_index(["kind", "id"])
     page.add("<p>The primary result is the patient-level frequency of each region (Metastatic "
              "sites). Pooling the reports, each weighted as a study, is shown only as a "
