@@ -346,7 +346,7 @@ def _fit_glmm(x: np.ndarray, n: np.ndarray) -> tuple[float, float, float]:
                                          options={"xatol": 1e-11, "maxiter": 500})
         return float(found.x), float(found.fun)
 
-    taus = np.concatenate([[0.0], np.geomspace(1e-3, MAX_TAU, 56)])
+    taus = np.concatenate([[0.0], np.geomspace(1e-3, MAX_TAU, 32)])
     profile = np.array([best_mu(float(tau))[1] for tau in taus])
     best = int(np.argmin(profile))
     if best == len(taus) - 1:
