@@ -121,9 +121,7 @@ def pooling_refusal(result: PooledProportion, requested: str) -> str | None:
     which pulls each of them to 25% or 75% whatever it showed. None when it may be shown."""
     if result.method == requested:
         return None
-    studies = result.studies
-    corrected = int(((studies["total"] == 1)
-                     & ((studies["events"] == 0) | (studies["events"] == 1))).sum())
+    corrected = int((result.studies["total"] == 1).sum())  # 0 or all events, every one
     if not corrected:
         return None
     failure = next((note for note in result.notes if note.startswith("GLMM not fitted")),

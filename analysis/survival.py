@@ -265,35 +265,27 @@ def cox_model(frame: pd.DataFrame, level: float = 0.95) -> CoxResult | None:
         return CoxResult(pd.DataFrame(columns=columns), len(frame), events, tuple(notes),
                          not_estimable="; ".join(reasons) + ", so the model cannot be fitted "
                                                             "as specified")
-    fitted = covariates
-    rows = []
-    if fitted:
-        fitter = CoxPHFitter(alpha=1 - level)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                # R's coxph iterates to a relative change of 1e-9 in the log partial
-                # likelihood; lifelines' default stops earlier (coefficients off by 1e-4).
-                fitter.fit(frame[["time", "event", *fitted]], "time", "event",
-                           fit_options={"precision": 1e-12, "r_precision": 1e-14,
-                                        "max_steps": 500})
-            summary = fitter.summary
-        except (ConvergenceError, np.linalg.LinAlgError, ValueError) as error:
-            return CoxResult(pd.DataFrame(columns=columns), len(frame), events, tuple(notes),
-                             not_estimable="the partial likelihood could not be maximised "
-                                           f"({str(error).splitlines()[0]})")
-        if summary is not None:
-            for name in fitted:
-                row = summary.loc[name]
-                rows.append({
-                    "term": name, "coef": float(row["coef"]), "se": float(row["se(coef)"]),
-                    "hr": float(row["exp(coef)"]),
-                    "ci_low": float(row[f"exp(coef) lower {100 * level:g}%"]),
-                    "ci_high": float(row[f"exp(coef) upper {100 * level:g}%"]),
-                    "p_value": float(row["p"]), "bounded": True,
-                })
+    fitter = CoxPHFitter(alpha=1 - level)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            # R's coxph iterates to a relative change of 1e-9 in the log partial likelihood;
+            # lifelines' default stops earlier (coefficients off by up to 1e-4).
+            fitter.fit(frame[["time", "event", *covariates]], "time", "event",
+                       fit_options={"precision": 1e-12, "r_precision": 1e-14,
+                                    "max_steps": 500})
+    except (ConvergenceError, np.linalg.LinAlgError, ValueError) as error:
+        return CoxResult(pd.DataFrame(columns=columns), len(frame), events, tuple(notes),
+                         not_estimable="the partial likelihood could not be maximised "
+                                       f"({str(error).splitlines()[0]})")
+    summary = fitter.summary
+    rows = [{"term": name, "coef": float(row["coef"]), "se": float(row["se(coef)"]),
+             "hr": float(row["exp(coef)"]),
+             "ci_low": float(row[f"exp(coef) lower {100 * level:g}%"]),
+             "ci_high": float(row[f"exp(coef) upper {100 * level:g}%"]),
+             "p_value": float(row["p"]), "bounded": True}
+            for name, row in ((name, summary.loc[name]) for name in covariates)]
     table = pd.DataFrame(rows, columns=columns)
-    table = table.sort_values("term", key=lambda terms: terms.map(covariates.index))
     return CoxResult(table.reset_index(drop=True), len(frame), events, tuple(notes))
 
 
