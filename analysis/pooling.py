@@ -340,14 +340,15 @@ def _fit_glmm(x: np.ndarray, n: np.ndarray) -> tuple[float, float, float]:
     highest at 0 puts tau² on the boundary."""
     likelihood = _BinomialNormalLikelihood(x, n)
 
-    def best_mu(tau: float) -> tuple[float, float]:
+    def best_mu(tau: float, tolerance: float = 1e-11) -> tuple[float, float]:
         found = optimize.minimize_scalar(lambda m: -likelihood.loglik(m, tau),
                                          bounds=(-40.0, 40.0), method="bounded",
-                                         options={"xatol": 1e-11, "maxiter": 500})
+                                         options={"xatol": tolerance, "maxiter": 500})
         return float(found.x), float(found.fun)
 
+    # The grid only has to find the highest region, so its inner searches can be coarse.
     taus = np.concatenate([[0.0], np.geomspace(1e-3, MAX_TAU, 32)])
-    profile = np.array([best_mu(float(tau))[1] for tau in taus])
+    profile = np.array([best_mu(float(tau), 1e-5)[1] for tau in taus])
     best = int(np.argmin(profile))
     if best == len(taus) - 1:
         all_or_none = bool(np.all((x[n > 1] == 0) | (x[n > 1] == n[n > 1])))
