@@ -304,6 +304,10 @@ def _skeleton_parts() -> list[tuple[str, patches.Patch]]:
                                       (4.4, 16.85)])),
     ]
     y = 16.55
+    # Behind the vertebrae, the whole column: patients whose report names no spinal level
+    # colour it, so the spine does not look spared when only its levels are unknown.
+    parts.append(("spine_unspecified", patches.FancyBboxPatch(
+        (4.5, 10.85), 1.0, 5.75, boxstyle="round,pad=0.05")))
     for _ in range(7):
         parts.append(("cervical_spine", patches.Rectangle((4.78, y - 0.15), 0.44, 0.13)))
         y -= 0.16
@@ -378,7 +382,8 @@ def skeleton_map(frequencies: pd.DataFrame, title: str | None = None) -> Figure:
                "forearm": (7.7, 10.5, 9.2, 10.3), "sacrum": (5.2, 10.0, 9.2, 9.5),
                "hand": (8.1, 8.9, 9.2, 8.7), "pelvis": (3.4, 10.2, 0.8, 10.2),
                "femur": (3.85, 7.5, 0.8, 7.5), "tibia_fibula": (3.9, 3.2, 0.8, 3.2),
-               "foot": (3.5, 0.85, 0.8, 1.0)}
+               "foot": (3.5, 0.85, 0.8, 1.0),
+               "spine_unspecified": (4.55, 12.2, 0.8, 12.4)}
     for code, (x, y, text_x, text_y) in anchors.items():
         if code not in sites.index:
             continue

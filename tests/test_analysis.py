@@ -186,3 +186,17 @@ def test_table_one_says_reported_where_no_other_value_was_ever_recorded(protocol
     assert compression.percent.isna().all()
     treatments = table[table.characteristic == "Bone treatments"].set_index("value")
     assert treatments.loc["Decompression surgery", "summary"] == "13/64 (20%)"
+
+
+def test_the_skeleton_map_draws_patients_whose_spinal_level_is_unknown(shipped_analysis):
+    from analysis.figures import NONE_COLOUR, skeleton_map
+
+    figure = skeleton_map(shipped_analysis.site_frequencies)
+    labels = [text.get_text() for text in figure.axes[0].texts]
+    assert "Spine unspecified\n16 (14%)" in labels
+    from matplotlib.colors import to_hex
+    from matplotlib.patches import FancyBboxPatch
+
+    column = next(patch for patch in figure.axes[0].patches
+                  if isinstance(patch, FancyBboxPatch) and patch.get_height() > 5)
+    assert to_hex(column.get_facecolor()) != NONE_COLOUR.lower()
