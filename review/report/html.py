@@ -405,14 +405,14 @@ def _pooled(page: _Page, inputs: ReportInputs) -> None:
         page.missing("The protocol asks for no pooled proportions, or no report has sites.")
         page.end()
         return
-    for region, reason in analysis.not_pooled.items():
-        page.add(f"<h3>{text(labels.get(region, region))}</h3>")
-        page.missing(f"Not pooled: {text(reason)}. The patient-level frequency (Metastatic "
-                     "sites) is the result.")
     crude = analysis.site_frequencies.set_index(["kind", "id"])
     page.add("<p>The primary result is the patient-level frequency of each region (Metastatic "
              "sites). Pooling the reports, each weighted as a study, is shown only as a "
              "sensitivity analysis: it answers a question about reports, not patients.</p>")
+    for region, reason in analysis.not_pooled.items():
+        page.add(f"<h3>{text(labels.get(region, region))}</h3>")
+        page.missing(f"Not pooled: {text(reason)}. The patient-level frequency (Metastatic "
+                     "sites) is the result.")
     result: PooledProportion
     for region, result in analysis.pooled.items():
         page.add(f"<h3>{text(labels.get(region, region))}</h3>",
