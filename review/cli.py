@@ -567,6 +567,14 @@ def cmd_screen_from_extraction(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from review.web.app import serve
+
+    workspace = _workspace(args)
+    serve(workspace.root, args.host, args.port, args.tokens)
+    return EXIT_OK
+
+
 def cmd_prisma(args: argparse.Namespace) -> int:
     from review.screening.prisma import write_prisma
 
@@ -828,6 +836,18 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--source", required=True, help="how the reports were found")
     seed.add_argument("--reviewer", required=True)
     seed.set_defaults(handler=cmd_screen_from_extraction)
+
+    serve = commands.add_parser(
+        "serve", help="the reviewers' web app: screening, conflicts, progress",
+        description="Serve the workspace to reviewers in the browser, on the same files and "
+                    "locks as the CLI. Bound to 127.0.0.1 by default, with a chooser of the "
+                    "protocol's reviewers; another address needs --tokens (one sign-in link "
+                    "per reviewer, printed at start).")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--tokens", action="store_true",
+                       help="sign reviewers in by a per-reviewer token (required off 127.0.0.1)")
+    serve.set_defaults(handler=cmd_serve)
 
     prisma = commands.add_parser(
         "prisma", help="the PRISMA 2020 flow diagram and counts",

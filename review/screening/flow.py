@@ -54,14 +54,36 @@ class ScreeningState:
         return self.title_abstract if stage == "title-abstract" else self.full_text
 
 
-def screening_state(workspace: Workspace) -> ScreeningState:
+@dataclass(frozen=True)
+class DeduplicatedRecords:
+    """The records and their de-duplication: what screening starts from."""
+
+    records: list[Record]
+    dedup: DedupResult
+    screened: list[Record]
+    other: list[Record]
+
+
+def deduplicated_records(workspace: Workspace) -> DeduplicatedRecords:
     settle(workspace.root)
     records = RecordStore(workspace.search_dir / "records.jsonl").load()
     database = [r for r in records if not identified_via_other_methods(r)]
     other = [r for r in records if identified_via_other_methods(r)]
     dedup = deduplicate(database, read_pair_decisions(workspace.data_dir / "dedup" /
                                                       "decisions.csv"))
-    screened = kept_records(database, dedup)
+    return DeduplicatedRecords(records, dedup, kept_records(database, dedup), other)
+
+
+def screening_state(workspace: Workspace,
+                    prepared: DeduplicatedRecords | None = None) -> ScreeningState:
+    """Screening as it stands; `prepared` spares the de-duplication when the caller knows the
+    records and pair decisions have not changed (the web app, between two clicks)."""
+    if prepared is None:
+        prepared = deduplicated_records(workspace)
+    else:
+        settle(workspace.root)
+    records, dedup, screened, other = (prepared.records, prepared.dedup, prepared.screened,
+                                       prepared.other)
     # A decision made on a record counts for its cluster: a later export or search run can
     # bring a more complete copy that becomes the one kept.
     kept_for = {member: cluster.kept for cluster in dedup.clusters

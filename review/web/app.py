@@ -1,0 +1,346 @@
+"""`review serve`: the reviewers' web app, on the same files and locks as the CLI.
+
+Screening one record at a time, conflicts and adjudication, and progress, served by Starlette
+with server-rendered Jinja2 pages and a few lines of inline script for the keyboard; nothing
+is fetched from the internet. Every decision goes through `DecisionStore.append`, the CLI's
+own path (one locked append per decision), so the web app and the terminal can be used side
+by side. Pages escape every value (Jinja2 autoescape), forms carry a per-session CSRF token,
+state changes are POST only, and no file path ever comes from a request.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import secrets
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup, escape
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from review.errors import ReviewError
+from review.screening.decisions import (
+    ADJUDICATOR,
+    Decision,
+    DecisionStore,
+    latest_by_reviewer,
+    now,
+    validate_decision,
+)
+from review.screening.flow import (
+    DeduplicatedRecords,
+    ScreeningState,
+    conflicts,
+    deduplicated_records,
+    prisma_counts_for,
+    screening_state,
+)
+from review.search.records import Record
+from review.workspace import Workspace
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                               "script-src 'unsafe-inline'; form-action 'self'; "
+                               "frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+TEMPLATES = Environment(loader=PackageLoader("review.web", "templates"),
+                        autoescape=select_autoescape(["html"]))
+
+
+def highlight(text: str, include: tuple[str, ...], exclude: tuple[str, ...]) -> Markup:
+    """The text escaped, with the protocol's include and exclude keywords marked."""
+    words = {word.lower(): "include" for word in include}
+    words.update({word.lower(): "exclude" for word in exclude})
+    escaped = str(escape(text))
+    if not words:
+        return Markup(escaped)
+    pattern = re.compile("|".join(re.escape(str(escape(word)))
+                                  for word in sorted(words, key=len, reverse=True)),
+                         re.IGNORECASE)
+    return Markup(pattern.sub(lambda match: f'<mark class="{words[match.group(0).lower()]}">'
+                                            f"{match.group(0)}</mark>", escaped))
+
+
+class ReviewApp:
+    """The pages of one workspace; `tokens` maps a sign-in token to its reviewer (None: a
+    chooser, allowed only on a local address)."""
+
+    def __init__(self, root: Path, tokens: dict[str, str] | None):
+        self.root = root
+        self.tokens = tokens
+        self._prepared: tuple[tuple, DeduplicatedRecords] | None = None
+
+    def state(self, workspace: Workspace) -> ScreeningState:
+        """The screening state, de-duplicating again only when the records or the pair
+        decisions changed on disk (by the CLI too): a click must not re-run it."""
+        key = tuple((path.stat().st_mtime_ns, path.stat().st_size) if path.exists() else None
+                    for path in (workspace.search_dir / "records.jsonl",
+                                 workspace.data_dir / "dedup" / "decisions.csv"))
+        if self._prepared is None or self._prepared[0] != key:
+            self._prepared = (key, deduplicated_records(workspace))
+        return screening_state(workspace, self._prepared[1])
+
+    @property
+    def workspace(self) -> Workspace:
+        return Workspace(self.root)  # read afresh: the protocol and files may change
+
+    def people(self, workspace: Workspace) -> tuple[str, ...]:
+        screening = workspace.protocol.screening
+        return tuple(dict.fromkeys((*screening.reviewers, *screening.adjudicators)))
+
+    def page(self, name: str, request: Request, status: int = 200,
+             **context: Any) -> HTMLResponse:
+        body = TEMPLATES.get_template(name).render(
+            reviewer=request.session.get("reviewer"), csrf=request.session.get("csrf", ""),
+            **context)
+        return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
+
+    def refuse(self, request: Request, status: int, message: str) -> HTMLResponse:
+        return self.page("message.html", request, status=status, message=message)
+
+    async def form(self, request: Request) -> dict[str, str] | None:
+        """The posted form, or None when its CSRF token is not this session's."""
+        form = await request.form()
+        expected = request.session.get("csrf")
+        given = str(form.get("csrf", ""))
+        if not expected or not secrets.compare_digest(given, expected):
+            return None
+        return {key: str(value) for key, value in form.items()}
+
+    # Sign-in -------------------------------------------------------------------------------
+
+    async def home(self, request: Request) -> Response:
+        if request.session.get("reviewer"):
+            return RedirectResponse("/screen/title-abstract", status_code=303)
+        request.session.setdefault("csrf", secrets.token_urlsafe(32))
+        token = request.query_params.get("token")
+        if self.tokens is not None:
+            reviewer = self.tokens.get(token or "")
+            if reviewer is None:
+                return self.refuse(request, 403, "Sign in with the link `review serve` printed "
+                                                 "for you.")
+            request.session["reviewer"] = reviewer
+            return RedirectResponse("/screen/title-abstract", status_code=303)
+        return self.page("signin.html", request, people=self.people(self.workspace))
+
+    async def signin(self, request: Request) -> Response:
+        form = await self.form(request)
+        if form is None:
+            return self.refuse(request, 403, "The form has expired; reload the page.")
+        if self.tokens is not None:
+            return self.refuse(request, 403, "This server signs reviewers in by token only.")
+        name = form.get("reviewer", "")
+        if name not in self.people(self.workspace):
+            return self.refuse(request, 403, f"'{name}' is not a reviewer of this protocol.")
+        request.session["reviewer"] = name
+        return RedirectResponse("/screen/title-abstract", status_code=303)
+
+    async def signout(self, request: Request) -> Response:
+        if await self.form(request) is None:
+            return self.refuse(request, 403, "The form has expired; reload the page.")
+        request.session.clear()
+        return RedirectResponse("/", status_code=303)
+
+    def signed_in(self, request: Request) -> str | None:
+        return request.session.get("reviewer")
+
+    # Screening -----------------------------------------------------------------------------
+
+    def own_decisions(self, workspace: Workspace, stage: str,
+                      reviewer: str) -> dict[str, Decision]:
+        """This reviewer's latest decisions; nobody else's are read for display."""
+        mine = [d for d in DecisionStore(workspace.screening_dir).read(stage)
+                if d.reviewer == reviewer and d.role == "reviewer"]
+        return {record: votes[reviewer] for record, votes in latest_by_reviewer(mine).items()
+                if reviewer in votes}
+
+    async def screen(self, request: Request) -> Response:
+        reviewer = self.signed_in(request)
+        if reviewer is None:
+            return RedirectResponse("/", status_code=303)
+        workspace = self.workspace
+        stage = request.path_params["stage"]
+        if stage not in workspace.protocol.screening.stages:
+            return self.refuse(request, 404, f"No stage '{stage}' in the protocol.")
+        if reviewer not in workspace.protocol.screening.reviewers:
+            return self.refuse(request, 403, f"{reviewer} adjudicates but does not screen.")
+        records = self.state(workspace).candidates(stage)
+        mine = self.own_decisions(workspace, stage, reviewer)
+        wanted = request.query_params.get("record")
+        query = request.query_params.get("q", "").strip().lower()
+        position = next((i for i, r in enumerate(records) if r.record_id == wanted), None)
+        if position is None:
+            position = next((i for i, r in enumerate(records) if r.record_id not in mine),
+                            None)
+        record: Record | None = records[position] if position is not None else None
+        screening = workspace.protocol.screening
+        mark = functools.partial(highlight, include=screening.include_keywords,
+                                 exclude=screening.exclude_keywords)
+        found = [(r, mine[r.record_id]) for r in records if r.record_id in mine
+                 and (not query or query in r.title.lower()
+                      or query in mine[r.record_id].decision)]
+        return self.page(
+            "screen.html", request, stage=stage, record=record, position=position,
+            total=len(records), done=len(mine), own=mine.get(record.record_id) if record else None,
+            reasons=screening.exclusion_reasons, mark=mark, error=request.query_params.get(
+                "error", ""), found=found[:200], query=query,
+            stages=screening.stages, full_text=stage == "full-text")
+
+    async def decide(self, request: Request) -> Response:
+        reviewer = self.signed_in(request)
+        form = await self.form(request)
+        if reviewer is None or form is None:
+            return self.refuse(request, 403, "Not signed in, or the form has expired.")
+        workspace = self.workspace
+        stage = request.path_params["stage"]
+        if stage not in workspace.protocol.screening.stages or \
+                reviewer not in workspace.protocol.screening.reviewers:
+            return self.refuse(request, 403, "Not a screening stage of yours.")
+        known = {r.record_id for r in self.state(workspace).candidates(stage)}
+        decision = Decision(form.get("record", ""), stage, reviewer, form.get("decision", ""),
+                            form.get("reason", ""), form.get("note", "").strip(), time=now())
+        try:
+            validate_decision(decision, workspace.protocol, known)
+        except ReviewError as error:
+            return RedirectResponse(self._screen_url(stage, decision.record, str(error)),
+                                    status_code=303)
+        DecisionStore(workspace.screening_dir).append([decision])
+        return RedirectResponse(f"/screen/{stage}", status_code=303)
+
+    @staticmethod
+    def _screen_url(stage: str, record: str, error: str = "") -> str:
+        query = {"record": record, **({"error": error} if error else {})}
+        return f"/screen/{stage}?{urlencode(query)}"
+
+    async def undo(self, request: Request) -> Response:
+        reviewer = self.signed_in(request)
+        form = await self.form(request)
+        if reviewer is None or form is None:
+            return self.refuse(request, 403, "Not signed in, or the form has expired.")
+        workspace = self.workspace
+        stage = request.path_params["stage"]
+        if stage not in workspace.protocol.screening.stages:
+            return self.refuse(request, 404, f"No stage '{stage}' in the protocol.")
+        store = DecisionStore(workspace.screening_dir)
+        mine = [d for d in store.read(stage) if d.reviewer == reviewer and d.role == "reviewer"]
+        live = self.own_decisions(workspace, stage, reviewer)
+        last = next((d for d in reversed(mine) if d.decision != "withdrawn"
+                     and live.get(d.record) == d), None)
+        if last is None:
+            return RedirectResponse(f"/screen/{stage}", status_code=303)
+        store.append([Decision(last.record, stage, reviewer, "withdrawn", time=now())])
+        return RedirectResponse(self._screen_url(stage, last.record), status_code=303)
+
+    # Conflicts and progress ----------------------------------------------------------------
+
+    async def conflicts(self, request: Request) -> Response:
+        reviewer = self.signed_in(request)
+        if reviewer is None:
+            return RedirectResponse("/", status_code=303)
+        workspace = self.workspace
+        stage = request.path_params["stage"]
+        if stage not in workspace.protocol.screening.stages:
+            return self.refuse(request, 404, f"No stage '{stage}' in the protocol.")
+        screening = workspace.protocol.screening
+        if reviewer not in (screening.adjudicators or screening.reviewers):
+            return self.refuse(request, 403, "Only an adjudicator sees the conflicts: a "
+                                             "reviewer never sees another's decisions.")
+        state = self.state(workspace)
+        titles = {r.record_id: r.title for r in state.records}
+        return self.page("conflicts.html", request, stage=stage,
+                         conflicts=conflicts(state, stage), titles=titles,
+                         reasons=screening.exclusion_reasons, stages=screening.stages,
+                         error=request.query_params.get("error", ""))
+
+    async def adjudicate(self, request: Request) -> Response:
+        reviewer = self.signed_in(request)
+        form = await self.form(request)
+        if reviewer is None or form is None:
+            return self.refuse(request, 403, "Not signed in, or the form has expired.")
+        workspace = self.workspace
+        screening = workspace.protocol.screening
+        stage = request.path_params["stage"]
+        if stage not in screening.stages or \
+                reviewer not in (screening.adjudicators or screening.reviewers):
+            return self.refuse(request, 403, "Only an adjudicator resolves conflicts.")
+        known = {r.record_id for r in self.state(workspace).candidates(stage)}
+        decision = Decision(form.get("record", ""), stage, reviewer, form.get("decision", ""),
+                            form.get("reason", ""), form.get("note", "").strip(),
+                            role=ADJUDICATOR, time=now())
+        try:
+            validate_decision(decision, workspace.protocol, known)
+        except ReviewError as error:
+            return RedirectResponse(f"/conflicts/{stage}?{urlencode({'error': str(error)})}",
+                                    status_code=303)
+        DecisionStore(workspace.screening_dir).append([decision])
+        return RedirectResponse(f"/conflicts/{stage}", status_code=303)
+
+    async def progress(self, request: Request) -> Response:
+        reviewer = self.signed_in(request)
+        if reviewer is None:
+            return RedirectResponse("/", status_code=303)
+        workspace = self.workspace
+        state = self.state(workspace)
+        counts = prisma_counts_for(workspace, state)
+        per_reviewer = []
+        for stage in workspace.protocol.screening.stages:
+            total = len(state.candidates(stage))
+            for name in workspace.protocol.screening.reviewers:
+                done = len(self.own_decisions(workspace, stage, name))
+                per_reviewer.append((stage, name, done, total))
+        return self.page("progress.html", request, counts=counts, per_reviewer=per_reviewer,
+                         stages=workspace.protocol.screening.stages)
+
+
+def create_app(root: Path, tokens: dict[str, str] | None = None) -> Starlette:
+    """The web app of the workspace at `root`."""
+    pages = ReviewApp(Path(root), tokens)
+    routes = [
+        Route("/", pages.home, methods=["GET"]),
+        Route("/signin", pages.signin, methods=["POST"]),
+        Route("/signout", pages.signout, methods=["POST"]),
+        Route("/screen/{stage}", pages.screen, methods=["GET"]),
+        Route("/screen/{stage}/decide", pages.decide, methods=["POST"]),
+        Route("/screen/{stage}/undo", pages.undo, methods=["POST"]),
+        Route("/conflicts/{stage}", pages.conflicts, methods=["GET"]),
+        Route("/conflicts/{stage}/adjudicate", pages.adjudicate, methods=["POST"]),
+        Route("/progress", pages.progress, methods=["GET"]),
+    ]
+    # A new secret each start: sessions end with the server, and nothing is written to disk.
+    middleware = [Middleware(SessionMiddleware, secret_key=secrets.token_urlsafe(32),
+                             same_site="strict", https_only=False)]
+    return Starlette(routes=routes, middleware=middleware)
+
+
+def serve(root: Path, host: str, port: int, with_tokens: bool,
+          announce: Any = print) -> None:
+    """Run the app; a non-local address needs per-reviewer tokens."""
+    import uvicorn
+
+    workspace = Workspace(root)
+    tokens = None
+    if host not in LOCAL_HOSTS and not with_tokens:
+        raise ReviewError(f"--host {host} is not a local address: reviewers must sign in "
+                          "with tokens there (add --tokens)")
+    if with_tokens:
+        screening = workspace.protocol.screening
+        people = tuple(dict.fromkeys((*screening.reviewers, *screening.adjudicators)))
+        if not people:
+            raise ReviewError(f"{workspace.protocol_path}: screening.reviewers lists nobody "
+                              "to give a token to")
+        tokens = {secrets.token_urlsafe(24): name for name in people}
+        for token, name in tokens.items():
+            announce(f"{name}: http://{host}:{port}/?token={token}")
+    announce(f"serving {workspace.root} on http://{host}:{port}/ (Ctrl-C to stop)")
+    uvicorn.run(create_app(root, tokens), host=host, port=port, log_level="warning")

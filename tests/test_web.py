@@ -1,0 +1,225 @@
+"""`review serve` for real: a server process on a free port, driven over HTTP and by Debian's
+Chromium through Playwright (skipped, saying why, where the browser is missing)."""
+
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from review.screening.decisions import DecisionStore
+from review.screening.flow import screening_state
+from review.search.importing import import_exports
+from review.search.records import RecordStore, make_record
+from review.workspace import Workspace
+from tests.conftest import ROOT
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+EXPORTS = Path(__file__).parent / "fixtures" / "exports"
+HOSTILE = '<script>alert("x")</script> Vertebral metastasis & <b>bold</b>'
+
+
+@pytest.fixture
+def web_workspace(hcc_workspace) -> Workspace:
+    path = hcc_workspace.protocol_path
+    path.write_text(path.read_text().replace(
+        "reviewers: [pilot-team]", "reviewers: [pilot-team, ana, ben]\n  adjudicators: [judge]"))
+    import_exports(hcc_workspace, [EXPORTS / "pubmed_efetch.xml"], "PubMed")
+    RecordStore(hcc_workspace.search_dir / "records.jsonl").add([make_record(
+        "PubMed", "test", origin="test", position=1, pmid="99999998", title=HOSTILE)])
+    return Workspace(hcc_workspace.root)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def server(web_workspace) -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "review", "--project", str(web_workspace.root), "serve",
+         "--port", str(port)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(url + "/", timeout=2).read()
+            break
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise AssertionError(process.stdout.read().decode()) from None
+            time.sleep(0.2)
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def opener() -> urllib.request.OpenerDirector:
+    return urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
+
+def post(browser: urllib.request.OpenerDirector, url: str, fields: dict) -> tuple[int, str]:
+    data = urllib.parse.urlencode(fields).encode()
+    try:
+        with browser.open(urllib.request.Request(url, data=data), timeout=10) as reply:
+            return reply.status, reply.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def csrf_of(page: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+
+
+def test_forms_without_the_session_token_and_strangers_are_refused(server):
+    browser = opener()
+    page = browser.open(server + "/").read().decode()
+    assert post(browser, server + "/signin", {"reviewer": "ana"})[0] == 403
+    status, body = post(browser, server + "/signin", {"reviewer": "mallory",
+                                                       "csrf": csrf_of(page)})
+    assert status == 403 and "not a reviewer of this protocol" in body
+    assert browser.open(server + "/progress").geturl().endswith("/")  # not signed in
+    status, _ = post(browser, server + "/signin", {"reviewer": "ana", "csrf": csrf_of(page)})
+    assert status == 200
+    assert post(browser, server + "/screen/title-abstract/decide",
+                {"record": "x", "decision": "include"})[0] == 403
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        browser.open(server + "/conflicts/title-abstract")
+    assert caught.value.code == 403  # ana screens; she never sees another's votes
+
+
+def test_a_record_from_an_export_is_shown_as_text(server, web_workspace):
+    browser = opener()
+    page = browser.open(server + "/").read().decode()
+    post(browser, server + "/signin", {"reviewer": "ana", "csrf": csrf_of(page)})
+    records = screening_state(web_workspace).candidates("title-abstract")
+    hostile = next(r for r in records if r.title == HOSTILE)
+    page = browser.open(f"{server}/screen/title-abstract?record={hostile.record_id}").read()
+    assert b"<script>alert" not in page
+    assert b"&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page
+    assert b"&lt;b&gt;bold&lt;/b&gt;" in page
+
+
+def test_a_non_local_address_needs_tokens(web_workspace):
+    result = subprocess.run(
+        [sys.executable, "-m", "review", "--project", str(web_workspace.root), "serve",
+         "--host", "0.0.0.0", "--port", str(free_port())],
+        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "not a local address" in result.stderr and "--tokens" in result.stderr
+
+
+def decision_lines(workspace: Workspace, stage: str, reviewer: str) -> list[dict]:
+    """A reviewer's decision file without the times, as the CLI would have written it."""
+    path = DecisionStore(workspace.screening_dir).path(stage, reviewer)
+    return [{key: value for key, value in json.loads(line).items() if key != "time"}
+            for line in path.read_text().splitlines()]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (Debian package "
+                                             "'chromium'; .ci/run installs it)")
+def test_two_reviewers_screen_by_keyboard_and_the_adjudicator_resolves(server, web_workspace):
+    from playwright.sync_api import sync_playwright
+
+    dialogs: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+
+        def screen_as(name: str, keys: list[str]) -> list[str]:
+            page = browser.new_page()
+            page.on("dialog", lambda dialog: dialogs.append(dialog.message))
+            page.goto(server + "/")
+            page.click(f"#as-{name}")
+            shown = []
+            for key in keys:
+                page.wait_for_selector("#record")
+                record = page.get_attribute("#record", "data-record")
+                shown.append(record)
+                if key.startswith("e"):
+                    page.keyboard.press(key[1:] or "Escape")  # a reason number, if any
+                with page.expect_navigation():
+                    page.keyboard.press(key[0])
+            page.wait_for_selector("#finished")
+            page.close()
+            return shown
+
+        order = screen_as("ana", ["i", "e", "i", "i"])
+        screen_as("ben", ["e2", "e", "i", "i"])
+
+        page = browser.new_page()
+        page.goto(server + "/")
+        page.click("#as-ana")
+        with page.expect_navigation():
+            page.keyboard.press("u")  # ana takes back her last decision and makes it again
+        assert page.get_attribute("#record", "data-record") == order[-1]
+        with page.expect_navigation():
+            page.keyboard.press("m")
+        page.close()
+
+        judge = browser.new_page()
+        judge.goto(server + "/")
+        judge.click("#as-judge")
+        judge.goto(server + "/conflicts/title-abstract")
+        assert judge.inner_text("#count") == "1 conflicts"
+        section = judge.locator(f'section[data-record="{order[0]}"]')
+        assert "ana: include" in section.inner_text() and "ben: exclude" in section.inner_text()
+        with judge.expect_navigation():
+            section.locator('button[value="include"]').click()
+        assert judge.inner_text("#count") == "0 conflicts"
+
+        ana = browser.new_page()
+        ana.goto(server + "/")
+        ana.click("#as-ana")
+        ana.goto(server + "/screen/full-text")
+        with ana.expect_navigation():
+            ana.keyboard.press("e")  # at full text an exclusion needs a reason: shown inline
+        assert "a full-text exclusion needs a reason" in ana.inner_text("#error")
+        ana.keyboard.press("3")
+        with ana.expect_navigation():
+            ana.keyboard.press("e")
+        browser.close()
+    assert dialogs == []
+
+    reasons = [reason.id for reason in web_workspace.protocol.screening.exclusion_reasons]
+    expected_ana = [{"record": order[0], "decision": "include", "reason": ""},
+                    {"record": order[1], "decision": "exclude", "reason": ""},
+                    {"record": order[2], "decision": "include", "reason": ""},
+                    {"record": order[3], "decision": "include", "reason": ""},
+                    {"record": order[3], "decision": "withdrawn", "reason": ""},
+                    {"record": order[3], "decision": "maybe", "reason": ""}]
+    base = {"stage": "title-abstract", "reviewer": "ana", "note": "", "role": "reviewer"}
+    assert decision_lines(web_workspace, "title-abstract", "ana") == [
+        {**base, **line} for line in expected_ana]
+    ben = decision_lines(web_workspace, "title-abstract", "ben")
+    assert [(line["decision"], line["reason"]) for line in ben] == [
+        ("exclude", reasons[1]), ("exclude", ""), ("include", ""), ("include", "")]
+    judged = decision_lines(web_workspace, "title-abstract", "judge")
+    assert judged == [{"record": order[0], "stage": "title-abstract", "reviewer": "judge",
+                       "decision": "include", "reason": "", "note": "", "role": "adjudicator"}]
+    full_text = decision_lines(web_workspace, "full-text", "ana")
+    assert [(line["decision"], line["reason"]) for line in full_text] == [
+        ("exclude", reasons[2])]
+    final = screening_state(web_workspace).final["title-abstract"]
+    assert final[order[0]].decision == "include" and final[order[0]].adjudicated
+    assert final[order[1]].decision == "exclude"
+    assert final[order[2]].decision == "include"
+    assert final[order[3]].decision == "include"  # maybe and include go on to full text
+    assert asdict(final[order[1]].votes["ana"])["decision"] == "exclude"
