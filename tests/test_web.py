@@ -223,3 +223,50 @@ def test_two_reviewers_screen_by_keyboard_and_the_adjudicator_resolves(server, w
     assert final[order[2]].decision == "include"
     assert final[order[3]].decision == "include"  # maybe and include go on to full text
     assert asdict(final[order[1]].votes["ana"])["decision"] == "exclude"
+
+
+def test_the_duplicate_queue_shows_pairs_side_by_side_and_stores_the_verdict(hcc_workspace):
+    path = hcc_workspace.protocol_path
+    path.write_text(path.read_text().replace("reviewers: [pilot-team]",
+                                             "reviewers: [pilot-team, ana]"))
+    base = {"authors": ["Tamaki T", "Tomita K"], "journal": "World Journal of Gastroenterology",
+            "year": "2007", "volume": "", "pages": ""}
+    first = make_record("PubMed", "a.xml", origin="a", position=1, **base,
+                        title="Spinal metastasis of hepatocellular carcinoma treated with "
+                              "stereotactic body radiotherapy")
+    second = make_record("Embase", "b.ris", origin="b", position=1, **base,
+                         title="Spinal metastases of hepatocellular carcinoma treated by "
+                               "stereotactic radiotherapy")
+    RecordStore(hcc_workspace.search_dir / "records.jsonl").add([first, second])
+    workspace = Workspace(hcc_workspace.root)
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "review", "--project", str(workspace.root), "serve", "--port",
+         str(port)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        browser = opener()
+        for _ in range(150):
+            try:
+                page = browser.open(url + "/", timeout=2).read().decode()
+                break
+            except OSError:
+                time.sleep(0.2)
+        post(browser, url + "/signin", {"reviewer": "ana", "csrf": csrf_of(page)})
+        queue = browser.open(url + "/dedup").read().decode()
+        assert "1 pairs wait for a decision" in queue
+        assert '<tr class="differ"><th>title</th>' in queue
+        assert '<tr><th>year</th><td>2007</td><td>2007</td></tr>' in queue
+        pair = re.search(r'data-first="([^"]+)" data-second="([^"]+)"', queue).groups()
+        assert post(browser, url + "/dedup/decide", {"first": pair[0], "second": pair[1],
+                                                     "verdict": "same"})[0] == 403
+        status, after = post(browser, url + "/dedup/decide",
+                             {"first": pair[0], "second": pair[1], "verdict": "same",
+                              "csrf": csrf_of(queue)})
+        assert status == 200 and "0 pairs wait for a decision" in after
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    decisions = (workspace.data_dir / "dedup" / "decisions.csv").read_text()
+    assert "ana" in decisions and first.record_id in decisions
+    assert screening_state(workspace).dedup.duplicates_removed == 1

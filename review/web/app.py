@@ -35,6 +35,7 @@ from review.screening.decisions import (
     now,
     validate_decision,
 )
+from review.screening.dedup import PairDecision, update_dedup
 from review.screening.flow import (
     DeduplicatedRecords,
     ScreeningState,
@@ -242,6 +243,45 @@ class ReviewApp:
         store.append([Decision(last.record, stage, reviewer, "withdrawn", time=now())])
         return RedirectResponse(self._screen_url(stage, last.record), status_code=303)
 
+    # De-duplication queue ------------------------------------------------------------------
+
+    PAIR_FIELDS = ("title", "authors", "journal", "year", "volume", "issue", "pages", "doi",
+                   "pmid", "source", "source_file")
+
+    async def dedup(self, request: Request) -> Response:
+        reviewer = self.signed_in(request)
+        if reviewer is None:
+            return RedirectResponse("/", status_code=303)
+        workspace = self.workspace
+        state = self.state(workspace)
+        by_id = {record.record_id: record for record in state.records}
+        pairs = []
+        for first, second, reason in state.dedup.uncertain[:50]:
+            a, b = by_id[first], by_id[second]
+            rows = []
+            for name in self.PAIR_FIELDS:
+                left, right = (getattr(record, name) for record in (a, b))
+                left, right = ("; ".join(v) if isinstance(v, tuple) else str(v)
+                               for v in (left, right))
+                rows.append((name, left, right, left.strip().lower() != right.strip().lower()))
+            pairs.append({"first": first, "second": second, "reason": reason, "rows": rows})
+        return self.page("dedup.html", request, pairs=pairs,
+                         remaining=len(state.dedup.uncertain),
+                         stages=workspace.protocol.screening.stages)
+
+    async def dedup_decide(self, request: Request) -> Response:
+        reviewer = self.signed_in(request)
+        form = await self.form(request)
+        if reviewer is None or form is None:
+            return self.refuse(request, 403, "Not signed in, or the form has expired.")
+        workspace = self.workspace
+        pair = (form.get("first", ""), form.get("second", ""))
+        open_pairs = {(first, second) for first, second, _ in self.state(workspace).dedup.uncertain}
+        if pair not in open_pairs or form.get("verdict") not in ("same", "different"):
+            return self.refuse(request, 400, "That pair is not waiting for a decision.")
+        update_dedup(workspace, [PairDecision(*pair, form["verdict"] == "same", reviewer)])
+        return RedirectResponse("/dedup", status_code=303)
+
     # Conflicts and progress ----------------------------------------------------------------
 
     async def conflicts(self, request: Request) -> Response:
@@ -315,6 +355,8 @@ def create_app(root: Path, tokens: dict[str, str] | None = None) -> Starlette:
         Route("/screen/{stage}/undo", pages.undo, methods=["POST"]),
         Route("/conflicts/{stage}", pages.conflicts, methods=["GET"]),
         Route("/conflicts/{stage}/adjudicate", pages.adjudicate, methods=["POST"]),
+        Route("/dedup", pages.dedup, methods=["GET"]),
+        Route("/dedup/decide", pages.dedup_decide, methods=["POST"]),
         Route("/progress", pages.progress, methods=["GET"]),
     ]
     # A new secret each start: sessions end with the server, and nothing is written to disk.
