@@ -184,6 +184,11 @@ def test_two_reviewers_screen_by_keyboard_and_the_adjudicator_resolves(server, w
         with judge.expect_navigation():
             section.locator('button[value="include"]').click()
         assert judge.inner_text("#count") == "0 conflicts"
+        judge.goto(server + "/progress")
+        assert "Cohen's kappa" in judge.inner_text("#agreement")
+        assert "over 4 records" in judge.inner_text("#agreement")
+        assert judge.locator("#diagram svg").count() == 1
+        assert "ana 4 of 4" in " ".join(judge.inner_text("#reviewers").split())
 
         ana = browser.new_page()
         ana.goto(server + "/")

@@ -26,7 +26,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from analysis.figures import figure_files
 from review.errors import ReviewError
+from review.report.html import inline_svg
 from review.screening.decisions import (
     ADJUDICATOR,
     Decision,
@@ -39,11 +41,13 @@ from review.screening.dedup import PairDecision, update_dedup
 from review.screening.flow import (
     DeduplicatedRecords,
     ScreeningState,
+    agreement,
     conflicts,
     deduplicated_records,
     prisma_counts_for,
     screening_state,
 )
+from review.screening.prisma import prisma_diagram
 from review.search.records import Record
 from review.workspace import Workspace
 
@@ -339,7 +343,12 @@ class ReviewApp:
             for name in workspace.protocol.screening.reviewers:
                 done = len(self.own_decisions(workspace, stage, name))
                 per_reviewer.append((stage, name, done, total))
+        agreements = {stage: found for stage in workspace.protocol.screening.stages
+                      if (found := agreement(stage, state.decisions[stage])) is not None}
+        diagram = inline_svg(figure_files(prisma_diagram(counts))["svg"], "prisma",
+                             "PRISMA 2020 flow diagram")
         return self.page("progress.html", request, counts=counts, per_reviewer=per_reviewer,
+                         agreements=agreements, diagram=Markup(diagram),
                          stages=workspace.protocol.screening.stages)
 
 
