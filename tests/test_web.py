@@ -147,7 +147,8 @@ def test_two_reviewers_screen_by_keyboard_and_the_adjudicator_resolves(server, w
             page = browser.new_page()
             page.on("dialog", lambda dialog: dialogs.append(dialog.message))
             page.goto(server + "/")
-            page.click(f"#as-{name}")
+            with page.expect_navigation():
+                page.click(f"#as-{name}")
             shown = []
             for key in keys:
                 page.wait_for_selector("#record")
@@ -166,9 +167,12 @@ def test_two_reviewers_screen_by_keyboard_and_the_adjudicator_resolves(server, w
 
         page = browser.new_page()
         page.goto(server + "/")
-        page.click("#as-ana")
+        with page.expect_navigation():
+            page.click("#as-ana")
+        page.wait_for_selector("#finished")  # the page and its key handler are loaded
         with page.expect_navigation():
             page.keyboard.press("u")  # ana takes back her last decision and makes it again
+        page.wait_for_selector("#record")
         assert page.get_attribute("#record", "data-record") == order[-1]
         with page.expect_navigation():
             page.keyboard.press("m")
@@ -176,7 +180,8 @@ def test_two_reviewers_screen_by_keyboard_and_the_adjudicator_resolves(server, w
 
         judge = browser.new_page()
         judge.goto(server + "/")
-        judge.click("#as-judge")
+        with judge.expect_navigation():
+            judge.click("#as-judge")
         judge.goto(server + "/conflicts/title-abstract")
         assert judge.inner_text("#count") == "1 conflicts"
         section = judge.locator(f'section[data-record="{order[0]}"]')
@@ -192,11 +197,14 @@ def test_two_reviewers_screen_by_keyboard_and_the_adjudicator_resolves(server, w
 
         ana = browser.new_page()
         ana.goto(server + "/")
-        ana.click("#as-ana")
+        with ana.expect_navigation():
+            ana.click("#as-ana")
         ana.goto(server + "/screen/full-text")
+        ana.wait_for_selector("#record")
         with ana.expect_navigation():
             ana.keyboard.press("e")  # at full text an exclusion needs a reason: shown inline
         assert "a full-text exclusion needs a reason" in ana.inner_text("#error")
+        ana.wait_for_selector("#error")
         ana.keyboard.press("3")
         with ana.expect_navigation():
             ana.keyboard.press("e")
@@ -275,3 +283,58 @@ def test_the_duplicate_queue_shows_pairs_side_by_side_and_stores_the_verdict(hcc
     decisions = (workspace.data_dir / "dedup" / "decisions.csv").read_text()
     assert "ana" in decisions and first.record_id in decisions
     assert screening_state(workspace).dedup.duplicates_removed == 1
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (Debian package "
+                                             "'chromium'; .ci/run installs it)")
+def test_an_extraction_form_shows_the_validators_messages_and_saves_the_sheet(server,
+                                                                                web_workspace):
+    from playwright.sync_api import sync_playwright
+
+    before = web_workspace.cases_path.read_text().splitlines()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        page = browser.new_page()
+        page.goto(server + "/")
+        with page.expect_navigation():
+            page.click("#as-ana")
+        page.goto(server + "/extract")
+        assert "121 patients from 114 reports" in page.inner_text("#summary")
+        page.goto(server + "/extract/case?study=anoncureus16238_2021")
+        # The report's own fields come filled from its other patients.
+        assert page.input_value("#input-source_title").startswith("Spinal Cord Compression")
+        page.fill("#input-case_id", "anoncureus16238_2021_3")
+        page.fill("#input-age", "555")
+        # A hostile client: a value that is not in the vocabulary, sent anyway.
+        page.evaluate("""() => { const option = document.createElement("option");
+            option.value = "X"; option.text = "X"; option.selected = true;
+            document.querySelector("#input-sex").appendChild(option); }""")
+        page.check('input[name="bone_sites"][value="sacrum"]')
+        page.select_option("#input-extraction_basis", "abstract")
+        with page.expect_navigation():
+            page.click("#save")
+        age_problem = page.inner_text("#field-age .problem")
+        sex_problem = page.inner_text("#field-sex .problem")
+        assert "above" in age_problem or "555" in age_problem
+        assert "'X'" in sex_problem and "F, M" in sex_problem
+        assert page.input_value("#input-age") == "555"  # what was typed is kept to fix
+        assert web_workspace.cases_path.read_text().splitlines() == before  # nothing saved
+        page.fill("#input-age", "47")
+        page.select_option("#input-sex", "F")
+        with page.expect_navigation():
+            page.click("#save")
+        assert page.is_visible("#saved")
+        browser.close()
+    after = web_workspace.cases_path.read_text().splitlines()
+    assert after[:len(before)] == before and len(after) == len(before) + 1
+    from review.extraction.sheet import read_cases
+
+    cases = read_cases(web_workspace.cases_path, web_workspace.protocol.extraction)
+    added = cases[cases.case_id == "anoncureus16238_2021_3"].iloc[0]
+    assert (added.age, added.sex, added.bone_sites, added.extraction_basis) == (
+        "47", "F", "sacrum", "abstract")
+    assert added.source_title.startswith("Spinal Cord Compression")
+    result = subprocess.run([sys.executable, "-m", "review", "--project",
+                             str(web_workspace.root), "extract", "validate"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout

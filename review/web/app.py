@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 from starlette.applications import Starlette
@@ -28,6 +29,8 @@ from starlette.routing import Route
 
 from analysis.figures import figure_files
 from review.errors import ReviewError
+from review.extraction.sheet import ensure_sheet, format_cases_csv, study_table
+from review.extraction.validate import validate_cases
 from review.report.html import inline_svg
 from review.screening.decisions import (
     ADJUDICATOR,
@@ -49,6 +52,7 @@ from review.screening.flow import (
 )
 from review.screening.prisma import prisma_diagram
 from review.search.records import Record
+from review.transaction import commit, workspace_lock
 from review.workspace import Workspace
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -114,12 +118,15 @@ class ReviewApp:
     def refuse(self, request: Request, status: int, message: str) -> HTMLResponse:
         return self.page("message.html", request, status=status, message=message)
 
+    @staticmethod
+    def csrf_matches(request: Request, form: Any) -> bool:
+        expected = request.session.get("csrf")
+        return bool(expected) and secrets.compare_digest(str(form.get("csrf", "")), expected)
+
     async def form(self, request: Request) -> dict[str, str] | None:
         """The posted form, or None when its CSRF token is not this session's."""
         form = await request.form()
-        expected = request.session.get("csrf")
-        given = str(form.get("csrf", ""))
-        if not expected or not secrets.compare_digest(given, expected):
+        if not self.csrf_matches(request, form):
             return None
         return {key: str(value) for key, value in form.items()}
 
@@ -286,6 +293,104 @@ class ReviewApp:
         update_dedup(workspace, [PairDecision(*pair, form["verdict"] == "same", reviewer)])
         return RedirectResponse("/dedup", status_code=303)
 
+    # Extraction ----------------------------------------------------------------------------
+
+    WEB_FORM = "web form"
+
+    async def extract(self, request: Request) -> Response:
+        reviewer = self.signed_in(request)
+        if reviewer is None:
+            return RedirectResponse("/", status_code=303)
+        workspace = self.workspace
+        schema = workspace.protocol.extraction
+        cases = ensure_sheet(workspace.cases_path, schema)
+        studies = study_table(cases, schema)
+        return self.page("extract.html", request, studies=studies.to_dict("records"),
+                         cases=cases.to_dict("records"), key=schema.study.key,
+                         id_field=schema.study.id_field,
+                         stages=workspace.protocol.screening.stages)
+
+    async def extract_form(self, request: Request) -> Response:
+        reviewer = self.signed_in(request)
+        if reviewer is None:
+            return RedirectResponse("/", status_code=303)
+        workspace = self.workspace
+        schema = workspace.protocol.extraction
+        cases = ensure_sheet(workspace.cases_path, schema)
+        case = request.query_params.get("case", "")
+        study = request.query_params.get("study", "")
+        row = {name: "" for name in schema.columns}
+        if case:
+            found = cases[cases[schema.study.id_field] == case]
+            if found.empty:
+                return self.refuse(request, 404, f"No patient '{case}' in the sheet.")
+            row = {name: str(value or "") for name, value in found.iloc[0].items()}
+        elif study:
+            first = cases[cases[schema.study.key] == study]
+            if not first.empty:  # a new patient of a known report carries its report fields
+                for name in (schema.study.key, *schema.study.fields):
+                    row[name] = str(first.iloc[0][name] or "")
+        return self.extraction_page(request, workspace, row, {}, editing=bool(case))
+
+    def extraction_page(self, request: Request, workspace: Workspace, row: dict[str, str],
+                        problems: dict[str, list[str]], editing: bool,
+                        status: int = 200) -> HTMLResponse:
+        schema = workspace.protocol.extraction
+        separator = schema.list_separator
+        fields = [{"spec": spec, "value": row.get(spec.name, ""),
+                   "chosen": {item.strip() for item in row.get(spec.name, "").split(separator)
+                              if item.strip()},
+                   "problems": problems.get(spec.name, [])} for spec in schema.fields]
+        return self.page("extract_form.html", request, fields=fields, editing=editing,
+                         general=problems.get("", []), saved=request.query_params.get("saved"),
+                         id_field=schema.study.id_field, status=status,
+                         stages=workspace.protocol.screening.stages)
+
+    async def extract_save(self, request: Request) -> Response:
+        reviewer = self.signed_in(request)
+        form = await request.form()
+        if reviewer is None or not self.csrf_matches(request, form):
+            return self.refuse(request, 403, "Not signed in, or the form has expired.")
+        workspace = self.workspace
+        schema = workspace.protocol.extraction
+        row = {}
+        for spec in schema.fields:
+            if spec.multi_valued:
+                row[spec.name] = schema.list_separator.join(
+                    str(value) for value in form.getlist(spec.name) if str(value).strip())
+            else:
+                row[spec.name] = str(form.get(spec.name, "")).strip()
+        editing = form.get("editing") == "yes"
+        with workspace_lock(workspace.root, "web extraction"):
+            cases = ensure_sheet(workspace.cases_path, schema)
+            case = row[schema.study.id_field]
+            existing = cases[schema.study.id_field] == case
+            if existing.any() and not editing:
+                problems = {schema.study.id_field: [f"'{case}' is already a patient of the "
+                                                    "sheet; open it to edit it"]}
+                return self.extraction_page(request, workspace, row, problems, editing, 422)
+            incoming = pd.DataFrame([row], columns=schema.columns, dtype=object)
+            if existing.any():
+                merged = cases.copy()
+                merged.loc[existing, schema.columns] = incoming.iloc[0].to_numpy()
+            else:
+                merged = pd.concat([cases, incoming], ignore_index=True)
+            source = self.WEB_FORM
+            locations = [(str(workspace.cases_path), number)
+                         for number in range(2, len(merged) + 2)]
+            position = int(existing.to_numpy().argmax()) if existing.any() else len(merged) - 1
+            locations[position] = (source, 1)
+            found: dict[str, list[str]] = {}
+            for problem in validate_cases(merged, schema, locations=locations):
+                if problem.source == source:  # the form's row; the sheet's own stay its own
+                    found.setdefault(problem.column, []).append(problem.message)
+            if found:
+                return self.extraction_page(request, workspace, row, found, editing, 422)
+            commit(workspace.root, {workspace.cases_path:
+                                    format_cases_csv(merged, schema).encode("utf-8")})
+        query = urlencode({"case": case, "saved": "1"})
+        return RedirectResponse(f"/extract/case?{query}", status_code=303)
+
     # Conflicts and progress ----------------------------------------------------------------
 
     async def conflicts(self, request: Request) -> Response:
@@ -366,6 +471,9 @@ def create_app(root: Path, tokens: dict[str, str] | None = None) -> Starlette:
         Route("/conflicts/{stage}/adjudicate", pages.adjudicate, methods=["POST"]),
         Route("/dedup", pages.dedup, methods=["GET"]),
         Route("/dedup/decide", pages.dedup_decide, methods=["POST"]),
+        Route("/extract", pages.extract, methods=["GET"]),
+        Route("/extract/case", pages.extract_form, methods=["GET"]),
+        Route("/extract/save", pages.extract_save, methods=["POST"]),
         Route("/progress", pages.progress, methods=["GET"]),
     ]
     # A new secret each start: sessions end with the server, and nothing is written to disk.
