@@ -338,3 +338,39 @@ def test_an_extraction_form_shows_the_validators_messages_and_saves_the_sheet(se
                              str(web_workspace.root), "extract", "validate"],
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout
+
+
+def test_with_tokens_each_reviewer_signs_in_by_their_own_link(web_workspace):
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-u", "-m", "review", "--project", str(web_workspace.root), "serve",
+         "--port", str(port), "--tokens"], cwd=ROOT, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    try:
+        links = {}
+        while len(links) < 4:
+            line = process.stdout.readline()
+            assert line, "the server printed no sign-in links"
+            if "?token=" in line:
+                name, link = line.strip().split(": ", 1)
+                links[name] = link
+        assert set(links) == {"pilot-team", "ana", "ben", "judge"}
+        url = f"http://127.0.0.1:{port}"
+        stranger = opener()
+        for _ in range(150):
+            try:
+                stranger.open(url + "/", timeout=2)
+            except urllib.error.HTTPError as error:
+                assert error.code == 403  # no chooser when tokens are on
+                break
+            except OSError:
+                time.sleep(0.2)
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            stranger.open(url + "/?token=guessed", timeout=5)
+        assert caught.value.code == 403
+        ana = opener()
+        page = ana.open(links["ana"], timeout=5).read().decode()
+        assert "ana" in page and "of 4 records decided by you" in page
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
