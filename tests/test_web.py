@@ -374,3 +374,37 @@ def test_with_tokens_each_reviewer_signs_in_by_their_own_link(web_workspace):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_the_appraisal_form_validates_and_saves_one_row_per_report_and_appraiser(
+        server, web_workspace):
+    browser = opener()
+    page = browser.open(server + "/").read().decode()
+    post(browser, server + "/signin", {"reviewer": "ana", "csrf": csrf_of(page)})
+    form = browser.open(server + "/extract/appraisal?study=anoncureus16238_2021").read().decode()
+    assert "JBI critical appraisal checklist for case reports" in form
+    items = [item.id for item in web_workspace.protocol.extraction.appraisal.items]
+    answers = {item: "Yes" for item in items}
+    status, body = post(browser, server + "/extract/appraisal/save",
+                        {"csrf": csrf_of(form), "study_id": "anoncureus16238_2021",
+                         **answers, items[0]: "Perhaps"})
+    assert status == 422 and "Perhaps" in body
+    assert not web_workspace.appraisal_path.exists()
+    status, body = post(browser, server + "/extract/appraisal/save",
+                        {"csrf": csrf_of(form), "study_id": "no_such_2020", **answers})
+    assert status == 422 and "no such study" in body
+    status, body = post(browser, server + "/extract/appraisal/save",
+                        {"csrf": csrf_of(form), "study_id": "anoncureus16238_2021",
+                         **answers, "notes": "two patients, one abstract"})
+    assert status == 200 and "Saved into the appraisal table" in body
+    status, body = post(browser, server + "/extract/appraisal/save",
+                        {"csrf": csrf_of(form), "study_id": "anoncureus16238_2021",
+                         **answers, items[0]: "No"})
+    from review.extraction.appraisal import read_appraisal
+
+    table = read_appraisal(web_workspace.appraisal_path,
+                           web_workspace.protocol.extraction.appraisal)
+    assert len(table) == 1  # the same appraiser's second save replaces the first
+    row = table.iloc[0]
+    assert (row.study_id, row.appraiser, row[items[0]], row[items[1]]) == (
+        "anoncureus16238_2021", "ana", "No", "Yes")

@@ -29,8 +29,10 @@ from starlette.routing import Route
 
 from analysis.figures import figure_files
 from review.errors import ReviewError
+from review.extraction.appraisal import appraisal_columns, read_appraisal
 from review.extraction.sheet import ensure_sheet, format_cases_csv, study_table
 from review.extraction.validate import validate_cases
+from review.extraction.workbook import validate_appraisal
 from review.report.html import inline_svg
 from review.screening.decisions import (
     ADJUDICATOR,
@@ -391,6 +393,57 @@ class ReviewApp:
         query = urlencode({"case": case, "saved": "1"})
         return RedirectResponse(f"/extract/case?{query}", status_code=303)
 
+    async def appraisal_form(self, request: Request) -> Response:
+        reviewer = self.signed_in(request)
+        if reviewer is None:
+            return RedirectResponse("/", status_code=303)
+        workspace = self.workspace
+        schema = workspace.protocol.extraction
+        if schema.appraisal is None:
+            return self.refuse(request, 404, "The protocol plans no critical appraisal.")
+        study = request.query_params.get("study", "")
+        current = read_appraisal(workspace.appraisal_path, schema.appraisal)
+        mine = current[(current["study_id"] == study) & (current["appraiser"] == reviewer)]
+        answers = {column: str(value) for column, value in mine.iloc[0].items()} \
+            if len(mine) else {}
+        return self.page("appraisal.html", request, study=study, tool=schema.appraisal,
+                         answers=answers, problems=[], saved=request.query_params.get("saved"),
+                         stages=workspace.protocol.screening.stages)
+
+    async def appraisal_save(self, request: Request) -> Response:
+        reviewer = self.signed_in(request)
+        form = await self.form(request)
+        if reviewer is None or form is None:
+            return self.refuse(request, 403, "Not signed in, or the form has expired.")
+        workspace = self.workspace
+        schema = workspace.protocol.extraction
+        if schema.appraisal is None:
+            return self.refuse(request, 404, "The protocol plans no critical appraisal.")
+        columns = appraisal_columns(schema.appraisal)
+        row = {column: form.get(column, "").strip() for column in columns}
+        row["appraiser"] = reviewer  # one appraises as oneself
+        with workspace_lock(workspace.root, "web appraisal"):
+            current = read_appraisal(workspace.appraisal_path, schema.appraisal)
+            keep = ~((current["study_id"] == row["study_id"])
+                     & (current["appraiser"] == reviewer))
+            merged = pd.concat([current[keep], pd.DataFrame([row], columns=columns)],
+                               ignore_index=True)
+            studies = set(ensure_sheet(workspace.cases_path, schema)[schema.study.key])
+            problems = [problem for problem in validate_appraisal(
+                merged, [(str(workspace.appraisal_path), n) for n in range(2, len(merged) + 1)]
+                + [(self.WEB_FORM, 1)], schema.appraisal, studies)
+                if problem.source == self.WEB_FORM]
+            if problems:
+                return self.page("appraisal.html", request, study=row["study_id"],
+                                 tool=schema.appraisal, answers=row, status=422,
+                                 problems=[f"{p.column}: {p.message}" for p in problems],
+                                 saved=None, stages=workspace.protocol.screening.stages)
+            ordered = merged.sort_values(["study_id", "appraiser"], kind="stable")
+            commit(workspace.root, {workspace.appraisal_path: ordered.to_csv(
+                index=False, lineterminator="\n").encode("utf-8")})
+        query = urlencode({"study": row["study_id"], "saved": "1"})
+        return RedirectResponse(f"/extract/appraisal?{query}", status_code=303)
+
     # Conflicts and progress ----------------------------------------------------------------
 
     async def conflicts(self, request: Request) -> Response:
@@ -474,6 +527,8 @@ def create_app(root: Path, tokens: dict[str, str] | None = None) -> Starlette:
         Route("/extract", pages.extract, methods=["GET"]),
         Route("/extract/case", pages.extract_form, methods=["GET"]),
         Route("/extract/save", pages.extract_save, methods=["POST"]),
+        Route("/extract/appraisal", pages.appraisal_form, methods=["GET"]),
+        Route("/extract/appraisal/save", pages.appraisal_save, methods=["POST"]),
         Route("/progress", pages.progress, methods=["GET"]),
     ]
     # A new secret each start: sessions end with the server, and nothing is written to disk.
