@@ -408,3 +408,12 @@ def test_the_appraisal_form_validates_and_saves_one_row_per_report_and_appraiser
     row = table.iloc[0]
     assert (row.study_id, row.appraiser, row[items[0]], row[items[1]]) == (
         "anoncureus16238_2021", "ana", "No", "Yes")
+
+
+def test_an_adjudicator_who_does_not_screen_starts_at_progress(server):
+    browser = opener()
+    page = browser.open(server + "/").read().decode()
+    with browser.open(urllib.request.Request(server + "/signin", data=urllib.parse.urlencode(
+            {"reviewer": "judge", "csrf": csrf_of(page)}).encode()), timeout=10) as reply:
+        assert reply.geturl().endswith("/progress")
+        assert "Records screened" in reply.read().decode()

@@ -134,9 +134,18 @@ class ReviewApp:
 
     # Sign-in -------------------------------------------------------------------------------
 
+    def start_page(self, reviewer: str) -> str:
+        """Where a person starts: their first stage to screen, or progress for one who only
+        adjudicates."""
+        screening = self.workspace.protocol.screening
+        if reviewer in screening.reviewers and screening.stages:
+            return f"/screen/{screening.stages[0]}"
+        return "/progress"
+
     async def home(self, request: Request) -> Response:
         if request.session.get("reviewer"):
-            return RedirectResponse("/screen/title-abstract", status_code=303)
+            return RedirectResponse(self.start_page(request.session["reviewer"]),
+                                    status_code=303)
         request.session.setdefault("csrf", secrets.token_urlsafe(32))
         token = request.query_params.get("token")
         if self.tokens is not None:
@@ -145,7 +154,7 @@ class ReviewApp:
                 return self.refuse(request, 403, "Sign in with the link `review serve` printed "
                                                  "for you.")
             request.session["reviewer"] = reviewer
-            return RedirectResponse("/screen/title-abstract", status_code=303)
+            return RedirectResponse(self.start_page(reviewer), status_code=303)
         return self.page("signin.html", request, people=self.people(self.workspace))
 
     async def signin(self, request: Request) -> Response:
@@ -158,7 +167,7 @@ class ReviewApp:
         if name not in self.people(self.workspace):
             return self.refuse(request, 403, f"'{name}' is not a reviewer of this protocol.")
         request.session["reviewer"] = name
-        return RedirectResponse("/screen/title-abstract", status_code=303)
+        return RedirectResponse(self.start_page(name), status_code=303)
 
     async def signout(self, request: Request) -> Response:
         if await self.form(request) is None:
