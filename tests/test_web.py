@@ -30,6 +30,7 @@ from tests.conftest import ROOT
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 EXPORTS = Path(__file__).parent / "fixtures" / "exports"
 HOSTILE = '<script>alert("x")</script> Vertebral metastasis & <b>bold</b>'
+SCREENSHOT = ROOT / "docs" / "screening.png"
 
 
 @pytest.fixture
@@ -161,6 +162,16 @@ def test_two_reviewers_screen_by_keyboard_and_the_adjudicator_resolves(server, w
             page.wait_for_selector("#finished")
             page.close()
             return shown
+
+        shot = browser.new_page(viewport={"width": 1100, "height": 760})
+        shot.goto(server + "/")
+        with shot.expect_navigation():
+            shot.click("#as-ben")
+        shot.wait_for_selector("#record")
+        # The README's picture of the screening page comes from this run.
+        shot.screenshot(path=str(SCREENSHOT))
+        shot.close()
+        assert SCREENSHOT.stat().st_size > 10_000
 
         order = screen_as("ana", ["i", "e", "i", "i"])
         screen_as("ben", ["e2", "e", "i", "i"])
