@@ -231,7 +231,7 @@ class SurvivalSpec:
     censored_value: str
     time_unit: str
     landmarks: tuple[float, ...]
-    # What the times count from, as the report says it: "the diagnosis of the bone metastasis".
+    # What the times count from, as the report says it: "the diagnosis of the metastasis".
     origin: str = "the start of follow-up"
     # The code field saying what each patient's time counts from, and its code for `origin`:
     # the main analysis keeps the patients timed from it; the others form a sensitivity one.
@@ -268,8 +268,8 @@ class AnalysisSpec:
     pooling: PoolingSpec | None
     survival: SurvivalSpec | None
     treatment_groupings: tuple[TreatmentGrouping, ...]
-    # How the report names who was studied: "patients with hepatocellular carcinoma (HCC)
-    # metastatic to bone", and more briefly in caveats: "patients with HCC bone metastases".
+    # How the report names who was studied: "patients with <the condition>", and more briefly
+    # in caveats (population_short), each as the protocol words it.
     population: str = "patients"
     population_short: str = "patients"
     headline_regions: tuple[str, ...] = ()

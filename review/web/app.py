@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import re
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -230,16 +231,25 @@ class ReviewApp:
         if stage not in workspace.protocol.screening.stages or \
                 reviewer not in workspace.protocol.screening.reviewers:
             return self.refuse(request, 403, "Not a screening stage of yours.")
+        return self.record_decision(
+            workspace, form, stage, reviewer, "reviewer", done=f"/screen/{stage}",
+            refused=lambda record, error: self._screen_url(stage, record, error))
+
+    def record_decision(self, workspace: Workspace, form: dict[str, str], stage: str,
+                        reviewer: str, role: str, done: str,
+                        refused: Callable[[str, str], str]) -> Response:
+        """Validate and append one decision as the CLI does, then go to `done`, or to
+        `refused(record, message)` with the validator's message."""
         known = {r.record_id for r in self.state(workspace).candidates(stage)}
         decision = Decision(form.get("record", ""), stage, reviewer, form.get("decision", ""),
-                            form.get("reason", ""), form.get("note", "").strip(), time=now())
+                            form.get("reason", ""), form.get("note", "").strip(), role=role,
+                            time=now())
         try:
             validate_decision(decision, workspace.protocol, known)
         except ReviewError as error:
-            return RedirectResponse(self._screen_url(stage, decision.record, str(error)),
-                                    status_code=303)
+            return RedirectResponse(refused(decision.record, str(error)), status_code=303)
         DecisionStore(workspace.screening_dir).append([decision])
-        return RedirectResponse(f"/screen/{stage}", status_code=303)
+        return RedirectResponse(done, status_code=303)
 
     @staticmethod
     def _screen_url(stage: str, record: str, error: str = "") -> str:
@@ -455,6 +465,12 @@ class ReviewApp:
 
     # Conflicts and progress ----------------------------------------------------------------
 
+    @staticmethod
+    def adjudicates(workspace: Workspace, person: str) -> bool:
+        """The protocol's adjudicators, or its reviewers when it names none."""
+        screening = workspace.protocol.screening
+        return person in (screening.adjudicators or screening.reviewers)
+
     async def conflicts(self, request: Request) -> Response:
         reviewer = self.signed_in(request)
         if reviewer is None:
@@ -464,7 +480,7 @@ class ReviewApp:
         if stage not in workspace.protocol.screening.stages:
             return self.refuse(request, 404, f"No stage '{stage}' in the protocol.")
         screening = workspace.protocol.screening
-        if reviewer not in (screening.adjudicators or screening.reviewers):
+        if not self.adjudicates(workspace, reviewer):
             return self.refuse(request, 403, "Only an adjudicator sees the conflicts: a "
                                              "reviewer never sees another's decisions.")
         state = self.state(workspace)
@@ -482,20 +498,11 @@ class ReviewApp:
         workspace = self.workspace
         screening = workspace.protocol.screening
         stage = request.path_params["stage"]
-        if stage not in screening.stages or \
-                reviewer not in (screening.adjudicators or screening.reviewers):
+        if stage not in screening.stages or not self.adjudicates(workspace, reviewer):
             return self.refuse(request, 403, "Only an adjudicator resolves conflicts.")
-        known = {r.record_id for r in self.state(workspace).candidates(stage)}
-        decision = Decision(form.get("record", ""), stage, reviewer, form.get("decision", ""),
-                            form.get("reason", ""), form.get("note", "").strip(),
-                            role=ADJUDICATOR, time=now())
-        try:
-            validate_decision(decision, workspace.protocol, known)
-        except ReviewError as error:
-            return RedirectResponse(f"/conflicts/{stage}?{urlencode({'error': str(error)})}",
-                                    status_code=303)
-        DecisionStore(workspace.screening_dir).append([decision])
-        return RedirectResponse(f"/conflicts/{stage}", status_code=303)
+        return self.record_decision(
+            workspace, form, stage, reviewer, ADJUDICATOR, done=f"/conflicts/{stage}",
+            refused=lambda _, error: f"/conflicts/{stage}?{urlencode({'error': error})}")
 
     async def progress(self, request: Request) -> Response:
         reviewer = self.signed_in(request)
