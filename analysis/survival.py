@@ -85,6 +85,19 @@ class KaplanMeierCurve:
                 _crossing(self.time, self.ci_high, p, last))
 
     @property
+    def median_interval(self) -> tuple[float, float] | None:
+        """Where the curve is flat at exactly one half, if it is: the median is then the
+        midpoint of that interval (R's rule), a time at which nobody died."""
+        keep = ~np.isnan(self.survival)
+        time, survival = self.time[keep], self.survival[keep]
+        at_half = np.flatnonzero(np.abs(survival - 0.5) <= TOLERANCE)
+        if len(at_half) == 0:
+            return None
+        below = np.flatnonzero(survival < 0.5 - TOLERANCE)
+        end = float(time[below[0]]) if len(below) else float(time[-1])
+        return float(time[at_half[0]]), end
+
+    @property
     def median(self) -> tuple[float, float, float]:
         return self.quantile(0.5)
 

@@ -167,6 +167,7 @@ def test_report_says_what_a_reviewer_needs(built):
     assert "Not pooled: GLMM not fitted: the likelihood is highest at ever larger" in markup
     assert "the cells of 106 single-patient reports" in markup
     assert "between-report heterogeneity is large" not in markup
+    assert "survival is exactly 50% from 1.6 to 64 months, so the median (32.8)" in markup
     assert 'href="https://pubmed.ncbi.nlm.nih.gov/40828566/"' in markup
 
 

@@ -238,3 +238,12 @@ def test_kaplan_meier_plot_draws_bands_and_no_median_line_between_deaths():
     assert len(curve_axes.collections) == 1  # the confidence band
     dotted = [line for line in curve_axes.lines if line.get_linestyle() == ":"]
     assert dotted == []
+
+
+def test_a_median_on_a_flat_half_names_its_interval():
+    from analysis.survival import kaplan_meier
+
+    flat = kaplan_meier(np.array([1.6, 64.0]), np.array([True, False]))
+    assert flat.median_interval == (1.6, 64.0) and flat.median[0] == pytest.approx(32.8)
+    assert kaplan_meier(np.array([1.0, 2.0, 3.0]), np.array([True, True, True])
+                        ).median_interval is None

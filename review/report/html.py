@@ -475,7 +475,17 @@ def _survival_table(result: SurvivalByGroup, landmarks: tuple[float, ...]) -> st
         name = f"survival_{t:g}"
         summary[f"{name}_text"] = [percent(100 * v, 0) for v in summary[name]]
         columns[f"{name}_text"] = f"Alive at {t:g} months"
-    return table_html(summary, columns, numeric=["n", "events"])
+    curves = {"overall": result.overall, **result.curves}
+    notes = []
+    for group, label, median in zip(summary["group"], summary["label"], summary["median"],
+                                    strict=True):
+        interval = curves[group].median_interval if curves.get(group) is not None else None
+        if interval is not None:
+            notes.append(f'<p class="note">{text(label)}: survival is exactly 50% from '
+                         f"{format_time(interval[0])} to {format_time(interval[1])} months, so "
+                         f"the median ({format_time(median)}) is the midpoint of that interval "
+                         "by R's rule, not a time at which anyone died.</p>")
+    return table_html(summary, columns, numeric=["n", "events"]) + "".join(notes)
 
 
 def _survival(page: _Page, inputs: ReportInputs) -> None:
