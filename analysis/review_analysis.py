@@ -194,8 +194,11 @@ def figure_builders(analysis: ReviewAnalysis) -> dict[str, Callable[[], Figure]]
         where = labels.get(analysis.protocol.analysis.levels_region or "", "the region")
         builders["vertebral_levels"] = lambda: figures.vertebral_levels_plot(levels, where)
     for region, result in analysis.pooled.items():
-        builders[f"forest_{region}"] = functools.partial(
-            result.plot, title=labels.get(region, region))
+        # A forest of mostly one-patient reports is a barcode of 0–100% intervals: it informs
+        # only when most reports have several patients.
+        if (result.studies["total"] > 1).mean() >= 0.5:
+            builders[f"forest_{region}"] = functools.partial(
+                result.plot, title=labels.get(region, region))
     survival = analysis.survival
     if survival is not None:
         if survival.overall is not None:

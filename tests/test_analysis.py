@@ -200,3 +200,17 @@ def test_the_skeleton_map_draws_patients_whose_spinal_level_is_unknown(shipped_a
     column = next(patch for patch in figure.axes[0].patches
                   if isinstance(patch, FancyBboxPatch) and patch.get_height() > 5)
     assert to_hex(column.get_facecolor()) != NONE_COLOUR.lower()
+
+
+def test_a_forest_of_mostly_single_patient_reports_is_not_drawn(shipped_analysis):
+    import dataclasses
+
+    from analysis.pooling import pool_proportions
+    from analysis.review_analysis import figure_builders
+
+    analysis = dataclasses.replace(
+        shipped_analysis,
+        pooled={"spine": pool_proportions([1, 0, 1, 0, 1, 2], [1, 1, 1, 1, 1, 3], method="glmm"),
+                "skull": pool_proportions(*([3, 5, 2], [10, 12, 8]), method="glmm")})
+    drawn = figure_builders(analysis)
+    assert "forest_skull" in drawn and "forest_spine" not in drawn
