@@ -220,6 +220,14 @@ def latest_by_reviewer(decisions: Iterable[Decision]) -> dict[str, dict[str, Dec
             for record, votes in latest.items()}
 
 
+def own_decisions(store: DecisionStore, stage: str, reviewer: str) -> dict[str, Decision]:
+    """record → this reviewer's latest decision at `stage`; nobody else's are read, so what
+    is shown from it keeps screening blind."""
+    mine = [d for d in store.read(stage) if d.reviewer == reviewer and d.role == "reviewer"]
+    return {record: votes[reviewer] for record, votes in latest_by_reviewer(mine).items()
+            if reviewer in votes}
+
+
 @dataclass(frozen=True)
 class FinalDecision:
     record: str

@@ -14,11 +14,11 @@ import termios
 import textwrap
 import time
 import tty
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TextIO
 
 from review.protocol import Protocol
-from review.screening.decisions import Decision, DecisionStore, latest_by_reviewer, now
+from review.screening.decisions import Decision, DecisionStore, now, own_decisions
 from review.search.records import Record
 
 GREEN, RED, BOLD, DIM, RESET = "\x1b[32m", "\x1b[31m", "\x1b[1m", "\x1b[2m", "\x1b[0m"
@@ -36,15 +36,25 @@ def plain(text: str) -> str:
     return CONTROL.sub(" ", text)
 
 
-def highlighter(protocol: Protocol) -> Callable[[str], str]:
-    words = {word.lower(): GREEN for word in protocol.screening.include_keywords}
-    words.update({word.lower(): RED for word in protocol.screening.exclude_keywords})
+def keyword_marker(include: Iterable[str], exclude: Iterable[str],
+                   mark: Callable[[str, str], str]) -> Callable[[str], str]:
+    """A function that passes each include or exclude keyword in a text (longest first, any
+    case) to mark(kind, matched), kind being "include" or "exclude"."""
+    words = {word.lower(): "include" for word in include}
+    words.update({word.lower(): "exclude" for word in exclude})
     if not words:
         return lambda text: text
     pattern = re.compile("|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)),
                          re.IGNORECASE)
     return lambda text: pattern.sub(
-        lambda match: f"{words[match.group(0).lower()]}{match.group(0)}{RESET}", text)
+        lambda match: mark(words[match.group(0).lower()], match.group(0)), text)
+
+
+def highlighter(protocol: Protocol) -> Callable[[str], str]:
+    colours = {"include": GREEN, "exclude": RED}
+    return keyword_marker(protocol.screening.include_keywords,
+                          protocol.screening.exclude_keywords,
+                          lambda kind, word: f"{colours[kind]}{word}{RESET}")
 
 
 def render(record: Record, position: int, total: int, done: int, rate: float, stage: str,
@@ -109,12 +119,7 @@ class Screener:
         self.keymap = FULL_TEXT_KEYS if stage == "full-text" else KEYS
 
     def own(self) -> dict[str, Decision]:
-        """This reviewer's latest decisions; nobody else's are ever read for display."""
-        mine = [d for d in self.store.read(self.stage) if d.reviewer == self.reviewer
-                and d.role == "reviewer"]
-        return {record: votes[self.reviewer]
-                for record, votes in latest_by_reviewer(mine).items()
-                if self.reviewer in votes}
+        return own_decisions(self.store, self.stage, self.reviewer)
 
     def key(self) -> str:
         data = os.read(self.keys, 1)

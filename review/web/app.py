@@ -11,7 +11,6 @@ state changes are POST only, and no file path ever comes from a request.
 from __future__ import annotations
 
 import functools
-import re
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -39,8 +38,8 @@ from review.screening.decisions import (
     ADJUDICATOR,
     Decision,
     DecisionStore,
-    latest_by_reviewer,
     now,
+    own_decisions,
     validate_decision,
 )
 from review.screening.dedup import PairDecision, update_dedup
@@ -54,6 +53,7 @@ from review.screening.flow import (
     screening_state,
 )
 from review.screening.prisma import prisma_diagram
+from review.screening.screener import keyword_marker
 from review.search.records import Record
 from review.transaction import commit, workspace_lock
 from review.workspace import Workspace
@@ -71,17 +71,12 @@ TEMPLATES = Environment(loader=PackageLoader("review.web", "templates"),
 
 
 def highlight(text: str, include: tuple[str, ...], exclude: tuple[str, ...]) -> Markup:
-    """The text escaped, with the protocol's include and exclude keywords marked."""
-    words = {word.lower(): "include" for word in include}
-    words.update({word.lower(): "exclude" for word in exclude})
-    escaped = str(escape(text))
-    if not words:
-        return Markup(escaped)
-    pattern = re.compile("|".join(re.escape(str(escape(word)))
-                                  for word in sorted(words, key=len, reverse=True)),
-                         re.IGNORECASE)
-    return Markup(pattern.sub(lambda match: f'<mark class="{words[match.group(0).lower()]}">'
-                                            f"{match.group(0)}</mark>", escaped))
+    """The text escaped, with the protocol's include and exclude keywords marked (the
+    keywords are escaped too, so they are found in the escaped text)."""
+    mark = keyword_marker((str(escape(word)) for word in include),
+                          (str(escape(word)) for word in exclude),
+                          lambda kind, word: f'<mark class="{kind}">{word}</mark>')
+    return Markup(mark(str(escape(text))))
 
 
 class ReviewApp:
@@ -181,13 +176,9 @@ class ReviewApp:
 
     # Screening -----------------------------------------------------------------------------
 
-    def own_decisions(self, workspace: Workspace, stage: str,
-                      reviewer: str) -> dict[str, Decision]:
-        """This reviewer's latest decisions; nobody else's are read for display."""
-        mine = [d for d in DecisionStore(workspace.screening_dir).read(stage)
-                if d.reviewer == reviewer and d.role == "reviewer"]
-        return {record: votes[reviewer] for record, votes in latest_by_reviewer(mine).items()
-                if reviewer in votes}
+    @staticmethod
+    def own_decisions(workspace: Workspace, stage: str, reviewer: str) -> dict[str, Decision]:
+        return own_decisions(DecisionStore(workspace.screening_dir), stage, reviewer)
 
     async def screen(self, request: Request) -> Response:
         reviewer = self.signed_in(request)
