@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -21,6 +21,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 from starlette.applications import Starlette
+from starlette.datastructures import FormData
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
@@ -77,6 +78,34 @@ def highlight(text: str, include: tuple[str, ...], exclude: tuple[str, ...]) -> 
                           (str(escape(word)) for word in exclude),
                           lambda kind, word: f'<mark class="{kind}">{word}</mark>')
     return Markup(mark(str(escape(text))))
+
+
+Handler = Callable[..., Awaitable[Response]]
+
+
+def signed_in_page(handler: Handler) -> Handler:
+    """A page for a signed-in person: others go to the sign-in page."""
+    @functools.wraps(handler)
+    async def page(self: ReviewApp, request: Request) -> Response:
+        reviewer = request.session.get("reviewer")
+        if reviewer is None:
+            return RedirectResponse("/", status_code=303)
+        return await handler(self, request, reviewer)
+    return page
+
+
+def signed_in_action(handler: Handler) -> Handler:
+    """A state change: signed in, and the form carries this session's CSRF token."""
+    @functools.wraps(handler)
+    async def action(self: ReviewApp, request: Request) -> Response:
+        reviewer = request.session.get("reviewer")
+        form = await request.form()
+        if reviewer is None or not self.csrf_matches(request, form):
+            return self.refuse(request, 403, "Not signed in, or the form has expired.")
+        if any(not isinstance(value, str) for _, value in form.multi_items()):
+            return self.refuse(request, 400, "These forms take no files.")
+        return await handler(self, request, reviewer, form)
+    return action
 
 
 class ReviewApp:
@@ -171,8 +200,8 @@ class ReviewApp:
         request.session.clear()
         return RedirectResponse("/", status_code=303)
 
-    def signed_in(self, request: Request) -> str | None:
-        return request.session.get("reviewer")
+    def no_stage(self, request: Request, stage: str) -> HTMLResponse:
+        return self.refuse(request, 404, f"No stage '{stage}' in the protocol.")
 
     # Screening -----------------------------------------------------------------------------
 
@@ -180,14 +209,12 @@ class ReviewApp:
     def own_decisions(workspace: Workspace, stage: str, reviewer: str) -> dict[str, Decision]:
         return own_decisions(DecisionStore(workspace.screening_dir), stage, reviewer)
 
-    async def screen(self, request: Request) -> Response:
-        reviewer = self.signed_in(request)
-        if reviewer is None:
-            return RedirectResponse("/", status_code=303)
+    @signed_in_page
+    async def screen(self, request: Request, reviewer: str) -> Response:
         workspace = self.workspace
         stage = request.path_params["stage"]
         if stage not in workspace.protocol.screening.stages:
-            return self.refuse(request, 404, f"No stage '{stage}' in the protocol.")
+            return self.no_stage(request, stage)
         if reviewer not in workspace.protocol.screening.reviewers:
             return self.refuse(request, 403, f"{reviewer} adjudicates but does not screen.")
         records = self.state(workspace).candidates(stage)
@@ -212,11 +239,9 @@ class ReviewApp:
                 "error", ""), found=found[:200], query=query,
             stages=screening.stages, full_text=stage == "full-text")
 
-    async def decide(self, request: Request) -> Response:
-        reviewer = self.signed_in(request)
-        form = await self.form(request)
-        if reviewer is None or form is None:
-            return self.refuse(request, 403, "Not signed in, or the form has expired.")
+    @signed_in_action
+    async def decide(self, request: Request, reviewer: str,
+                         form: FormData) -> Response:
         workspace = self.workspace
         stage = request.path_params["stage"]
         if stage not in workspace.protocol.screening.stages or \
@@ -226,7 +251,7 @@ class ReviewApp:
             workspace, form, stage, reviewer, "reviewer", done=f"/screen/{stage}",
             refused=lambda record, error: self._screen_url(stage, record, error))
 
-    def record_decision(self, workspace: Workspace, form: dict[str, str], stage: str,
+    def record_decision(self, workspace: Workspace, form: Mapping[str, Any], stage: str,
                         reviewer: str, role: str, done: str,
                         refused: Callable[[str, str], str]) -> Response:
         """Validate and append one decision as the CLI does, then go to `done`, or to
@@ -247,15 +272,13 @@ class ReviewApp:
         query = {"record": record, **({"error": error} if error else {})}
         return f"/screen/{stage}?{urlencode(query)}"
 
-    async def undo(self, request: Request) -> Response:
-        reviewer = self.signed_in(request)
-        form = await self.form(request)
-        if reviewer is None or form is None:
-            return self.refuse(request, 403, "Not signed in, or the form has expired.")
+    @signed_in_action
+    async def undo(self, request: Request, reviewer: str,
+                       form: FormData) -> Response:
         workspace = self.workspace
         stage = request.path_params["stage"]
         if stage not in workspace.protocol.screening.stages:
-            return self.refuse(request, 404, f"No stage '{stage}' in the protocol.")
+            return self.no_stage(request, stage)
         store = DecisionStore(workspace.screening_dir)
         mine = [d for d in store.read(stage) if d.reviewer == reviewer and d.role == "reviewer"]
         live = self.own_decisions(workspace, stage, reviewer)
@@ -271,10 +294,8 @@ class ReviewApp:
     PAIR_FIELDS = ("title", "authors", "journal", "year", "volume", "issue", "pages", "doi",
                    "pmid", "source", "source_file")
 
-    async def dedup(self, request: Request) -> Response:
-        reviewer = self.signed_in(request)
-        if reviewer is None:
-            return RedirectResponse("/", status_code=303)
+    @signed_in_page
+    async def dedup(self, request: Request, reviewer: str) -> Response:
         workspace = self.workspace
         state = self.state(workspace)
         by_id = {record.record_id: record for record in state.records}
@@ -292,11 +313,9 @@ class ReviewApp:
                          remaining=len(state.dedup.uncertain),
                          stages=workspace.protocol.screening.stages)
 
-    async def dedup_decide(self, request: Request) -> Response:
-        reviewer = self.signed_in(request)
-        form = await self.form(request)
-        if reviewer is None or form is None:
-            return self.refuse(request, 403, "Not signed in, or the form has expired.")
+    @signed_in_action
+    async def dedup_decide(self, request: Request, reviewer: str,
+                               form: FormData) -> Response:
         workspace = self.workspace
         pair = (form.get("first", ""), form.get("second", ""))
         open_pairs = {(first, second) for first, second, _ in self.state(workspace).dedup.uncertain}
@@ -309,10 +328,8 @@ class ReviewApp:
 
     WEB_FORM = "web form"
 
-    async def extract(self, request: Request) -> Response:
-        reviewer = self.signed_in(request)
-        if reviewer is None:
-            return RedirectResponse("/", status_code=303)
+    @signed_in_page
+    async def extract(self, request: Request, reviewer: str) -> Response:
         workspace = self.workspace
         schema = workspace.protocol.extraction
         cases = ensure_sheet(workspace.cases_path, schema)
@@ -322,10 +339,8 @@ class ReviewApp:
                          id_field=schema.study.id_field,
                          stages=workspace.protocol.screening.stages)
 
-    async def extract_form(self, request: Request) -> Response:
-        reviewer = self.signed_in(request)
-        if reviewer is None:
-            return RedirectResponse("/", status_code=303)
+    @signed_in_page
+    async def extract_form(self, request: Request, reviewer: str) -> Response:
         workspace = self.workspace
         schema = workspace.protocol.extraction
         cases = ensure_sheet(workspace.cases_path, schema)
@@ -358,11 +373,9 @@ class ReviewApp:
                          id_field=schema.study.id_field, status=status,
                          stages=workspace.protocol.screening.stages)
 
-    async def extract_save(self, request: Request) -> Response:
-        reviewer = self.signed_in(request)
-        form = await request.form()
-        if reviewer is None or not self.csrf_matches(request, form):
-            return self.refuse(request, 403, "Not signed in, or the form has expired.")
+    @signed_in_action
+    async def extract_save(self, request: Request, reviewer: str,
+                               form: FormData) -> Response:
         workspace = self.workspace
         schema = workspace.protocol.extraction
         row = {}
@@ -403,10 +416,8 @@ class ReviewApp:
         query = urlencode({"case": case, "saved": "1"})
         return RedirectResponse(f"/extract/case?{query}", status_code=303)
 
-    async def appraisal_form(self, request: Request) -> Response:
-        reviewer = self.signed_in(request)
-        if reviewer is None:
-            return RedirectResponse("/", status_code=303)
+    @signed_in_page
+    async def appraisal_form(self, request: Request, reviewer: str) -> Response:
         workspace = self.workspace
         schema = workspace.protocol.extraction
         if schema.appraisal is None:
@@ -420,11 +431,9 @@ class ReviewApp:
                          answers=answers, problems=[], saved=request.query_params.get("saved"),
                          stages=workspace.protocol.screening.stages)
 
-    async def appraisal_save(self, request: Request) -> Response:
-        reviewer = self.signed_in(request)
-        form = await self.form(request)
-        if reviewer is None or form is None:
-            return self.refuse(request, 403, "Not signed in, or the form has expired.")
+    @signed_in_action
+    async def appraisal_save(self, request: Request, reviewer: str,
+                                 form: FormData) -> Response:
         workspace = self.workspace
         schema = workspace.protocol.extraction
         if schema.appraisal is None:
@@ -462,14 +471,12 @@ class ReviewApp:
         screening = workspace.protocol.screening
         return person in (screening.adjudicators or screening.reviewers)
 
-    async def conflicts(self, request: Request) -> Response:
-        reviewer = self.signed_in(request)
-        if reviewer is None:
-            return RedirectResponse("/", status_code=303)
+    @signed_in_page
+    async def conflicts(self, request: Request, reviewer: str) -> Response:
         workspace = self.workspace
         stage = request.path_params["stage"]
         if stage not in workspace.protocol.screening.stages:
-            return self.refuse(request, 404, f"No stage '{stage}' in the protocol.")
+            return self.no_stage(request, stage)
         screening = workspace.protocol.screening
         if not self.adjudicates(workspace, reviewer):
             return self.refuse(request, 403, "Only an adjudicator sees the conflicts: a "
@@ -481,11 +488,9 @@ class ReviewApp:
                          reasons=screening.exclusion_reasons, stages=screening.stages,
                          error=request.query_params.get("error", ""))
 
-    async def adjudicate(self, request: Request) -> Response:
-        reviewer = self.signed_in(request)
-        form = await self.form(request)
-        if reviewer is None or form is None:
-            return self.refuse(request, 403, "Not signed in, or the form has expired.")
+    @signed_in_action
+    async def adjudicate(self, request: Request, reviewer: str,
+                             form: FormData) -> Response:
         workspace = self.workspace
         screening = workspace.protocol.screening
         stage = request.path_params["stage"]
@@ -495,10 +500,8 @@ class ReviewApp:
             workspace, form, stage, reviewer, ADJUDICATOR, done=f"/conflicts/{stage}",
             refused=lambda _, error: f"/conflicts/{stage}?{urlencode({'error': error})}")
 
-    async def progress(self, request: Request) -> Response:
-        reviewer = self.signed_in(request)
-        if reviewer is None:
-            return RedirectResponse("/", status_code=303)
+    @signed_in_page
+    async def progress(self, request: Request, reviewer: str) -> Response:
         workspace = self.workspace
         state = self.state(workspace)
         counts = prisma_counts_for(workspace, state)
