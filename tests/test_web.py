@@ -3,8 +3,10 @@ Chromium through Playwright (skipped, saying why, where the browser is missing).
 
 from __future__ import annotations
 
+import contextlib
 import http.cookiejar
 import json
+import os
 import re
 import shutil
 import socket
@@ -50,26 +52,42 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture
-def server(web_workspace) -> Iterator[str]:
+@contextlib.contextmanager
+def running_server(root: Path, *options: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`review serve` on a free port, once it accepts connections; stopped afterwards."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "review", "--project", str(web_workspace.root), "serve",
-         "--port", str(port)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+        [sys.executable, "-m", "review", "--project", str(root), "serve", "--port", str(port),
+         *options], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
     deadline = time.monotonic() + 30
     while True:
         try:
-            urllib.request.urlopen(url + "/", timeout=2).read()
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
             break
         except OSError:
             if time.monotonic() > deadline or process.poll() is not None:
                 process.kill()
-                raise AssertionError(process.stdout.read().decode()) from None
+                raise AssertionError(process.stdout.read()) from None
             time.sleep(0.2)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}", process
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def server(web_workspace) -> Iterator[str]:
+    with running_server(web_workspace.root) as (url, _):
+        yield url
+
+
+def sign_in(page, url: str, name: str) -> None:
+    """Sign in from the chooser, as a person does, and wait for the first page."""
+    page.goto(url + "/")
+    with page.expect_navigation():
+        page.click(f"#as-{name}")
 
 
 def opener() -> urllib.request.OpenerDirector:
@@ -147,9 +165,7 @@ def test_two_reviewers_screen_by_keyboard_and_the_adjudicator_resolves(server, w
         def screen_as(name: str, keys: list[str]) -> list[str]:
             page = browser.new_page()
             page.on("dialog", lambda dialog: dialogs.append(dialog.message))
-            page.goto(server + "/")
-            with page.expect_navigation():
-                page.click(f"#as-{name}")
+            sign_in(page, server, name)
             shown = []
             for key in keys:
                 page.wait_for_selector("#record")
@@ -164,9 +180,7 @@ def test_two_reviewers_screen_by_keyboard_and_the_adjudicator_resolves(server, w
             return shown
 
         shot = browser.new_page(viewport={"width": 1100, "height": 760})
-        shot.goto(server + "/")
-        with shot.expect_navigation():
-            shot.click("#as-ben")
+        sign_in(shot, server, "ben")
         shot.wait_for_selector("#record")
         # The README's picture of the screening page comes from this run.
         shot.screenshot(path=str(SCREENSHOT))
@@ -177,9 +191,7 @@ def test_two_reviewers_screen_by_keyboard_and_the_adjudicator_resolves(server, w
         screen_as("ben", ["e2", "e", "i", "i"])
 
         page = browser.new_page()
-        page.goto(server + "/")
-        with page.expect_navigation():
-            page.click("#as-ana")
+        sign_in(page, server, "ana")
         page.wait_for_selector("#finished")  # the page and its key handler are loaded
         with page.expect_navigation():
             page.keyboard.press("u")  # ana takes back her last decision and makes it again
@@ -190,9 +202,7 @@ def test_two_reviewers_screen_by_keyboard_and_the_adjudicator_resolves(server, w
         page.close()
 
         judge = browser.new_page()
-        judge.goto(server + "/")
-        with judge.expect_navigation():
-            judge.click("#as-judge")
+        sign_in(judge, server, "judge")
         judge.goto(server + "/conflicts/title-abstract")
         assert judge.inner_text("#count") == "1 conflicts"
         section = judge.locator(f'section[data-record="{order[0]}"]')
@@ -207,9 +217,7 @@ def test_two_reviewers_screen_by_keyboard_and_the_adjudicator_resolves(server, w
         assert "ana 4 of 4" in " ".join(judge.inner_text("#reviewers").split())
 
         ana = browser.new_page()
-        ana.goto(server + "/")
-        with ana.expect_navigation():
-            ana.click("#as-ana")
+        sign_in(ana, server, "ana")
         ana.goto(server + "/screen/full-text")
         ana.wait_for_selector("#record")
         with ana.expect_navigation():
@@ -263,19 +271,9 @@ def test_the_duplicate_queue_shows_pairs_side_by_side_and_stores_the_verdict(hcc
                                "stereotactic radiotherapy")
     RecordStore(hcc_workspace.search_dir / "records.jsonl").add([first, second])
     workspace = Workspace(hcc_workspace.root)
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "review", "--project", str(workspace.root), "serve", "--port",
-         str(port)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
+    with running_server(workspace.root) as (url, _):
         browser = opener()
-        for _ in range(150):
-            try:
-                page = browser.open(url + "/", timeout=2).read().decode()
-                break
-            except OSError:
-                time.sleep(0.2)
+        page = browser.open(url + "/", timeout=10).read().decode()
         post(browser, url + "/signin", {"reviewer": "ana", "csrf": csrf_of(page)})
         queue = browser.open(url + "/dedup").read().decode()
         assert "1 pairs wait for a decision" in queue
@@ -295,18 +293,13 @@ def test_the_duplicate_queue_shows_pairs_side_by_side_and_stores_the_verdict(hcc
             with sync_playwright() as playwright:
                 chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
                 page = chromium.new_page()
-                page.goto(url + "/")
-                with page.expect_navigation():
-                    page.click("#as-ana")
+                sign_in(page, url, "ana")
                 page.goto(url + "/dedup")
                 assert page.locator("tr.differ mark").count() >= 2
                 with page.expect_navigation():
                     page.click('section.pair button[value="same"]')
                 assert "0 pairs wait for a decision" in page.inner_text("#remaining")
                 chromium.close()
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
     decisions = (workspace.data_dir / "dedup" / "decisions.csv").read_text()
     assert "ana" in decisions and first.record_id in decisions
     assert screening_state(workspace).dedup.duplicates_removed == 1
@@ -322,9 +315,7 @@ def test_an_extraction_form_shows_the_validators_messages_and_saves_the_sheet(se
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
         page = browser.new_page()
-        page.goto(server + "/")
-        with page.expect_navigation():
-            page.click("#as-ana")
+        sign_in(page, server, "ana")
         page.goto(server + "/extract")
         assert "121 patients from 114 reports" in page.inner_text("#summary")
         page.goto(server + "/extract/case?study=anoncureus16238_2021")
@@ -368,12 +359,7 @@ def test_an_extraction_form_shows_the_validators_messages_and_saves_the_sheet(se
 
 
 def test_with_tokens_each_reviewer_signs_in_by_their_own_link(web_workspace):
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-u", "-m", "review", "--project", str(web_workspace.root), "serve",
-         "--port", str(port), "--tokens"], cwd=ROOT, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True)
-    try:
+    with running_server(web_workspace.root, "--tokens") as (url, process):
         links = {}
         while len(links) < 4:
             line = process.stdout.readline()
@@ -382,25 +368,16 @@ def test_with_tokens_each_reviewer_signs_in_by_their_own_link(web_workspace):
                 name, link = line.strip().split(": ", 1)
                 links[name] = link
         assert set(links) == {"pilot-team", "ana", "ben", "judge"}
-        url = f"http://127.0.0.1:{port}"
         stranger = opener()
-        for _ in range(150):
-            try:
-                stranger.open(url + "/", timeout=2)
-            except urllib.error.HTTPError as error:
-                assert error.code == 403  # no chooser when tokens are on
-                break
-            except OSError:
-                time.sleep(0.2)
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            stranger.open(url + "/", timeout=5)
+        assert caught.value.code == 403  # no chooser when tokens are on
         with pytest.raises(urllib.error.HTTPError) as caught:
             stranger.open(url + "/?token=guessed", timeout=5)
         assert caught.value.code == 403
         ana = opener()
         page = ana.open(links["ana"], timeout=5).read().decode()
         assert "ana" in page and "of 4 records decided by you" in page
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_the_appraisal_form_validates_and_saves_one_row_per_report_and_appraiser(
