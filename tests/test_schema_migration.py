@@ -83,3 +83,15 @@ def test_a_workbook_from_before_the_change_imports_by_column_name(hcc_workspace,
     assert "note: " in out and "column 'country' renamed to 'country_of_report'" in out
     assert "column 'ecog' added, blank" in out
     assert "Atlantis" in column(workspace, "country_of_report")
+
+
+def test_migrate_names_a_ragged_row_by_its_line_and_writes_nothing(hcc_workspace, run_cli):
+    lines = hcc_workspace.cases_path.read_text().splitlines()
+    lines.insert(2, "")  # a blank line: the ragged row below is still named by its own line
+    lines.insert(4, "only,three,cells")
+    hcc_workspace.cases_path.write_text("\n".join(lines) + "\n")
+    before = hcc_workspace.cases_path.read_bytes()
+    status, out, err = run_cli("--project", hcc_workspace.root, "extract", "migrate")
+    assert status == 1
+    assert "cases.csv:5: 3 cells, but the header has" in out + err
+    assert hcc_workspace.cases_path.read_bytes() == before

@@ -9,15 +9,13 @@ of every other column is written back as it was.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
 
-from review.errors import ReviewError
-from review.extraction.sheet import format_cases_csv
+from review.errors import DataProblems, ReviewError
+from review.extraction.sheet import format_cases_csv, split_sheet
 from review.fileio import read_text
 from review.protocol import ExtractionSchema
 from review.transaction import commit, workspace_lock
@@ -94,19 +92,12 @@ def _holding_message(plan: ColumnPlan) -> str:
 
 
 def _read_raw(path: str, text: str) -> tuple[list[str], list[list[str]]]:
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    try:
-        header = next(reader, [])
-        rows = [row for row in reader if any(cell.strip() for cell in row)]
-    except csv.Error as error:
-        raise ReviewError(f"{path}:{reader.line_num}: not valid CSV: {error}") from None
+    header, rows, ragged = split_sheet(text, path)
+    if ragged:
+        raise DataProblems(ragged)
     repeated = sorted({name for name in header if header.count(name) > 1})
     if repeated:
         raise ReviewError(f"{path}:1: column '{repeated[0]}' appears twice")
-    for number, row in enumerate(rows, start=2):
-        if len(row) != len(header):
-            raise ReviewError(f"{path}:{number}: {len(row)} cells, but the header has "
-                              f"{len(header)}")
     return header, rows
 
 

@@ -50,30 +50,36 @@ def header_problems(
     return problems
 
 
+def split_sheet(text: str, source: str) -> tuple[list[str], list[list[str]], list[Problem]]:
+    """A sheet's header, its non-blank rows, and a problem for every row whose cells do not
+    match the header (the header is row 1)."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader, [])
+        rows = list(reader)
+    except csv.Error as exc:
+        raise ReviewError(f"{source}:{reader.line_num}: not valid CSV: {exc}") from None
+    ragged = [Problem(source, number, "", f"{len(row)} cells, but the header has {len(header)}")
+              for number, row in enumerate(rows, start=2)
+              if len(row) != len(header) and any(cell.strip() for cell in row)]
+    return header, [row for row in rows if any(cell.strip() for cell in row)], ragged
+
+
 def parse_cases_csv(text: str, schema: ExtractionSchema, source: str) -> pd.DataFrame:
     """Parse sheet text into a DataFrame of strings in schema column order."""
     if not text.strip():
         raise ReviewError(f"{source}: empty file (expected a header row with the columns "
                           f"{', '.join(schema.columns[:3])}, ...)")
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    try:
-        header = next(reader)
-        rows = list(reader)
-    except csv.Error as exc:
-        raise ReviewError(f"{source}:{reader.line_num}: not valid CSV: {exc}") from None
+    header, records, ragged = split_sheet(text, source)
     if len(header) == 1 and ";" in header[0] and len(schema.columns) > 1:
         raise ReviewError(f"{source}:1: the header is separated by ';', not ','; "
                           "save the sheet as comma-separated CSV")
     problems = header_problems(header, schema.columns, source)
     if problems and len(set(header)) == len(header):
         problems.append(Problem(source, 1, "", MIGRATE_HINT))
-    for number, row in enumerate(rows, start=2):
-        if len(row) != len(header) and any(cell.strip() for cell in row):
-            problems.append(Problem(source, number, "",
-                                    f"{len(row)} cells, but the header has {len(header)}"))
+    problems += ragged
     if problems:
         raise DataProblems(problems)
-    records = [row for row in rows if any(cell.strip() for cell in row)]
     frame = pd.DataFrame(records, columns=header, dtype=object)
     return frame[schema.columns].reset_index(drop=True)
 
