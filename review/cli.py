@@ -25,6 +25,8 @@ IMPORT_FORMATS = ("pubmed-xml", "medline", "ris", "wos-tab", "wos-plain", "csv",
 if TYPE_CHECKING:
     import pandas as pd
 
+    from review.extraction.compare import ExtractionComparison
+
 
 EXIT_OK, EXIT_DATA, EXIT_USAGE = 0, 1, 2
 
@@ -171,26 +173,54 @@ def _read_any_sheet(path: str, workspace: Workspace) -> pd.DataFrame:
     return read_cases(path, workspace.protocol.extraction)
 
 
+def _print_agreement(comparison: ExtractionComparison) -> None:
+    table = comparison.agreement_table()
+    width = max((len(name) for name in table["field"]), default=5)
+    print(f"{'field':<{width}}  compared  agreed       %  kappa")
+    for row in table.itertuples(index=False):
+        kappa = f"{row.kappa:6.3f}" if row.kappa == row.kappa else "not defined (all alike)"
+        print(f"{row.field:<{width}}  {row.compared:8d}  {row.agreed:6d}  {row.percent:6.1f}  "
+              f"{kappa}")
+
+
 def cmd_extract_compare(args: argparse.Namespace) -> int:
-    from review.extraction.compare import compare_extractions
+    from review.extraction.compare import compare_extractions, compare_extractors
+    from review.extraction.sheet import read_cases
     from review.fileio import safe_csv, write_atomically
 
     workspace = _workspace(args)
     schema = workspace.protocol.extraction
-    first, second = shown(args.a), shown(args.b)
-    comparison = compare_extractions(_read_any_sheet(first, workspace),
-                                     _read_any_sheet(second, workspace), schema)
-    for row in comparison.differences.itertuples(index=False):
-        print(f"{row.case_id}: {row.field}: A={row.a!r} B={row.b!r}")
-    for case in comparison.only_in_a:
-        print(f"{case}: only in A ({first})")
-    for case in comparison.only_in_b:
-        print(f"{case}: only in B ({second})")
-    print(comparison.summary())
+    if (args.a is None) != (args.b is None):
+        raise ReviewError("name two sheets (A and B), or none to compare the workspace's "
+                         f"extractor sheets in {shown(workspace.extractors_dir)}")
+    if args.a is None:
+        consensus = read_cases(workspace.cases_path, schema)
+        comparison = compare_extractors(workspace.extractors_dir, consensus, schema)
+        if comparison is None:
+            raise ReviewError(f"{shown(workspace.extractors_dir)}: no double extraction here "
+                              "(put each extractor's sheet there as <extractor>.csv)")
+    else:
+        comparison = compare_extractions(_read_any_sheet(shown(args.a), workspace),
+                                         _read_any_sheet(shown(args.b), workspace), schema)
+    if args.json:
+        print(json.dumps(comparison.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        first, second = comparison.names
+        for row in comparison.differences.itertuples(index=False):
+            kept = f" kept={row.consensus!r}" if "consensus" in comparison.differences else ""
+            print(f"{row.case_id}: {row.field}: {first}={row.a!r} {second}={row.b!r}{kept}")
+        if args.a is not None:
+            for case in comparison.only_in_a:
+                print(f"{case}: only in A ({shown(args.a)})")
+            for case in comparison.only_in_b:
+                print(f"{case}: only in B ({shown(args.b)})")
+        _print_agreement(comparison)
+        print(comparison.summary())
     if args.out:
         write_atomically(args.out, safe_csv(comparison.differences))
-        print(f"wrote {shown(args.out)}")
-    return EXIT_OK if comparison.agree else EXIT_DATA
+        print(f"wrote {shown(args.out)}", file=sys.stderr if args.json else sys.stdout)
+    # Disagreements of a workspace's double extraction are settled in its consensus sheet.
+    return EXIT_OK if comparison.agree or args.a is None else EXIT_DATA
 
 
 def cmd_extract_summary(args: argparse.Namespace) -> int:
@@ -673,13 +703,18 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.set_defaults(handler=cmd_extract_migrate)
 
     compare = extract_commands.add_parser(
-        "compare", help="list the disagreements of two extractors",
-        description="Every field where two sheets (CSV or XLSX) disagree for the same case, "
-                    "and cases only one has; exit 1 when they differ.",
+        "compare", help="agreement and disagreements of two extractors",
+        description="Without arguments: the workspace's double extraction (the two sheets in "
+                    "data/extraction/extractors/), with the value the consensus sheet kept. "
+                    "With A and B: every field where two sheets (CSV or XLSX) disagree, and "
+                    "cases only one has; exit 1 when they differ. Both print the agreement per "
+                    "field (percent and Cohen's kappa).",
+        epilog="example: review extract compare --json",
     )
-    compare.add_argument("a", metavar="A")
-    compare.add_argument("b", metavar="B")
+    compare.add_argument("a", metavar="A", nargs="?")
+    compare.add_argument("b", metavar="B", nargs="?")
     compare.add_argument("--out", metavar="FILE.csv", help="also write the differences as CSV")
+    compare.add_argument("--json", action="store_true", help="print one JSON object")
     compare.set_defaults(handler=cmd_extract_compare)
 
     summary = extract_commands.add_parser(

@@ -44,6 +44,8 @@ class FieldSpec:
     max: float | None = None
     unit: str | None = None
     renamed_from: tuple[str, ...] = ()
+    # Two extractors' numbers agree when they differ by at most half of this.
+    precision: float | None = None
 
     @property
     def multi_valued(self) -> bool:
@@ -93,6 +95,16 @@ class Appraisal:
 
 
 @dataclass(frozen=True)
+class DoubleExtraction:
+    """How reports were chosen for a second, independent extraction and how the extractors'
+    disagreements were settled; the fields whose agreement is not measured (free text)."""
+
+    selection: str
+    resolution: str
+    not_compared: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ExtractionSchema:
     """The extraction sheet's columns, vocabularies and cross-field rules."""
 
@@ -102,6 +114,7 @@ class ExtractionSchema:
     fields: tuple[FieldSpec, ...]
     rules: tuple[Rule, ...]
     appraisal: Appraisal | None
+    double_extraction: DoubleExtraction | None = None
 
     @property
     def columns(self) -> list[str]:
@@ -404,7 +417,7 @@ def _parse_field(check: _Checker, raw: Any, path: str) -> FieldSpec:
     data = check.mapping(
         raw, path, ("name", "type"),
         ("description", "required", "unique", "values", "exclusive", "pattern", "min", "max",
-         "unit", "renamed_from"),
+         "unit", "renamed_from", "precision"),
     )
     name = _identifier(check, data.get("name"), _join(path, "name"))
     kind = check.text(data.get("type"), _join(path, "type"))
@@ -435,6 +448,10 @@ def _parse_field(check: _Checker, raw: Any, path: str) -> FieldSpec:
         check.fail(path, f"min and max apply to integer and number fields, not '{kind}'")
     if low is not None and high is not None and low > high:
         check.fail(path, f"min {low:g} is above max {high:g}")
+    precision = check.number(data.get("precision"), _join(path, "precision"))
+    if precision is not None and (kind not in ("integer", "number") or precision <= 0):
+        check.fail(_join(path, "precision"),
+                   f"a positive step of an integer or number field (here '{kind}')")
     return FieldSpec(
         name=name,
         type=kind,
@@ -450,6 +467,7 @@ def _parse_field(check: _Checker, raw: Any, path: str) -> FieldSpec:
         unit=check.optional_text(data.get("unit"), _join(path, "unit")),
         renamed_from=check.texts(_as_list(data.get("renamed_from")),
                                  _join(path, "renamed_from")),
+        precision=precision,
     )
 
 
@@ -508,9 +526,25 @@ def _parse_appraisal(check: _Checker, raw: Any, path: str) -> Appraisal | None:
     )
 
 
+def _parse_double_extraction(check: _Checker, raw: Any, path: str,
+                             fields: dict[str, FieldSpec]) -> DoubleExtraction | None:
+    if raw is None:
+        return None
+    data = check.mapping(raw, path, ("selection", "resolution"), ("not_compared",))
+    not_compared = check.texts(data.get("not_compared"), _join(path, "not_compared"))
+    for i, name in enumerate(not_compared):
+        check.member(name, list(fields), f"{path}.not_compared[{i}]")
+    return DoubleExtraction(
+        selection=check.text(data.get("selection"), _join(path, "selection")),
+        resolution=check.text(data.get("resolution"), _join(path, "resolution")),
+        not_compared=not_compared,
+    )
+
+
 def _parse_extraction(check: _Checker, raw: Any, path: str) -> ExtractionSchema:
     data = check.mapping(
-        raw, path, ("unit", "study", "fields"), ("list_separator", "rules", "appraisal")
+        raw, path, ("unit", "study", "fields"),
+        ("list_separator", "rules", "appraisal", "double_extraction"),
     )
     specs = [_parse_field(check, item, item_path)
              for item_path, item in check.objects(data.get("fields"), _join(path, "fields"))]
@@ -554,6 +588,8 @@ def _parse_extraction(check: _Checker, raw: Any, path: str) -> ExtractionSchema:
         fields=tuple(specs),
         rules=tuple(rules),
         appraisal=_parse_appraisal(check, data.get("appraisal"), _join(path, "appraisal")),
+        double_extraction=_parse_double_extraction(
+            check, data.get("double_extraction"), _join(path, "double_extraction"), by_name),
     )
 
 

@@ -24,6 +24,8 @@ def _field_row(spec: FieldSpec, separator: str) -> str:
         bounds.append(f"≥ {spec.min:g}")
     if spec.max is not None:
         bounds.append(f"≤ {spec.max:g}")
+    if spec.precision is not None:
+        bounds.append(f"to {spec.precision:g}")
     detail = ", ".join(f"`{value}`" for value in spec.values) if spec.values else " ".join(bounds)
     if spec.exclusive:
         detail += f" ({', '.join(spec.exclusive)} stands alone)"
@@ -170,6 +172,12 @@ def render_protocol_markdown(protocol: Protocol, source_name: str) -> str:
             rules.append(f"Each level in `{rule.field}` needs its region in "
                          f"`{rule.sites_field}` ({regions}).")
     lines += _bullets(rules)
+    double = schema.double_extraction
+    if double:
+        lines += ["", f"Double extraction: {double.selection} {double.resolution}"]
+        if double.not_compared:
+            lines[-1] += (" Agreement is not measured on "
+                          + ", ".join(f"`{name}`" for name in double.not_compared) + ".")
     lines += ["", "## 14. Risk of bias (quality) assessment", ""]
     if schema.appraisal:
         lines += [f"{schema.appraisal.tool}; answers: {', '.join(schema.appraisal.answers)}.", ""]

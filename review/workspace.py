@@ -87,6 +87,11 @@ class Workspace:
         return self.extraction_dir / "cases.csv"
 
     @property
+    def extractors_dir(self) -> Path:
+        """One sheet per extractor of a double extraction, `<extractor>.csv`."""
+        return self.extraction_dir / "extractors"
+
+    @property
     def appraisal_path(self) -> Path:
         return self.extraction_dir / "appraisal.csv"
 

@@ -46,6 +46,7 @@ def render_outputs(workspace: Workspace, date: BuildDate,
     """Every output file of the build dated `date`, by path relative to the output folder."""
     from analysis.review_analysis import analysis_tables, analyze_review, render_figures, table_csv
     from review.extraction.appraisal import read_appraisal
+    from review.extraction.compare import compare_extractors
     from review.extraction.validate import validated_cases
     from review.report.html import ReportInputs, render_report
     from review.report.markdown import markdown_table
@@ -73,6 +74,18 @@ def render_outputs(workspace: Workspace, date: BuildDate,
         prisma = prisma_counts_for(workspace)
         outputs["tables/prisma2020.csv"] = prisma_csv(prisma)
         extra["prisma_flow"] = functools.partial(prisma_diagram, prisma)
+    double_extraction = None
+    if schema.double_extraction is not None:
+        progress(f"comparing the extractors' sheets in "
+                 f"{relative(workspace.extractors_dir, workspace.root)}")
+        double_extraction = compare_extractors(workspace.extractors_dir, cases, schema)
+        if double_extraction is not None:
+            outputs["tables/extraction_agreement.csv"] = table_csv(
+                double_extraction.agreement_table())
+            outputs["tables/extraction_agreement.md"] = markdown_table(
+                double_extraction.agreement_table()).encode("utf-8")
+            outputs["tables/extraction_disagreements.csv"] = table_csv(
+                double_extraction.differences)
     progress("drawing the figures")
     svg = {}
     for name, files in render_figures(analysis, extra=extra).items():
@@ -92,6 +105,7 @@ def render_outputs(workspace: Workspace, date: BuildDate,
         build_day=date.day, versions=versions,
         searches=[entry for entry in log if entry.get("kind") == "search"],
         imports=[entry for entry in log if entry.get("kind") == "import"],
+        double_extraction=double_extraction,
     )
     outputs[REPORT] = render_report(inputs).encode("utf-8")
     return outputs

@@ -15,12 +15,15 @@ import re
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
+from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from analysis.pooling import PooledProportion
 from analysis.review_analysis import ReviewAnalysis, format_time
 from analysis.survival import SurvivalByGroup
+from review.extraction.compare import ExtractionComparison
 from review.extraction.validate import DOI, PMID
 from review.report.markdown import format_cell
 
@@ -60,6 +63,21 @@ def percent(value: float, digits: int = 1) -> str:
         return "NA"
     step = decimal.Decimal(1).scaleb(-digits)
     return f"{decimal.Decimal(repr(float(value))).quantize(step, decimal.ROUND_HALF_UP)}%"
+
+
+def plural(count: int, word: str) -> str:
+    """`word` for one, `word`s otherwise."""
+    return word if count == 1 else f"{word}s"
+
+
+TEMPLATES = Environment(loader=PackageLoader("review.report", "templates"), autoescape=True,
+                        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+TEMPLATES.globals.update(percent=percent, plural=plural)
+
+
+def _macros(template: str) -> Any:
+    """A template's macros, each callable with its result objects, returning markup."""
+    return TEMPLATES.get_template(template).module
 
 
 def p_text(value: float) -> str:
@@ -134,6 +152,7 @@ class ReportInputs:
     versions: dict[str, str]
     searches: list[dict]
     imports: list[dict] = dataclasses.field(default_factory=list)
+    double_extraction: ExtractionComparison | None = None
 
 
 class _Page:
@@ -331,6 +350,10 @@ def _methods(page: _Page, inputs: ReportInputs) -> None:
              "cross-field rules). A blank field means the item was not reported. "
              + (f"Reports were appraised with the {text(schema.appraisal.tool)}."
                 if schema.appraisal else "") + "</p>")
+    if inputs.double_extraction is not None and schema.double_extraction is not None:
+        page.add(str(_macros("double_extraction.html").methods(
+            inputs.double_extraction, schema.double_extraction,
+            len(inputs.analysis.studies), schema.unit)))
     analysis = inputs.analysis
     pooled_model = next(iter(analysis.pooled.values())).model if analysis.pooled else None
     survival_spec = protocol.analysis.survival
@@ -593,6 +616,16 @@ def _appraisal(page: _Page, inputs: ReportInputs) -> None:
     page.end()
 
 
+def _double_extraction(page: _Page, inputs: ReportInputs) -> None:
+    schema = inputs.analysis.protocol.extraction
+    if inputs.double_extraction is None or schema.double_extraction is None:
+        return
+    page.section("double-extraction", "Agreement of the two extractors")
+    page.add(str(_macros("double_extraction.html").results(
+        inputs.double_extraction, schema.double_extraction, schema.unit)))
+    page.end()
+
+
 def _limitations(inputs: ReportInputs) -> list[str]:
     analysis = inputs.analysis
     cases = analysis.cases
@@ -603,6 +636,9 @@ def _limitations(inputs: ReportInputs) -> list[str]:
         points.append(f"{abstract} of {total} patients ({percent(100 * abstract / total, 0)}) "
                       "were extracted from abstracts or summary pages only; details absent there "
                       "are recorded as not reported.")
+    if inputs.double_extraction is not None:
+        points.append(str(_macros("double_extraction.html").limitation(
+            inputs.double_extraction, len(analysis.studies))))
     survival = analysis.survival
     if survival is not None:
         origin = analysis.protocol.analysis.survival.origin
@@ -695,6 +731,7 @@ def render_report(inputs: ReportInputs) -> str:
     page.end()
 
     _survival(page, inputs)
+    _double_extraction(page, inputs)
     _appraisal(page, inputs)
 
     page.section("completeness", "Data completeness")
