@@ -67,7 +67,7 @@ def test_characteristics_table_reports_denominators(protocol, shipped_cases):
     cases = typed_cases(shipped_cases, protocol.extraction)
     table = characteristics_table(cases, protocol.extraction, ["age", "sex", "etiology"])
     age = table[table.characteristic == "Age, years"].iloc[0]
-    assert age.reported == 95 and age.total == 121
+    assert age.reported == 94 and age.total == 120
     assert age.summary.startswith("57 (")
     sex = table[table.characteristic == "Sex"].set_index("value")
     assert sex.loc["M", "summary"] == "88/105 (84%)"
@@ -91,17 +91,17 @@ def test_treatment_groups_take_the_first_match(protocol):
 def test_survival_data_counts_who_is_left_out(protocol, shipped_cases):
     cases = typed_cases(shipped_cases, protocol.extraction)
     data = survival_data(cases, protocol.analysis.survival)
-    # Data v2: 26 times, 13 of them from the protocol's origin (the bone-metastasis diagnosis).
-    assert len(data.frame) == 13
-    assert data.excluded == {"no time or status reported": 81, "dead without a time": 11,
-                             "alive without a time": 3, "time without a status": 0,
-                             "time counted from surgery": 4,
-                             "time counted from another event": 4,
-                             "time counted from admission": 4,
-                             "time counted from bone met treatment start": 1}
+    # Data v3: 28 times, 12 of them from the protocol's origin (the bone-metastasis diagnosis).
+    assert len(data.frame) == 12
+    assert data.excluded == {"no time or status reported": 80, "dead without a time": 10,
+                             "alive without a time": 2, "time without a status": 0,
+                             "time counted from surgery": 6,
+                             "time counted from another event": 5,
+                             "time counted from admission": 3,
+                             "time counted from bone met treatment start": 2}
     assert data.frame.event.sum() == 8
     every = survival_data(cases, protocol.analysis.survival, any_origin=True)
-    assert len(every.frame) == 26 and "time counted from surgery" not in every.excluded
+    assert len(every.frame) == 28 and "time counted from surgery" not in every.excluded
 
 
 def test_shipped_review_analysis(shipped_analysis):
@@ -115,9 +115,9 @@ def test_shipped_review_analysis(shipped_analysis):
     assert "0.5 to the cells of 106 single-patient reports" in \
         shipped_analysis.not_pooled["spine"]
     survival = shipped_analysis.survival
-    assert survival.usable == 13 and survival.any_origin.overall.n == 26
+    assert survival.usable == 12 and survival.any_origin.overall.n == 28
     assert set(survival.by_grouping) == {"bone_directed", "systemic"}
-    assert survival.overall.overall.median[0] == 13.0
+    assert survival.overall.overall.median[0] == 10.5
 
 
 def test_every_table_and_figure_is_produced(shipped_analysis):
@@ -127,7 +127,7 @@ def test_every_table_and_figure_is_produced(shipped_analysis):
             "survival_exclusions"} <= set(tables)
     # 8 deaths from the origin: too few for a test or a model by the protocol's minimums.
     assert not any(name.startswith(("survival_cox", "survival_logrank")) for name in tables)
-    assert len(tables["studies"]) == 114
+    assert len(tables["studies"]) == 113
     drawn = analysis_figures(shipped_analysis)
     assert set(drawn) == {"site_frequencies", "skeleton_map", "reports_per_year",
                           "vertebral_levels",
@@ -159,7 +159,7 @@ def test_analyze_cli_writes_tables_and_figures(run_cli, hcc_workspace, tmp_path)
     status, out, _ = run_cli("--project", hcc_workspace.root, "analyze", "--out", tmp_path)
     assert status == 0, out
     assert "Spine (any level): 44/118 (37.3%" in out
-    assert "median 13 months (95% CI 3–not reached)" in out
+    assert "median 10.5 months (95% CI 1.6–not reached)" in out
     assert (tmp_path / "tables" / "site_frequencies.csv").exists()
     assert (tmp_path / "figures" / "survival_bone_directed.svg").exists()
     assert (tmp_path / "figures" / "skeleton_map.png").stat().st_size > 10_000
@@ -180,12 +180,12 @@ def test_table_one_says_reported_where_no_other_value_was_ever_recorded(protocol
     table = characteristics_table(cases, protocol.extraction,
                                   ["age", "spinal_cord_compression", "bone_treatments"])
     age = table[table.characteristic == "Age, years"].iloc[0]
-    assert age.summary.endswith("; n = 95")
+    assert age.summary.endswith("; n = 94")
     compression = table[table.characteristic == "Spinal cord compression"]
-    assert list(compression.summary) == ["reported in 21 patients (no never recorded)"]
+    assert list(compression.summary) == ["reported in 20 patients (no never recorded)"]
     assert compression.percent.isna().all()
     treatments = table[table.characteristic == "Bone treatments"].set_index("value")
-    assert treatments.loc["Decompression surgery", "summary"] == "13/64 (20%)"
+    assert treatments.loc["Decompression surgery", "summary"] == "12/63 (19%)"
 
 
 def test_the_skeleton_map_draws_patients_whose_spinal_level_is_unknown(shipped_analysis):

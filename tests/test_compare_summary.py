@@ -12,7 +12,7 @@ from tests.conftest import CASES_PATH
 def test_identical_sheets_agree(shipped_cases, protocol):
     comparison = compare_extractions(shipped_cases, shipped_cases.copy(), protocol.extraction)
     assert comparison.agree
-    assert comparison.compared_cases == 121
+    assert comparison.compared_cases == 120
 
 
 def test_every_disagreement_and_unmatched_case_is_listed(shipped_cases, protocol):
@@ -42,9 +42,9 @@ def test_numbers_compare_by_value(shipped_cases, protocol):
 
 def test_summary_counts_patients_studies_completeness_and_codes(shipped_cases, protocol):
     summary = summarize_extraction(shipped_cases, protocol.extraction)
-    assert (summary.patients, summary.studies) == (121, 114)
+    assert (summary.patients, summary.studies) == (120, 113)
     completeness = summary.completeness.set_index("field")
-    assert completeness.loc["survival_months_after_bone_met", "reported"] == 26
+    assert completeness.loc["survival_months_after_bone_met", "reported"] == 28
     assert completeness.loc["vital_status", "reported"] == 40
     assert completeness.loc["case_id", "percent"] == 100.0
     counts = summary.value_counts.set_index(["field", "value"])
@@ -72,7 +72,7 @@ def test_compare_cli_exit_status_and_csv(run_cli, hcc_workspace, tmp_path):
 def test_summary_cli(run_cli, hcc_workspace):
     status, out, _ = run_cli("--project", hcc_workspace.root, "extract", "summary")
     assert status == 0
-    assert "121 patients from 114 studies" in out
+    assert "120 patients from 113 studies" in out
     assert "survival_months_after_bone_met" in out
     status, out, _ = run_cli("--project", hcc_workspace.root, "extract", "summary", "--json")
-    assert json.loads(out)["studies"] == 114
+    assert json.loads(out)["studies"] == 113

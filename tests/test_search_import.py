@@ -225,7 +225,7 @@ def test_status_json_counts_identified_per_source(hcc_workspace, run_cli):
     assert status == 0
     counts = json.loads(out)
     assert counts["identified"] == {"PubMed": 2, "Scopus": 3}
-    assert counts["cases_extracted"] == 121 and counts["studies_extracted"] == 114
+    assert counts["cases_extracted"] == 120 and counts["studies_extracted"] == 113
 
 
 def test_hcc_query_is_built_from_the_protocol_and_lints_clean(protocol):

@@ -317,7 +317,7 @@ def test_an_extraction_form_shows_the_validators_messages_and_saves_the_sheet(se
         page = browser.new_page()
         sign_in(page, server, "ana")
         page.goto(server + "/extract")
-        assert "121 patients from 114 reports" in page.inner_text("#summary")
+        assert "120 patients from 113 reports" in page.inner_text("#summary")
         page.goto(server + "/extract/case?study=anoncureus16238_2021")
         # The report's own fields come filled from its other patients.
         assert page.input_value("#input-source_title").startswith("Spinal Cord Compression")

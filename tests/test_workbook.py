@@ -89,10 +89,10 @@ def test_round_trip_template_filled_imported_gives_same_data(protocol, shipped_c
     path = save_template(protocol, tmp_path / "filled.xlsx")
     fill(path, shipped_cases.to_dict(orient="records"), protocol)
     result = import_workbook(empty_workspace, path)
-    assert result.cases == {"added": 121, "updated": 0, "unchanged": 0}
+    assert result.cases == {"added": 120, "updated": 0, "unchanged": 0}
     assert empty_workspace.cases_path.read_bytes() == CASES_PATH.read_bytes()
     again = import_workbook(empty_workspace, path)
-    assert again.cases == {"added": 0, "updated": 0, "unchanged": 121}
+    assert again.cases == {"added": 0, "updated": 0, "unchanged": 120}
 
 
 def test_import_updates_and_adds_by_case_id(protocol, shipped_cases, hcc_workspace, tmp_path):
@@ -164,7 +164,7 @@ def test_appraisal_sheet_is_imported(protocol, shipped_cases, hcc_workspace, tmp
     workbook.save(path)
     result = import_workbook(hcc_workspace, path)
     assert result.appraisal == {"added": 1, "updated": 0, "unchanged": 0}
-    assert result.cases["unchanged"] == 121
+    assert result.cases["unchanged"] == 120
     lines = hcc_workspace.appraisal_path.read_text().splitlines()
     assert lines[0].startswith("study_id,appraiser,demographics,history")
     assert lines[1] == f"{study},ana,Yes,No,Unclear,Yes,Yes,Yes,Not applicable,Yes,clear report"
@@ -230,7 +230,7 @@ def test_template_cli_writes_a_workbook(hcc_workspace, run_cli, tmp_path):
     status, text, _ = run_cli("--project", hcc_workspace.root, "extract", "template",
                               "--out", out, "--with-cases")
     assert status == 0, text
-    assert load_workbook(out)[CASES_SHEET].max_row == 122
+    assert load_workbook(out)[CASES_SHEET].max_row == 121
 
 
 # (row, column, text): row None is every row of the first report, whose rows must agree.
