@@ -202,6 +202,29 @@ class ExclusionReason:
     label: str
 
 
+SCREENING_ORDERS = ("prioritised", "file", "random")
+RANKING_MODELS = ("naive_bayes", "svm", "logistic")
+
+
+@dataclass(frozen=True)
+class Prioritisation:
+    """The order records are offered in at title and abstract (full text keeps record
+    order), and the model that ranks them by the reviewer's own decisions."""
+
+    order: str = "prioritised"
+    model: str = "naive_bayes"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class StoppingRule:
+    """When screening in ranked order may stop: the hypergeometric test of Callaghan and
+    Müller-Hansen (2020) rejects, at `confidence`, that recall is below `recall_target`."""
+
+    recall_target: float = 0.95
+    confidence: float = 0.95
+
+
 @dataclass(frozen=True)
 class ScreeningSpec:
     stages: tuple[str, ...]
@@ -210,6 +233,8 @@ class ScreeningSpec:
     include_keywords: tuple[str, ...]
     exclude_keywords: tuple[str, ...]
     adjudicators: tuple[str, ...] = ()
+    prioritisation: Prioritisation = Prioritisation()
+    stopping: StoppingRule = StoppingRule()
 
 
 @dataclass(frozen=True)
@@ -698,9 +723,43 @@ def _parse_search(check: _Checker, raw: Any, path: str) -> SearchSpec:
     )
 
 
+def _fraction(check: _Checker, value: Any, path: str, default: float) -> float:
+    number = check.number(value, path)
+    if number is None:
+        return default
+    if not 0 < number < 1:
+        check.fail(path, f"a fraction between 0 and 1 (such as 0.95), got {number:g}")
+    return number
+
+
+def _parse_prioritisation(check: _Checker, data: dict[str, Any], path: str) -> Prioritisation:
+    order = check.text(data.get("order", "prioritised"), _join(path, "order"))
+    check.member(order, SCREENING_ORDERS, _join(path, "order"))
+    ranking = check.mapping(data.get("ranking") or {}, _join(path, "ranking"), (),
+                            ("model", "seed"))
+    model = check.text(ranking.get("model", "naive_bayes"), f"{path}.ranking.model")
+    check.member(model, RANKING_MODELS, f"{path}.ranking.model")
+    seed = ranking.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        check.fail(f"{path}.ranking.seed", f"a whole number ≥ 0, got {_kind(seed)}")
+        seed = 0
+    return Prioritisation(order=order, model=model, seed=seed)
+
+
+def _parse_stopping(check: _Checker, raw: Any, path: str) -> StoppingRule:
+    data = check.mapping(raw or {}, path, (), ("recall_target", "confidence"))
+    return StoppingRule(
+        recall_target=_fraction(check, data.get("recall_target"), _join(path, "recall_target"),
+                                StoppingRule.recall_target),
+        confidence=_fraction(check, data.get("confidence"), _join(path, "confidence"),
+                             StoppingRule.confidence),
+    )
+
+
 def _parse_screening(check: _Checker, raw: Any, path: str) -> ScreeningSpec:
     data = check.mapping(raw, path, ("stages", "exclusion_reasons"),
-                         ("keywords", "reviewers", "adjudicators"))
+                         ("keywords", "reviewers", "adjudicators", "order", "ranking",
+                          "stopping"))
     stages = check.texts(data.get("stages"), _join(path, "stages"), allow_empty=False)
     for i, stage in enumerate(stages):
         check.member(stage, ("title-abstract", "full-text"), f"{path}.stages[{i}]")
@@ -729,6 +788,8 @@ def _parse_screening(check: _Checker, raw: Any, path: str) -> ScreeningSpec:
         include_keywords=check.texts(keywords.get("include"), f"{path}.keywords.include"),
         exclude_keywords=check.texts(keywords.get("exclude"), f"{path}.keywords.exclude"),
         adjudicators=adjudicators,
+        prioritisation=_parse_prioritisation(check, data, path),
+        stopping=_parse_stopping(check, data.get("stopping"), _join(path, "stopping")),
     )
 
 
@@ -1020,12 +1081,25 @@ def yaml_lines(text: str) -> dict[str, int]:
     return lines
 
 
+# A parsed protocol by file, with the file's stamp: a web server reads it on every request.
+_LOADED: dict[Path, tuple[tuple[int, int, int], Protocol]] = {}
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_protocol(path: str | os.PathLike) -> Protocol:
-    """Read and validate a protocol YAML file."""
+    """Read and validate a protocol YAML file (parsed again only when the file changed)."""
     path = Path(path)
+    try:
+        info = path.stat()
+        stamp = (info.st_mtime_ns, info.st_size, info.st_ino)
+    except OSError:
+        stamp = None
+    cached = _LOADED.get(path.resolve()) if stamp else None
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
     text = read_text(path)
     try:
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=_SAFE_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
@@ -1033,4 +1107,12 @@ def load_protocol(path: str | os.PathLike) -> Protocol:
         raise ReviewError(f"{where}: not valid YAML: {problem}") from None
     if document is None:
         raise ReviewError(f"{path}: empty protocol")
-    return parse_protocol(document, source=str(path), path=path, lines=yaml_lines(text))
+    try:
+        protocol = parse_protocol(document, source=str(path), path=path)
+    except ReviewError:
+        # The line of each key is worked out only to say where an error is.
+        protocol = parse_protocol(document, source=str(path), path=path,
+                                  lines=yaml_lines(text))
+    if stamp:
+        _LOADED[path.resolve()] = (stamp, protocol)
+    return protocol

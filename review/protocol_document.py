@@ -35,6 +35,17 @@ def _field_row(spec: FieldSpec, separator: str) -> str:
             f"{_cell(spec.description)} |")
 
 
+def _screening_order(protocol: Protocol) -> str:
+    order, rule = protocol.screening.prioritisation, protocol.screening.stopping
+    ways = {"prioritised": f"prioritised (records ranked by each reviewer's own decisions, "
+                           f"model {order.model.replace('_', ' ')}, seed {order.seed})",
+            "random": f"random (seed {order.seed})", "file": "record order"}
+    return (f"Title and abstract order: {ways[order.order]}; full text in record order. "
+            f"Screening may stop when a recall of at least {rule.recall_target * 100:g}% is "
+            f"shown with {rule.confidence * 100:g}% confidence (hypergeometric test, Callaghan "
+            "and Müller-Hansen 2020).")
+
+
 def render_protocol_markdown(protocol: Protocol, source_name: str) -> str:
     """The protocol as Markdown; `source_name` is the YAML file it was rendered from."""
     question = protocol.question
@@ -148,6 +159,8 @@ def render_protocol_markdown(protocol: Protocol, source_name: str) -> str:
         "Keywords highlighted while screening: include "
         f"{', '.join(protocol.screening.include_keywords) or 'none'}; exclude "
         f"{', '.join(protocol.screening.exclude_keywords) or 'none'}.",
+        "",
+        _screening_order(protocol),
         "",
         "## 13. Data extraction (selection and coding)",
         "",

@@ -167,6 +167,12 @@ def test_a_second_review_from_init_to_its_report(tmp_path, run_cli):
     assert "time since the diagnosis" in visible.lower()
     for word in ("hepatocellular", "HCC", "cirrhosis", "skull"):
         assert word not in visible, word
+    from sklearn import __version__ as sklearn_version
+
+    methods = " ".join(visible.split())
+    assert "Titles and abstracts were screened in prioritised order" in methods
+    assert f"(seed 0); scikit-learn {sklearn_version}." in methods
+    assert "a recall of at least 95% with 95% confidence" in methods
     prisma_csv = (root / "reports" / "rcc-spine" / "tables" / "prisma2020.csv").read_text()
     rows = {row["data"]: row["n"] for row in csv.DictReader(io.StringIO(prisma_csv))}
     assert (rows["database_results"], rows["duplicates"], rows["records_screened"]) == (

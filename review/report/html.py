@@ -25,7 +25,9 @@ from analysis.review_analysis import ReviewAnalysis, format_time
 from analysis.survival import SurvivalByGroup
 from review.extraction.compare import ExtractionComparison
 from review.extraction.validate import DOI, PMID
+from review.protocol import Protocol
 from review.report.markdown import format_cell
+from review.screening.ranking import FEATURES, MODEL_LABELS
 
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;
@@ -350,6 +352,10 @@ def _methods(page: _Page, inputs: ReportInputs) -> None:
              "cross-field rules). A blank field means the item was not reported. "
              + (f"Reports were appraised with the {text(schema.appraisal.tool)}."
                 if schema.appraisal else "") + "</p>")
+    screened = (inputs.prisma or {}).get("records_screened", 0)
+    order = protocol.screening.prioritisation
+    if screened and "title-abstract" in protocol.screening.stages and order.order != "file":
+        page.add(_prioritisation_methods(protocol, inputs.versions))
     if inputs.double_extraction is not None and schema.double_extraction is not None:
         page.add(str(_macros("double_extraction.html").methods(
             inputs.double_extraction, schema.double_extraction,
@@ -394,6 +400,22 @@ def _methods(page: _Page, inputs: ReportInputs) -> None:
     versions = ", ".join(f"{name} {version}" for name, version in inputs.versions.items())
     page.add(f"<li>Software: {text(versions)}.</li></ul>")
     page.end()
+
+
+def _prioritisation_methods(protocol: Protocol, versions: dict[str, str]) -> str:
+    order, rule = protocol.screening.prioritisation, protocol.screening.stopping
+    rule_text = (f"Screening could stop when the hypergeometric test of Callaghan and "
+                 f"Müller-Hansen (2020) showed a recall of at least "
+                 f"{rule.recall_target * 100:g}% with {rule.confidence * 100:g}% confidence; "
+                 "records left unscreened are counted as awaiting screening.")
+    if order.order == "random":
+        return (f"<p>Titles and abstracts were screened in a random order (seed {order.seed}). "
+                f"{text(rule_text)}</p>")
+    return (f"<p>Titles and abstracts were screened in prioritised order: {text(FEATURES)}; "
+            f"{text(MODEL_LABELS[order.model])}, retrained on each reviewer's own decisions "
+            "and the adjudicated ones, never on another reviewer's votes; until a reviewer had "
+            f"an include and an exclude, a random order (seed {order.seed}); scikit-learn "
+            f"{text(versions.get('scikit-learn', ''))}. {text(rule_text)}</p>")
 
 
 def _studies(page: _Page, analysis: ReviewAnalysis) -> None:

@@ -22,7 +22,7 @@ from review.workspace import Workspace
 
 MANIFEST = "manifest.json"
 PACKAGES = ("pandas", "numpy", "scipy", "statsmodels", "lifelines", "matplotlib", "biopython",
-            "openpyxl", "PyYAML")
+            "openpyxl", "PyYAML", "scikit-learn")
 SOURCE_PACKAGES = ("review", "analysis")
 
 

@@ -19,6 +19,7 @@ from typing import TextIO
 
 from review.protocol import Protocol
 from review.screening.decisions import Decision, DecisionStore, now, own_decisions
+from review.screening.ranking import Prioritiser, queue_status
 from review.search.records import Record
 
 GREEN, RED, BOLD, DIM, RESET = "\x1b[32m", "\x1b[31m", "\x1b[1m", "\x1b[2m", "\x1b[0m"
@@ -58,11 +59,12 @@ def highlighter(protocol: Protocol) -> Callable[[str], str]:
 
 
 def render(record: Record, position: int, total: int, done: int, rate: float, stage: str,
-           own: Decision | None, protocol: Protocol, width: int = 90) -> str:
-    """The screen for one record."""
+           own: Decision | None, protocol: Protocol, width: int = 90, status: str = "") -> str:
+    """The screen for one record; `status` says where prioritised screening stands."""
     mark = highlighter(protocol)
     lines = [f"{BOLD}{stage} · record {position + 1} of {total}{RESET}  {DIM}{done} done, "
-             f"{total - done} remaining, {rate:.1f} per minute{RESET}", ""]
+             f"{total - done} remaining, {rate:.1f} per minute{RESET}"]
+    lines += [f"{DIM}{plain(status)}{RESET}", ""] if status else [""]
     lines += [mark(line) for line in textwrap.wrap(plain(record.title), width)]
     authors = ", ".join(plain(a) for a in record.authors[:6])
     if len(record.authors) > 6:
@@ -109,9 +111,13 @@ class Screener:
     """The screening loop for one reviewer and stage."""
 
     def __init__(self, protocol: Protocol, store: DecisionStore, records: list[Record],
-                 stage: str, reviewer: str, keys: int, out: TextIO):
+                 stage: str, reviewer: str, keys: int, out: TextIO,
+                 prioritiser: Prioritiser | None = None):
         self.protocol, self.store, self.records = protocol, store, records
         self.stage, self.reviewer, self.keys, self.out = stage, reviewer, keys, out
+        self.prioritiser = prioritiser
+        self.status = ""
+        self.reorder()
         self.started = time.monotonic()
         # Records, not key presses: a redo after an undo is still one record decided.
         self.decided_here: set[str] = set()
@@ -120,6 +126,16 @@ class Screener:
 
     def own(self) -> dict[str, Decision]:
         return own_decisions(self.store, self.stage, self.reviewer)
+
+    def reorder(self) -> None:
+        """The records in the protocol's order after what this reviewer has decided so far:
+        the decided ones first, then the most likely includes."""
+        if self.prioritiser is None:
+            return
+        queue = self.prioritiser.queue(self.records, self.store, self.stage, self.reviewer,
+                                       self.protocol.screening.prioritisation)
+        self.records = queue.records
+        self.status = queue_status(queue, len(self.records), self.protocol)
 
     def key(self) -> str:
         data = os.read(self.keys, 1)
@@ -187,7 +203,8 @@ class Screener:
             minutes = max((time.monotonic() - self.started) / 60, 1e-9)
             self.out.write(render(record, position, len(self.records), len(decisions),
                                   len(self.decided_here) / minutes, self.stage,
-                                  decisions.get(record.record_id), self.protocol))
+                                  decisions.get(record.record_id), self.protocol,
+                                  status=self.status))
             if note:
                 self.out.write(f"note to save with the next decision: {plain(note)}\r\n")
             self.out.flush()
@@ -197,9 +214,14 @@ class Screener:
                 self.out.flush()
                 return len(self.decided_here)
             if key in self.keymap:
+                first_time = record.record_id not in decisions
                 self.decide(record, self.keymap[key], note)
                 note = ""
                 position += 1
+                if first_time and self.prioritiser is not None:
+                    self.reorder()
+                    # The records decided come first, so the next one is the best ranked.
+                    position = len(self.own())
             elif key == "n":
                 note = self.line("Note: ")
             elif key == "u" and self.history:
@@ -208,6 +230,7 @@ class Screener:
                                             time=now())])
                 if last not in self.history:
                     self.decided_here.discard(last)
+                self.reorder()
                 position = next(i for i, r in enumerate(self.records) if r.record_id == last)
             elif key == "b":
                 position = max(position - 1, 0)

@@ -54,6 +54,7 @@ from review.screening.flow import (
     screening_state,
 )
 from review.screening.prisma import prisma_diagram
+from review.screening.ranking import Prioritiser, queue_verdict
 from review.screening.screener import keyword_marker
 from review.search.records import Record
 from review.transaction import commit, workspace_lock
@@ -116,6 +117,7 @@ class ReviewApp:
         self.root = root
         self.tokens = tokens
         self._prepared: tuple[tuple, DeduplicatedRecords] | None = None
+        self.prioritiser = Prioritiser()
 
     def state(self, workspace: Workspace) -> ScreeningState:
         """The screening state, de-duplicating again only when the records or the pair
@@ -217,8 +219,11 @@ class ReviewApp:
             return self.no_stage(request, stage)
         if reviewer not in workspace.protocol.screening.reviewers:
             return self.refuse(request, 403, f"{reviewer} adjudicates but does not screen.")
-        records = self.state(workspace).candidates(stage)
-        mine = self.own_decisions(workspace, stage, reviewer)
+        store = DecisionStore(workspace.screening_dir)
+        queue = self.prioritiser.queue(self.state(workspace).candidates(stage), store, stage,
+                                       reviewer, workspace.protocol.screening.prioritisation)
+        records = queue.records
+        mine = own_decisions(store, stage, reviewer)
         wanted = request.query_params.get("record")
         query = request.query_params.get("q", "").strip().lower()
         position = next((i for i, r in enumerate(records) if r.record_id == wanted), None)
@@ -237,7 +242,8 @@ class ReviewApp:
             total=len(records), done=len(mine), own=mine.get(record.record_id) if record else None,
             reasons=screening.exclusion_reasons, mark=mark, error=request.query_params.get(
                 "error", ""), found=found[:200], query=query,
-            stages=screening.stages, full_text=stage == "full-text")
+            stages=screening.stages, full_text=stage == "full-text", queue=queue,
+            verdict=queue_verdict(queue, workspace.protocol) if queue.ranking else None)
 
     @signed_in_action
     async def decide(self, request: Request, reviewer: str,
