@@ -7,6 +7,8 @@ import errno
 import os
 import re
 import tempfile
+import zipfile
+import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +27,11 @@ TEMPORARY = re.compile(r"^\..+\.(tmp|new)$")
 def is_temporary(path: str | os.PathLike) -> bool:
     return bool(TEMPORARY.match(Path(path).name))
 
+
+# What openpyxl raises on a damaged workbook: a broken zip or deflate stream, a compression
+# method flipped to an unknown one, XML that does not parse, parts that do not fit together.
+DAMAGED_WORKBOOK = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, KeyError,
+                    IndexError, OSError, ValueError, SyntaxError)
 
 # A spreadsheet reads a cell starting with one of these as a formula (OWASP, CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

@@ -7,6 +7,7 @@ import csv
 import json
 import math
 import random
+import re
 import shutil
 from pathlib import Path
 
@@ -302,3 +303,68 @@ def test_protocol_settings_are_checked(protocol):
     assert "screening.ranking.model: 'forest' is not one of" in message
     assert "screening.ranking.seed: a whole number" in message
     assert "screening.stopping.recall_target: a fraction between 0 and 1" in message
+
+
+def shown_record(page: str) -> str:
+    return re.search(r'data-record="([^"]+)"', page).group(1)
+
+
+def test_review_serve_offers_the_ranked_order_over_http(screening_workspace):
+    from tests.test_web import csrf_of, opener, post, running_server
+
+    topical = {r.record_id: on_topic(r)
+               for r in screening_state(screening_workspace).candidates("title-abstract")}
+    with running_server(screening_workspace.root) as (url, _):
+        browser = opener()
+        page = browser.open(url + "/", timeout=10).read().decode()
+        status, page = post(browser, url + "/signin", {"reviewer": "ana", "csrf": csrf_of(page)})
+        assert status == 200
+        page = browser.open(url + "/screen/title-abstract", timeout=30).read().decode()
+        assert "random order (seeded): no decision yet" in page
+        decided = []
+        while len({topical[r] for r in decided}) < 2 or len(decided) < 4:
+            record = shown_record(page)
+            decided.append(record)
+            status, page = post(browser, url + "/screen/title-abstract/decide", {
+                "record": record, "decision": "include" if topical[record] else "exclude",
+                "reason": "", "csrf": csrf_of(page)})
+            assert status == 200
+        assert "ranked by the model, most likely include first" in page
+        assert "stopping rule" in page.lower() and "keep screening" in page
+        following = []
+        for _ in range(10):
+            record = shown_record(page)
+            following.append(topical[record])
+            status, page = post(browser, url + "/screen/title-abstract/decide", {
+                "record": record, "decision": "include", "reason": "", "csrf": csrf_of(page)})
+        assert all(following)
+
+
+def test_review_screen_in_a_terminal_offers_the_ranked_order(screening_workspace):
+    from tests.test_screening import Terminal
+
+    by_title = {" ".join(r.title.split()): on_topic(r)
+                for r in screening_state(screening_workspace).candidates("title-abstract")}
+    terminal = Terminal(screening_workspace, "ana")
+    kinds = set()
+    shown = []
+    for step in range(40):
+        screen = terminal.read_until("[q] quit")
+        terminal.screen = b""
+        title = next(" ".join(line.split()) for line in
+                     re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", screen).split("\r\n")
+                     if " ".join(line.split()) in by_title)
+        relevant = by_title[title]
+        if "ranked by the model" in screen:
+            shown.append(relevant)
+            if len(shown) == 8:
+                break
+        kinds.add(relevant)
+        terminal.press("i" if relevant else "e")
+        if not relevant:
+            terminal.read_until("Reason number")
+            terminal.press("\r")
+        assert step < 39, "the model never took over"
+    terminal.press("q")
+    assert terminal.close() == 0
+    assert kinds == {True, False} and all(shown)

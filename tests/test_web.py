@@ -4,6 +4,7 @@ Chromium through Playwright (skipped, saying why, where the browser is missing).
 from __future__ import annotations
 
 import contextlib
+import http.client
 import http.cookiejar
 import json
 import os
@@ -26,6 +27,7 @@ from review.screening.decisions import DecisionStore
 from review.screening.flow import screening_state
 from review.search.importing import import_exports
 from review.search.records import RecordStore, make_record
+from review.web.app import host_name
 from review.workspace import Workspace
 from tests.conftest import ROOT
 
@@ -421,3 +423,56 @@ def test_an_adjudicator_who_does_not_screen_starts_at_progress(server):
             {"reviewer": "judge", "csrf": csrf_of(page)}).encode()), timeout=10) as reply:
         assert reply.geturl().endswith("/progress")
         assert "Records screened" in reply.read().decode()
+
+
+# DNS rebinding: the server answers only to the names it was started for, and refuses a state
+# change posted from another site.
+
+def request(url: str, method: str, path: str, headers: dict[str, str],
+            body: dict[str, str] | None = None) -> tuple[int, str, dict[str, str]]:
+    address = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=10)
+    data = urllib.parse.urlencode(body).encode() if body is not None else None
+    if data is not None:
+        headers = {**headers, "Content-Type": "application/x-www-form-urlencoded"}
+    connection.request(method, path, body=data, headers=headers)
+    reply = connection.getresponse()
+    text = reply.read().decode()
+    connection.close()
+    return reply.status, text, dict(reply.getheaders())
+
+
+def test_a_rebound_host_cannot_read_the_chooser_nor_sign_in(web_workspace):
+    with running_server(web_workspace.root) as (url, _):
+        port = urllib.parse.urlsplit(url).port
+        status, page, _ = request(url, "GET", "/", {"Host": f"attacker.example:{port}"})
+        assert status == 400 and "unknown Host" in page
+        assert 'name="csrf"' not in page
+        for name in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"):
+            status, page, _ = request(url, "GET", "/", {"Host": name})
+            assert status == 200 and 'name="csrf"' in page, name
+
+        # A page on another site that knew a token still cannot post in a reviewer's name.
+        status, page, headers = request(url, "GET", "/", {"Host": f"127.0.0.1:{port}"})
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+        cookie = headers["set-cookie"].split(";")[0]
+        status, page, _ = request(url, "POST", "/signin", {
+            "Host": f"127.0.0.1:{port}", "Origin": "http://attacker.example",
+            "Cookie": cookie}, {"reviewer": "ben", "csrf": csrf})
+        assert status == 400 and "another site" in page
+        status, page, _ = request(url, "POST", "/signin", {
+            "Host": f"attacker.example:{port}", "Origin": f"http://attacker.example:{port}",
+            "Cookie": cookie}, {"reviewer": "ben", "csrf": csrf})
+        assert status == 400
+        status, _, headers = request(url, "POST", "/signin", {
+            "Host": f"127.0.0.1:{port}", "Origin": f"http://127.0.0.1:{port}",
+            "Cookie": cookie}, {"reviewer": "ben", "csrf": csrf})
+        assert status == 303
+    assert DecisionStore(web_workspace.screening_dir).read("title-abstract") == []
+
+
+def test_host_names_without_their_port():
+    assert host_name("[::1]:8000") == "::1"
+    assert host_name("LOCALHOST:80") == "localhost"
+    assert host_name("127.0.0.1") == "127.0.0.1"
+    assert host_name("::1") == "::1"

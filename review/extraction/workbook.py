@@ -35,6 +35,7 @@ from review.extraction.sheet import (
 
 # Excel holds at most 32,767 characters in a cell, and openpyxl cuts longer ones on reading.
 from review.extraction.validate import CELL_LIMIT, validate_cases
+from review.fileio import DAMAGED_WORKBOOK
 from review.protocol import Appraisal, ExtractionSchema, FieldSpec, Protocol
 from review.transaction import commit, workspace_lock
 from review.workspace import Workspace
@@ -340,7 +341,7 @@ def read_workbook(path: str | os.PathLike, protocol: Protocol) -> WorkbookConten
     except zipfile.BadZipFile:
         raise ReviewError(f"{source}: not an Excel workbook (.xlsx); save it from Excel as "
                           "'Excel Workbook (*.xlsx)'") from None
-    except (InvalidFileException, KeyError, OSError, ValueError, SyntaxError) as error:
+    except (InvalidFileException, *DAMAGED_WORKBOOK) as error:
         raise ReviewError(f"{source}: a damaged Excel workbook ({type(error).__name__}: "
                           f"{str(error)[:80]}); save it again from Excel") from None
     try:
@@ -367,7 +368,7 @@ def read_workbook(path: str | os.PathLike, protocol: Protocol) -> WorkbookConten
         if problems and made_for and made_for != protocol.id:
             problems.insert(0, Problem(source, 0, "", f"this workbook was made for the review "
                                                       f"'{made_for}', not '{protocol.id}'"))
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError, SyntaxError) as error:
+    except DAMAGED_WORKBOOK as error:
         raise ReviewError(f"{source}: a damaged Excel workbook ({type(error).__name__}: "
                           f"{str(error)[:80]}); save it again from Excel") from None
     finally:

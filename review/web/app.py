@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -61,6 +61,7 @@ from review.transaction import commit, workspace_lock
 from review.workspace import Workspace
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+ALL_ADDRESSES = ("0.0.0.0", "::")
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
                                "script-src 'unsafe-inline'; form-action 'self'; "
@@ -526,8 +527,46 @@ class ReviewApp:
                          stages=workspace.protocol.screening.stages)
 
 
-def create_app(root: Path, tokens: dict[str, str] | None = None) -> Starlette:
-    """The web app of the workspace at `root`."""
+def host_name(value: str) -> str:
+    """The host of a Host header or URL authority without its port ('[::1]:8000' → '::1')."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1:value.find("]")] if "]" in value else ""
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+class SameHostOnly:
+    """Refuses, with 400, a request whose Host is not a name the server was started for, and
+    a state change whose Origin is another site: a page elsewhere whose domain re-resolves to
+    this machine (DNS rebinding) must not read the sign-in page nor post in a reviewer's name.
+    """
+
+    def __init__(self, app: Any, hosts: tuple[str, ...] | None):
+        self.app = app
+        # None: every name (a server on all addresses, where sign-in needs tokens anyway).
+        self.hosts = None if hosts is None else frozenset(host_name(host) for host in hosts)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = {key.decode("latin-1"): value.decode("latin-1")
+                       for key, value in scope["headers"]}
+            problem = None
+            host = headers.get("host", "").strip().lower()
+            if self.hosts is not None and host_name(host) not in self.hosts:
+                problem = "unknown Host: this server answers only to the names it was started for"
+            elif scope["method"] not in ("GET", "HEAD") and "origin" in headers \
+                    and urlsplit(headers["origin"].strip().lower()).netloc != host:
+                problem = "a form from another site is refused"
+            if problem is not None:
+                await HTMLResponse(f"<p>{escape(problem)}</p>", status_code=400)(
+                    scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app(root: Path, tokens: dict[str, str] | None = None,
+               hosts: tuple[str, ...] | None = LOCAL_HOSTS) -> Starlette:
+    """The web app of the workspace at `root`, answering to the names in `hosts`."""
     pages = ReviewApp(Path(root), tokens)
     routes = [
         Route("/", pages.home, methods=["GET"]),
@@ -548,7 +587,8 @@ def create_app(root: Path, tokens: dict[str, str] | None = None) -> Starlette:
         Route("/progress", pages.progress, methods=["GET"]),
     ]
     # A new secret each start: sessions end with the server, and nothing is written to disk.
-    middleware = [Middleware(SessionMiddleware, secret_key=secrets.token_urlsafe(32),
+    middleware = [Middleware(SameHostOnly, hosts=hosts),
+                  Middleware(SessionMiddleware, secret_key=secrets.token_urlsafe(32),
                              same_site="strict", https_only=False)]
     return Starlette(routes=routes, middleware=middleware)
 
@@ -573,4 +613,6 @@ def serve(root: Path, host: str, port: int, with_tokens: bool,
         for token, name in tokens.items():
             announce(f"{name}: http://{host}:{port}/?token={token}")
     announce(f"serving {workspace.root} on http://{host}:{port}/ (Ctrl-C to stop)")
-    uvicorn.run(create_app(root, tokens), host=host, port=port, log_level="warning")
+    hosts = None if host in ALL_ADDRESSES else (*LOCAL_HOSTS, host)
+    uvicorn.run(create_app(root, tokens, hosts=hosts), host=host, port=port,
+                log_level="warning")

@@ -147,5 +147,10 @@ def records_from_rows(rows: Sequence[tuple[int, Sequence[str]]], header: Sequenc
         if len(row) > len(header) and any(str(value).strip() for value in row[len(header):]):
             raise ReviewError(f"{source_file}:{line}: {len(row)} fields, but the header has "
                               f"{len(header)}")
+        if len(row) < len(header):
+            # A row cut short is what a truncated download or copy leaves: its record would
+            # be stored incomplete.
+            raise ReviewError(f"{source_file}:{line}: {len(row)} fields, but the header has "
+                              f"{len(header)} (is the file cut short?)")
         entries.append((line, fields_from_row(row, columns)))
     return entries

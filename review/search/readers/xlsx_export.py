@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import zipfile
 
 from openpyxl import load_workbook
 
 from review.errors import ReviewError
+from review.fileio import DAMAGED_WORKBOOK
 from review.search.readers.columns import records_from_rows
 
 
@@ -26,7 +26,7 @@ def _text(value: object) -> str:
 def read(data: bytes, source_file: str) -> list[tuple[int, dict[str, object]]]:
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as error:
+    except DAMAGED_WORKBOOK as error:
         raise ReviewError(f"{source_file}:1: not a readable XLSX workbook ({error})") from None
     try:
         sheet = workbook.worksheets[0]
@@ -34,9 +34,11 @@ def read(data: bytes, source_file: str) -> list[tuple[int, dict[str, object]]]:
         header = [_text(value).strip() for value in next(rows, ())]
         while header and not header[-1]:
             header.pop()
-        body = [(number, [_text(value) for value in row])
+        # A sheet leaves trailing blank cells out of a row; they are blank, not missing.
+        body = [(number, [_text(value) for value in row]
+                 + [""] * (len(header) - len(row)))
                 for number, row in enumerate(rows, start=2)]
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as error:
+    except DAMAGED_WORKBOOK as error:
         raise ReviewError(f"{source_file}:1: damaged XLSX workbook ({error})") from None
     finally:
         workbook.close()
