@@ -476,3 +476,25 @@ def test_host_names_without_their_port():
     assert host_name("LOCALHOST:80") == "localhost"
     assert host_name("127.0.0.1") == "127.0.0.1"
     assert host_name("::1") == "::1"
+
+
+def test_a_non_ascii_token_and_an_oversized_note_are_refused_cleanly(server, web_workspace):
+    browser = opener()
+    page = browser.open(server + "/").read().decode()
+    status, body = post(browser, server + "/signin", {"reviewer": "ana", "csrf": "żółw✓"})
+    assert status == 403 and "Internal Server Error" not in body
+    status, page = post(browser, server + "/signin", {"reviewer": "ana", "csrf": csrf_of(page)})
+    assert status == 200
+    record = re.search(r'data-record="([^"]+)"', page).group(1)
+    status, page = post(browser, server + "/screen/title-abstract/decide", {
+        "record": record, "decision": "include", "note": "n" * 900_000, "csrf": csrf_of(page)})
+    assert status == 200 and "note: 900,000 characters, at most 5,000" in page
+    assert not DecisionStore(web_workspace.screening_dir).path("title-abstract", "ana").exists()
+
+
+def test_a_keyword_is_never_marked_inside_an_escaped_character():
+    from review.web.app import highlight
+
+    marked = str(highlight("Fish & chips <b>amp</b>", ("amp", "chips"), ()))
+    assert marked == ('Fish &amp; <mark class="include">chips</mark> &lt;b&gt;'
+                      '<mark class="include">amp</mark>&lt;/b&gt;')

@@ -97,9 +97,15 @@ def resolve_record(name: str, known: Iterable[str], stage: str) -> str:
                       f"stage ({shown}); give more of it")
 
 
+# A note is a remark beside a decision; longer text belongs in the full text or the sheet.
+NOTE_LIMIT = 5_000
+
+
 def validate_decision(decision: Decision, protocol: Protocol, known: set[str]) -> None:
-    """Refuse a decision for an unknown record, with an unknown choice or reason, or an
-    exclusion at full text without a reason."""
+    """Refuse a decision for an unknown record, with an unknown choice or reason, a note over
+    NOTE_LIMIT characters, or an exclusion at full text without a reason."""
+    if len(decision.note) > NOTE_LIMIT:
+        raise ReviewError(f"note: {len(decision.note):,} characters, at most {NOTE_LIMIT:,}")
     if decision.record not in known:
         raise ReviewError(f"no record '{decision.record}' at the {decision.stage} stage")
     if decision.decision not in CHOICES:

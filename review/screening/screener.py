@@ -38,17 +38,27 @@ def plain(text: str) -> str:
 
 
 def keyword_marker(include: Iterable[str], exclude: Iterable[str],
-                   mark: Callable[[str, str], str]) -> Callable[[str], str]:
+                   mark: Callable[[str, str], str],
+                   outside: Callable[[str], str] = str) -> Callable[[str], str]:
     """A function that passes each include or exclude keyword in a text (longest first, any
-    case) to mark(kind, matched), kind being "include" or "exclude"."""
+    case) to mark(kind, outside(matched)), kind being "include" or "exclude", and the text
+    between them to outside (e.g. an escape, so a keyword is never found inside one)."""
     words = {word.lower(): "include" for word in include}
     words.update({word.lower(): "exclude" for word in exclude})
     if not words:
-        return lambda text: text
+        return outside
     pattern = re.compile("|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)),
                          re.IGNORECASE)
-    return lambda text: pattern.sub(
-        lambda match: mark(words[match.group(0).lower()], match.group(0)), text)
+
+    def marked(text: str) -> str:
+        parts, last = [], 0
+        for match in pattern.finditer(text):
+            parts += [outside(text[last:match.start()]),
+                      mark(words[match.group(0).lower()], outside(match.group(0)))]
+            last = match.end()
+        return "".join([*parts, outside(text[last:])])
+
+    return marked
 
 
 def highlighter(protocol: Protocol) -> Callable[[str], str]:

@@ -74,12 +74,12 @@ TEMPLATES = Environment(loader=PackageLoader("review.web", "templates"),
 
 
 def highlight(text: str, include: tuple[str, ...], exclude: tuple[str, ...]) -> Markup:
-    """The text escaped, with the protocol's include and exclude keywords marked (the
-    keywords are escaped too, so they are found in the escaped text)."""
-    mark = keyword_marker((str(escape(word)) for word in include),
-                          (str(escape(word)) for word in exclude),
-                          lambda kind, word: f'<mark class="{kind}">{word}</mark>')
-    return Markup(mark(str(escape(text))))
+    """The text escaped, with the protocol's include and exclude keywords marked (found in
+    the text itself, so "amp" is never found inside an escaped "&amp;")."""
+    mark = keyword_marker(include, exclude,
+                          lambda kind, word: f'<mark class="{kind}">{word}</mark>',
+                          lambda part: str(escape(part)))
+    return Markup(mark(text))
 
 
 Handler = Callable[..., Awaitable[Response]]
@@ -151,7 +151,8 @@ class ReviewApp:
     @staticmethod
     def csrf_matches(request: Request, form: Any) -> bool:
         expected = request.session.get("csrf")
-        return bool(expected) and secrets.compare_digest(str(form.get("csrf", "")), expected)
+        sent = str(form.get("csrf", "")).encode("utf-8")  # any text a form may carry
+        return bool(expected) and secrets.compare_digest(sent, expected.encode("utf-8"))
 
     async def form(self, request: Request) -> dict[str, str] | None:
         """The posted form, or None when its CSRF token is not this session's."""
