@@ -189,3 +189,13 @@ def test_a_huge_cell_in_the_sheet_is_a_problem_at_its_cell_not_a_parser_failure(
     status, out, _ = run_cli("--project", hcc_workspace.root, "extract", "validate")
     assert status == 1
     assert ":3:notes: 131,073 characters; a cell holds fewer than 32,767" in out
+
+
+def test_markdown_tables_keep_a_title_as_text():
+    import pandas as pd
+
+    from review.report.markdown import markdown_table
+
+    table = markdown_table(pd.DataFrame({"title": ['<script>alert("x")</script> A & B | C']}))
+    assert "<script>" not in table
+    assert '&lt;script&gt;alert("x")&lt;/script&gt; A &amp; B \\| C' in table

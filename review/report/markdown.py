@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import math
 
 import pandas as pd
@@ -21,9 +22,11 @@ def format_cell(value: object) -> str:
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
-    """A GitHub-flavoured Markdown table; pipes inside cells are escaped."""
+    """A GitHub-flavoured Markdown table; pipes inside cells are escaped, and so are <, > and
+    & (Markdown renders HTML, so a title holding a tag must stay text)."""
     def cell(value: object) -> str:
-        return format_cell(value).replace("|", "\\|").replace("\n", " ")
+        return (html.escape(format_cell(value), quote=False).replace("|", "\\|")
+                .replace("\n", " "))
 
     header = "| " + " | ".join(cell(name) for name in frame.columns) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
