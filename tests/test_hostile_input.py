@@ -199,3 +199,20 @@ def test_markdown_tables_keep_a_title_as_text():
     table = markdown_table(pd.DataFrame({"title": ['<script>alert("x")</script> A & B | C']}))
     assert "<script>" not in table
     assert '&lt;script&gt;alert("x")&lt;/script&gt; A &amp; B \\| C' in table
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ('["r1", "PubMed"]', "not a record (a JSON list, not an object)"),
+    ('{"record_id": "r1", "source": "PubMed", "source_file": "x", "title": null}',
+     "not a record (title: expected text, got null)"),
+    ('{"record_id": "r1", "source": "PubMed", "source_file": "x", "authors": "Smith"}',
+     "not a record (authors: expected a list of texts"),
+])
+def test_a_damaged_records_line_is_named_by_status(hcc_workspace, run_cli, line, message):
+    store = hcc_workspace.search_dir / "records.jsonl"
+    store.parent.mkdir(parents=True, exist_ok=True)
+    store.write_text(line + "\n")
+    status, _, err = run_cli("--project", hcc_workspace.root, "status")
+    assert status == 2
+    assert f"{store}:1: {message}" in err
+    assert err.count("\n") == 1

@@ -37,6 +37,9 @@ LANGUAGES = {
 }
 
 
+LIST_FIELDS = ("authors", "publication_types", "mesh_terms", "keywords")
+
+
 @dataclass(frozen=True)
 class Record:
     """One bibliographic record as a source exported it, normalised."""
@@ -77,9 +80,27 @@ class Record:
 
     @classmethod
     def from_json(cls, text: str) -> Record:
+        """A stored record; ValueError naming the field for anything not of its type (a line
+        edited by hand or by a merge must not fail later, far from its cause)."""
         data = json.loads(text)
-        for name in ("authors", "publication_types", "mesh_terms", "keywords"):
-            data[name] = tuple(data.get(name, ()))
+        if not isinstance(data, dict):
+            raise ValueError(f"a JSON {type(data).__name__}, not an object")
+        for item in dataclasses.fields(cls):
+            if item.name not in data:
+                continue
+            value = data[item.name]
+            if item.name in LIST_FIELDS:
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise ValueError(f"{item.name}: expected a list of texts, got {value!r:.60}")
+                data[item.name] = tuple(value)
+            elif item.name == "position":
+                if not isinstance(value, int) or isinstance(value, bool):
+                    raise ValueError(f"position: expected a whole number, got {value!r:.60}")
+            elif item.name == "extra":
+                if not isinstance(value, dict):
+                    raise ValueError(f"extra: expected an object, got {value!r:.60}")
+            elif not isinstance(value, str):
+                raise ValueError(f"{item.name}: expected text, got {json.dumps(value):.60}")
         return cls(**data)
 
 
