@@ -67,7 +67,9 @@ SECURITY_HEADERS = {
                                "script-src 'unsafe-inline'; form-action 'self'; "
                                "frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # Not no-referrer: under it a browser posts the app's own forms with "Origin: null",
+    # which the Origin check below must refuse; same-origin still tells other sites nothing.
+    "Referrer-Policy": "same-origin",
 }
 TEMPLATES = Environment(loader=PackageLoader("review.web", "templates"),
                         autoescape=select_autoescape(["html"]))
