@@ -185,16 +185,14 @@ def screening_order(records: Sequence[Record], decided: Sequence[str],
 
 @dataclass(frozen=True)
 class Queue:
-    """One reviewer's records at one stage: those they decided first, then the rest in the
-    order to screen them; with the labels of their own decisions in the order made."""
+    """One reviewer's records at one stage: the `decided` ones first, then the rest in the
+    order to screen them; with the labels of their own inclusions and exclusions in the order
+    made (what the stopping rule reads)."""
 
     records: list[Record]
     ranking: Ranking | None
     own_labels: list[int]
-
-    @property
-    def decided(self) -> int:
-        return len(self.own_labels)
+    decided: int
 
     @property
     def includes(self) -> int:
@@ -239,7 +237,8 @@ class Prioritiser:
         queue = Queue(ordered, ranking,
                       [int(outcome_of(decision.decision, stage) == "include")
                        for decision in mine.values()
-                       if decision.decision in ("include", "exclude", "maybe")])
+                       if decision.decision in ("include", "exclude", "maybe")],
+                      decided=len(mine))
         self._queues[(stage, reviewer)] = (made_from, queue)
         return queue
 
