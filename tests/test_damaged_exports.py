@@ -91,3 +91,28 @@ def test_a_bit_flipped_extraction_workbook_is_a_clear_error(protocol, tmp_path):
         except DataProblems:  # a flip inside a cell's text: that cell is named
             pass
     assert refused > 20
+
+
+def test_a_column_named_twice_is_refused(hcc_workspace, run_cli, tmp_path):
+    export = tmp_path / "twice.csv"
+    export.write_text("Title,Abstract,title\nSpinal metastasis,A case,Another title\n")
+    status, _, err = run_cli("--project", hcc_workspace.root, "import", export,
+                             "--source", "Embase")
+    assert status == 2
+    assert f"{export}:1: column 'title' appears twice (columns 1 and 3)" in err
+    assert records_file(hcc_workspace) is None
+
+
+def test_a_control_character_the_workbook_cannot_hold_is_named(hcc_workspace, run_cli,
+                                                               tmp_path):
+    sheet = hcc_workspace.cases_path
+    text = sheet.read_text()
+    sheet.write_text(text.replace("Temporal bone metastasis with facial palsy",
+                                  "Temporal bone\x0bmetastasis with facial palsy", 1))
+    status, _, err = run_cli("--project", hcc_workspace.root, "extract", "template",
+                             "--with-cases", "--out", tmp_path / "sheet.xlsx")
+    assert status == 2 and err.count("\n") == 1
+    row = next(number for number, line in enumerate(sheet.read_text().split("\n"), start=1)
+               if "\x0b" in line)
+    assert f"(notes, row {row} of the sheet): a control character (U+000B)" in err
+    assert not (tmp_path / "sheet.xlsx").exists()

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 from openpyxl import Workbook, load_workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter, quote_sheetname
 from openpyxl.utils.exceptions import InvalidFileException
@@ -124,6 +125,12 @@ def _append_text(sheet: Any, values: list[Any]) -> None:
             raise ReviewError(f"{sheet.title}!{get_column_letter(column)}{row}: "
                               f"{len(text):,} characters, over Excel's cell limit of "
                               f"{CELL_LIMIT - 1:,}; shorten it in the sheet first")
+        control = ILLEGAL_CHARACTERS_RE.search(text)
+        if control:
+            raise ReviewError(f"{sheet.title}!{get_column_letter(column)}{row} "
+                              f"({sheet.cell(row=1, column=column).value}, row {row} of the "
+                              f"sheet): a control character (U+{ord(control.group(0)):04X}) "
+                              "that a workbook cannot hold; remove it in the sheet first")
         cell = sheet.cell(row=row, column=column)
         cell.value = text
         cell.data_type = "s"

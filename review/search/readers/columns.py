@@ -136,6 +136,15 @@ def records_from_rows(rows: Sequence[tuple[int, Sequence[str]]], header: Sequenc
                       source_file: str) -> list[tuple[int, dict[str, object]]]:
     """(line, fields) of every non-blank row; the header must name a title column."""
     columns = choose_columns(header)
+    known = {alias for aliases in ALIASES.values() for alias in aliases}
+    first: dict[str, int] = {}
+    for number, name in enumerate(header, start=1):
+        folded = name.strip().lower()
+        if folded in known and folded in first:
+            # Which of the two holds the field is a guess; the file must say.
+            raise ReviewError(f"{source_file}:1: column '{name.strip()}' appears twice "
+                              f"(columns {first[folded]} and {number}); rename or remove one")
+        first.setdefault(folded, number)
     if "title" not in columns:
         raise ReviewError(f"{source_file}:1: no title column (looked for: "
                           f"{', '.join(ALIASES['title'])}; the header has: "
