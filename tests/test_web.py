@@ -498,3 +498,36 @@ def test_a_keyword_is_never_marked_inside_an_escaped_character():
     marked = str(highlight("Fish & chips <b>amp</b>", ("amp", "chips"), ()))
     assert marked == ('Fish &amp; <mark class="include">chips</mark> &lt;b&gt;'
                       '<mark class="include">amp</mark>&lt;/b&gt;')
+
+
+def test_a_web_save_that_would_break_another_row_is_refused(server, web_workspace):
+    from review.extraction.sheet import read_cases
+
+    schema = web_workspace.protocol.extraction
+    before = web_workspace.cases_path.read_bytes()
+    row = read_cases(web_workspace.cases_path, schema).set_index("case_id").loc["rejab_2019_1"]
+    browser = opener()
+    page = browser.open(server + "/").read().decode()
+    post(browser, server + "/signin", {"reviewer": "ana", "csrf": csrf_of(page)})
+    page = browser.open(server + "/extract/case?case=rejab_2019_1").read().decode()
+    fields = [("case_id", "rejab_2019_1"), ("editing", "yes"), ("csrf", csrf_of(page))]
+    for spec in schema.fields:
+        if spec.name == "case_id":
+            continue
+        value = str(int(row[spec.name]) + 1) if spec.name == "pub_year" else row[spec.name]
+        if spec.multi_valued:
+            fields += [(spec.name, code) for code in value.split(";") if code]
+        else:
+            fields.append((spec.name, value))
+    request = urllib.request.Request(server + "/extract/save",
+                                     data=urllib.parse.urlencode(fields).encode())
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        browser.open(request, timeout=10)
+    assert refused.value.code == 422
+    body = refused.value.read().decode()
+    assert "saving this would make row" in body and "of the sheet invalid" in body
+    assert web_workspace.cases_path.read_bytes() == before
+    validated = subprocess.run(
+        [sys.executable, "-m", "review", "--project", str(web_workspace.root), "extract",
+         "validate"], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert validated.returncode == 0, validated.stdout

@@ -415,10 +415,21 @@ class ReviewApp:
                          for number in range(2, len(merged) + 2)]
             position = int(existing.to_numpy().argmax()) if existing.any() else len(merged) - 1
             locations[position] = (source, 1)
+            already = {(problem.source, problem.row, problem.column, problem.message)
+                       for problem in validate_cases(cases, schema, locations=[
+                           (str(workspace.cases_path), number)
+                           for number in range(2, len(cases) + 2)])}
             found: dict[str, list[str]] = {}
             for problem in validate_cases(merged, schema, locations=locations):
-                if problem.source == source:  # the form's row; the sheet's own stay its own
+                if problem.source == source:
                     found.setdefault(problem.column, []).append(problem.message)
+                elif (problem.source, problem.row, problem.column, problem.message) \
+                        not in already:
+                    # The form's row is valid alone but breaks another row (a report-level
+                    # field that its other patients record otherwise): refused, not saved.
+                    found.setdefault(problem.column, []).append(
+                        f"saving this would make row {problem.row} of the sheet invalid: "
+                        f"{problem.message}")
             if found:
                 return self.extraction_page(request, workspace, row, found, editing, 422)
             commit(workspace.root, {workspace.cases_path:
