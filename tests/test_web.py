@@ -55,9 +55,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(root: Path, *options: str) -> Iterator[tuple[str, subprocess.Popen]]:
-    """`review serve` on a free port, once it accepts connections; stopped afterwards."""
-    port = free_port()
+def running_server(root: Path, *options: str, port: int | None = None
+                   ) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`review serve` on a free port (or `port`), once it accepts connections; stopped
+    afterwards."""
+    port = port or free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "review", "--project", str(root), "serve", "--port", str(port),
          *options], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -531,3 +533,40 @@ def test_a_web_save_that_would_break_another_row_is_refused(server, web_workspac
         [sys.executable, "-m", "review", "--project", str(web_workspace.root), "extract",
          "validate"], cwd=ROOT, capture_output=True, text=True, check=False)
     assert validated.returncode == 0, validated.stdout
+
+
+def signed_in_as(browser: urllib.request.OpenerDirector, url: str) -> str | None:
+    """Who the server takes this browser for (None: the sign-in page)."""
+    page = browser.open(url + "/progress", timeout=10).read().decode()
+    found = re.search(r"<span>([a-z-]+)</span> <button type=\"submit\">sign out", page)
+    return found.group(1) if found else None
+
+
+def test_two_servers_a_restart_and_a_copied_cookie_after_sign_out(web_workspace):
+    jar = http.cookiejar.CookieJar()
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+
+    def sign_in(url: str, name: str) -> None:
+        page = browser.open(url + "/", timeout=10).read().decode()
+        assert post(browser, url + "/signin", {"reviewer": name, "csrf": csrf_of(page)})[0] \
+            == 200
+
+    port = free_port()
+    with running_server(web_workspace.root, port=port) as (first, _), \
+            running_server(web_workspace.root) as (second, _):
+        sign_in(first, "ana")
+        sign_in(second, "ben")  # cookies ignore ports: one browser holds both sessions
+        assert signed_in_as(browser, first) == "ana"
+        assert signed_in_as(browser, second) == "ben"
+    with running_server(web_workspace.root, port=port) as (first, _):
+        assert signed_in_as(browser, first) == "ana"  # a restart keeps the session
+        copied = [cookie for cookie in jar if cookie.name.startswith(f"casereview_{port}_")]
+        assert len(copied) == 1
+        page = browser.open(first + "/progress", timeout=10).read().decode()
+        assert post(browser, first + "/signout", {"csrf": csrf_of(page)})[0] == 200
+        assert signed_in_as(browser, first) is None
+        replay = urllib.request.build_opener()
+        replay.addheaders = [("Cookie", f"{copied[0].name}={copied[0].value}")]
+        assert signed_in_as(replay, first) is None  # the copied cookie died at sign-out
+    state = web_workspace.root / ".review" / f"web-{port}.json"
+    assert state.stat().st_mode & 0o777 == 0o600

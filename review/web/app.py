@@ -11,6 +11,8 @@ state changes are POST only, and no file path ever comes from a request.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -34,6 +36,7 @@ from review.extraction.appraisal import appraisal_columns, read_appraisal
 from review.extraction.sheet import ensure_sheet, format_cases_csv, study_table
 from review.extraction.validate import validate_cases
 from review.extraction.workbook import validate_appraisal
+from review.fileio import write_atomically
 from review.report.html import inline_svg
 from review.screening.decisions import (
     ADJUDICATOR,
@@ -57,7 +60,7 @@ from review.screening.prisma import prisma_diagram
 from review.screening.ranking import Prioritiser, queue_verdict
 from review.screening.screener import keyword_marker
 from review.search.records import Record
-from review.transaction import commit, workspace_lock
+from review.transaction import commit, state_folder, workspace_lock
 from review.workspace import Workspace
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -91,7 +94,7 @@ def signed_in_page(handler: Handler) -> Handler:
     """A page for a signed-in person: others go to the sign-in page."""
     @functools.wraps(handler)
     async def page(self: ReviewApp, request: Request) -> Response:
-        reviewer = request.session.get("reviewer")
+        reviewer = self.signed_in(request)
         if reviewer is None:
             return RedirectResponse("/", status_code=303)
         return await handler(self, request, reviewer)
@@ -102,7 +105,7 @@ def signed_in_action(handler: Handler) -> Handler:
     """A state change: signed in, and the form carries this session's CSRF token."""
     @functools.wraps(handler)
     async def action(self: ReviewApp, request: Request) -> Response:
-        reviewer = request.session.get("reviewer")
+        reviewer = self.signed_in(request)
         form = await request.form()
         if reviewer is None or not self.csrf_matches(request, form):
             return self.refuse(request, 403, "Not signed in, or the form has expired.")
@@ -112,15 +115,65 @@ def signed_in_action(handler: Handler) -> Handler:
     return action
 
 
+class SessionRegistry:
+    """The server's signing key and its live sessions, kept in the workspace's local state
+    (`.review/web-PORT.json`, never committed): a restart keeps reviewers signed in, and a
+    session signed out stays out even if its cookie was copied."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        saved: dict[str, Any] = {}
+        if path is not None and path.exists():
+            try:
+                saved = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                saved = {}  # a damaged state file: a new key, everyone signs in again
+        secret = saved.get("secret") if isinstance(saved, dict) else None
+        self.secret = secret if isinstance(secret, str) and len(secret) >= 32 \
+            else secrets.token_urlsafe(32)
+        sessions = saved.get("sessions") if isinstance(saved, dict) else None
+        self.live = {sid for sid in sessions if isinstance(sid, str)} \
+            if isinstance(sessions, list) else set()
+        self._save()
+
+    def _save(self) -> None:
+        if self.path is not None:
+            write_atomically(self.path, json.dumps(
+                {"secret": self.secret, "sessions": sorted(self.live)}))
+            self.path.chmod(0o600)  # the signing key: this user's alone
+
+    def start(self) -> str:
+        sid = secrets.token_urlsafe(18)
+        self.live.add(sid)
+        self._save()
+        return sid
+
+    def end(self, sid: str | None) -> None:
+        if sid in self.live:
+            self.live.discard(sid)
+            self._save()
+
+
 class ReviewApp:
     """The pages of one workspace; `tokens` maps a sign-in token to its reviewer (None: a
     chooser, allowed only on a local address)."""
 
-    def __init__(self, root: Path, tokens: dict[str, str] | None):
+    def __init__(self, root: Path, tokens: dict[str, str] | None,
+                 sessions: SessionRegistry | None = None):
         self.root = root
         self.tokens = tokens
+        self.sessions = sessions or SessionRegistry(None)
         self._prepared: tuple[tuple, DeduplicatedRecords] | None = None
         self.prioritiser = Prioritiser()
+
+    def signed_in(self, request: Request) -> str | None:
+        """Who this request's session belongs to, while the session is live."""
+        reviewer = request.session.get("reviewer")
+        return reviewer if request.session.get("sid") in self.sessions.live else None
+
+    def sign_in(self, request: Request, reviewer: str) -> None:
+        request.session["reviewer"] = reviewer
+        request.session["sid"] = self.sessions.start()
 
     def state(self, workspace: Workspace) -> ScreeningState:
         """The screening state, de-duplicating again only when the records or the pair
@@ -143,7 +196,7 @@ class ReviewApp:
     def page(self, name: str, request: Request, status: int = 200,
              **context: Any) -> HTMLResponse:
         body = TEMPLATES.get_template(name).render(
-            reviewer=request.session.get("reviewer"), csrf=request.session.get("csrf", ""),
+            reviewer=self.signed_in(request), csrf=request.session.get("csrf", ""),
             **context)
         return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
 
@@ -174,9 +227,9 @@ class ReviewApp:
         return "/progress"
 
     async def home(self, request: Request) -> Response:
-        if request.session.get("reviewer"):
-            return RedirectResponse(self.start_page(request.session["reviewer"]),
-                                    status_code=303)
+        signed_in = self.signed_in(request)
+        if signed_in:
+            return RedirectResponse(self.start_page(signed_in), status_code=303)
         request.session.setdefault("csrf", secrets.token_urlsafe(32))
         token = request.query_params.get("token")
         if self.tokens is not None:
@@ -184,7 +237,7 @@ class ReviewApp:
             if reviewer is None:
                 return self.refuse(request, 403, "Sign in with the link `review serve` printed "
                                                  "for you.")
-            request.session["reviewer"] = reviewer
+            self.sign_in(request, reviewer)
             return RedirectResponse(self.start_page(reviewer), status_code=303)
         return self.page("signin.html", request, people=self.people(self.workspace))
 
@@ -197,12 +250,13 @@ class ReviewApp:
         name = form.get("reviewer", "")
         if name not in self.people(self.workspace):
             return self.refuse(request, 403, f"'{name}' is not a reviewer of this protocol.")
-        request.session["reviewer"] = name
+        self.sign_in(request, name)
         return RedirectResponse(self.start_page(name), status_code=303)
 
     async def signout(self, request: Request) -> Response:
         if await self.form(request) is None:
             return self.refuse(request, 403, "The form has expired; reload the page.")
+        self.sessions.end(request.session.get("sid"))  # a copy of the cookie dies with it
         request.session.clear()
         return RedirectResponse("/", status_code=303)
 
@@ -579,9 +633,14 @@ class SameHostOnly:
 
 
 def create_app(root: Path, tokens: dict[str, str] | None = None,
-               hosts: tuple[str, ...] | None = LOCAL_HOSTS) -> Starlette:
-    """The web app of the workspace at `root`, answering to the names in `hosts`."""
-    pages = ReviewApp(Path(root), tokens)
+               hosts: tuple[str, ...] | None = LOCAL_HOSTS, port: int | None = None) -> Starlette:
+    """The web app of the workspace at `root`, answering to the names in `hosts`; with a
+    `port`, its signing key and live sessions are kept in the workspace's local state and its
+    cookie is named for the workspace and port (cookies ignore ports, so two servers on one
+    machine would otherwise sign each other's reviewers out)."""
+    state = state_folder(Path(root)) / f"web-{port}.json" if port is not None else None
+    sessions = SessionRegistry(state)
+    pages = ReviewApp(Path(root), tokens, sessions)
     routes = [
         Route("/", pages.home, methods=["GET"]),
         Route("/signin", pages.signin, methods=["POST"]),
@@ -600,10 +659,11 @@ def create_app(root: Path, tokens: dict[str, str] | None = None,
         Route("/extract/appraisal/save", pages.appraisal_save, methods=["POST"]),
         Route("/progress", pages.progress, methods=["GET"]),
     ]
-    # A new secret each start: sessions end with the server, and nothing is written to disk.
+    workspace_key = hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:10]
+    cookie = f"casereview_{port}_{workspace_key}" if port is not None else "casereview"
     middleware = [Middleware(SameHostOnly, hosts=hosts),
-                  Middleware(SessionMiddleware, secret_key=secrets.token_urlsafe(32),
-                             same_site="strict", https_only=False)]
+                  Middleware(SessionMiddleware, secret_key=sessions.secret,
+                             session_cookie=cookie, same_site="strict", https_only=False)]
     return Starlette(routes=routes, middleware=middleware)
 
 
@@ -628,5 +688,5 @@ def serve(root: Path, host: str, port: int, with_tokens: bool,
             announce(f"{name}: http://{host}:{port}/?token={token}")
     announce(f"serving {workspace.root} on http://{host}:{port}/ (Ctrl-C to stop)")
     hosts = None if host in ALL_ADDRESSES else (*LOCAL_HOSTS, host)
-    uvicorn.run(create_app(root, tokens, hosts=hosts), host=host, port=port,
+    uvicorn.run(create_app(root, tokens, hosts=hosts, port=port), host=host, port=port,
                 log_level="warning")
