@@ -63,9 +63,18 @@ def _holder(handle: int) -> str:
         return "another review command"
 
 
+class WorkspaceBusy(ReviewError):
+    """Another command holds the workspace's lock longer than the caller would wait."""
+
+    def __init__(self, message: str, holder: str):
+        super().__init__(message)
+        self.holder = holder
+
+
 @contextlib.contextmanager
-def workspace_lock(root: Path, command: str) -> Iterator[None]:
-    """Hold the workspace's lock for the block (re-entrant within one process)."""
+def workspace_lock(root: Path, command: str, wait: float | None = None) -> Iterator[None]:
+    """Hold the workspace's lock for the block (re-entrant within one process), waiting at
+    most `wait` seconds (default $REVIEW_LOCK_WAIT, else 30) for another command."""
     key = Path(root).resolve()
     with _guard:
         if _held.get(key):
@@ -82,7 +91,8 @@ def workspace_lock(root: Path, command: str) -> Iterator[None]:
         return
     handle = os.open(state_folder(key) / "lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        wait = float(os.environ.get("REVIEW_LOCK_WAIT", "30"))
+        if wait is None:
+            wait = float(os.environ.get("REVIEW_LOCK_WAIT", "30"))
         deadline = time.monotonic() + wait
         told = False
         while True:
@@ -92,8 +102,8 @@ def workspace_lock(root: Path, command: str) -> Iterator[None]:
             except BlockingIOError:
                 holder = _holder(handle)
                 if time.monotonic() >= deadline:
-                    raise ReviewError(f"{key}: the workspace is in use by {holder}; try again "
-                                      "when it has finished") from None
+                    raise WorkspaceBusy(f"{key}: the workspace is in use by {holder}; try "
+                                        "again when it has finished", holder) from None
                 if not told:
                     print(f"review: waiting for {holder} to finish with {key}",
                           file=sys.stderr)

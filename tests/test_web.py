@@ -570,3 +570,52 @@ def test_two_servers_a_restart_and_a_copied_cookie_after_sign_out(web_workspace)
         assert signed_in_as(replay, first) is None  # the copied cookie died at sign-out
     state = web_workspace.root / ".review" / f"web-{port}.json"
     assert state.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_save_while_a_command_holds_the_workspace_comes_back_with_its_values(
+        server, web_workspace):
+    import threading
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom pathlib import Path\n"
+         "from review.transaction import workspace_lock\n"
+         "with workspace_lock(Path(sys.argv[1]), 'import'):\n"
+         "    print('held', flush=True)\n    time.sleep(8)\n", str(web_workspace.root)],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        browser = opener()
+        page = browser.open(server + "/").read().decode()
+        post(browser, server + "/signin", {"reviewer": "ana", "csrf": csrf_of(page)})
+        page = browser.open(server + "/extract/case?case=merhaben_2025_1").read().decode()
+        fields = {"case_id": "web_2026_1", "study_id": "web_2026", "source_title": "A new case",
+                  "source_url": "https://example.org/case", "age": "61", "sex": "M",
+                  "extraction_basis": "abstract", "csrf": csrf_of(page)}
+        other = opener()
+        quick: list[float] = []
+
+        def meanwhile() -> None:  # another reviewer's page while the save waits
+            time.sleep(0.5)
+            start = time.monotonic()
+            other.open(server + "/", timeout=10).read()
+            quick.append(time.monotonic() - start)
+
+        thread = threading.Thread(target=meanwhile)
+        thread.start()
+        start = time.monotonic()
+        with pytest.raises(urllib.error.HTTPError) as busy:
+            browser.open(urllib.request.Request(server + "/extract/save",
+                                                data=urllib.parse.urlencode(fields).encode()),
+                         timeout=20)
+        waited = time.monotonic() - start
+        thread.join()
+        assert busy.value.code == 409
+        body = busy.value.read().decode()
+        assert "The workspace is busy (&#39;review import&#39; (process" in body
+        assert "nothing was saved; try again in a moment" in body
+        assert 'value="web_2026_1"' in body and 'value="61"' in body  # nothing typed is lost
+        assert waited < 6 and quick and quick[0] < 1.5
+        assert "web_2026_1" not in web_workspace.cases_path.read_text()
+    finally:
+        holder.kill()
+        holder.wait()

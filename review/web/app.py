@@ -23,6 +23,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -60,11 +61,14 @@ from review.screening.prisma import prisma_diagram
 from review.screening.ranking import Prioritiser, queue_verdict
 from review.screening.screener import keyword_marker
 from review.search.records import Record
-from review.transaction import commit, state_folder, workspace_lock
+from review.transaction import WorkspaceBusy, commit, state_folder, workspace_lock
 from review.workspace import Workspace
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 ALL_ADDRESSES = ("0.0.0.0", "::")
+# A save waits this long for a command holding the workspace (in a worker thread, so other
+# reviewers' pages go on), then comes back to its form, values kept.
+WEB_LOCK_WAIT = 2.0
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
                                "script-src 'unsafe-inline'; form-action 'self'; "
@@ -113,6 +117,10 @@ def signed_in_action(handler: Handler) -> Handler:
             return self.refuse(request, 400, "These forms take no files.")
         return await handler(self, request, reviewer, form)
     return action
+
+
+def busy_message(busy: WorkspaceBusy) -> str:
+    return f"The workspace is busy ({busy.holder}): nothing was saved; try again in a moment."
 
 
 class SessionRegistry:
@@ -450,46 +458,56 @@ class ReviewApp:
             else:
                 row[spec.name] = str(form.get(spec.name, "")).strip()
         editing = form.get("editing") == "yes"
-        with workspace_lock(workspace.root, "web extraction"):
-            cases = ensure_sheet(workspace.cases_path, schema)
-            case = row[schema.study.id_field]
-            existing = cases[schema.study.id_field] == case
-            if existing.any() and not editing:
-                problems = {schema.study.id_field: [f"'{case}' is already a patient of the "
-                                                    "sheet; open it to edit it"]}
-                return self.extraction_page(request, workspace, row, problems, editing, 422)
-            incoming = pd.DataFrame([row], columns=schema.columns, dtype=object)
-            if existing.any():
-                merged = cases.copy()
-                merged.loc[existing, schema.columns] = incoming.iloc[0].to_numpy()
-            else:
-                merged = pd.concat([cases, incoming], ignore_index=True)
-            source = self.WEB_FORM
-            locations = [(str(workspace.cases_path), number)
-                         for number in range(2, len(merged) + 2)]
-            position = int(existing.to_numpy().argmax()) if existing.any() else len(merged) - 1
-            locations[position] = (source, 1)
-            already = {(problem.source, problem.row, problem.column, problem.message)
-                       for problem in validate_cases(cases, schema, locations=[
-                           (str(workspace.cases_path), number)
-                           for number in range(2, len(cases) + 2)])}
-            found: dict[str, list[str]] = {}
-            for problem in validate_cases(merged, schema, locations=locations):
-                if problem.source == source:
-                    found.setdefault(problem.column, []).append(problem.message)
-                elif (problem.source, problem.row, problem.column, problem.message) \
-                        not in already:
-                    # The form's row is valid alone but breaks another row (a report-level
-                    # field that its other patients record otherwise): refused, not saved.
-                    found.setdefault(problem.column, []).append(
-                        f"saving this would make row {problem.row} of the sheet invalid: "
-                        f"{problem.message}")
-            if found:
-                return self.extraction_page(request, workspace, row, found, editing, 422)
-            commit(workspace.root, {workspace.cases_path:
-                                    format_cases_csv(merged, schema).encode("utf-8")})
-        query = urlencode({"case": case, "saved": "1"})
-        return RedirectResponse(f"/extract/case?{query}", status_code=303)
+
+        def save() -> Response:
+            with workspace_lock(workspace.root, "web extraction", wait=WEB_LOCK_WAIT):
+                cases = ensure_sheet(workspace.cases_path, schema)
+                case = row[schema.study.id_field]
+                existing = cases[schema.study.id_field] == case
+                if existing.any() and not editing:
+                    problems = {schema.study.id_field: [
+                        f"'{case}' is already a patient of the sheet; open it to edit it"]}
+                    return self.extraction_page(request, workspace, row, problems, editing,
+                                                422)
+                incoming = pd.DataFrame([row], columns=schema.columns, dtype=object)
+                if existing.any():
+                    merged = cases.copy()
+                    merged.loc[existing, schema.columns] = incoming.iloc[0].to_numpy()
+                else:
+                    merged = pd.concat([cases, incoming], ignore_index=True)
+                source = self.WEB_FORM
+                locations = [(str(workspace.cases_path), number)
+                             for number in range(2, len(merged) + 2)]
+                position = int(existing.to_numpy().argmax()) if existing.any() \
+                    else len(merged) - 1
+                locations[position] = (source, 1)
+                already = {(problem.source, problem.row, problem.column, problem.message)
+                           for problem in validate_cases(cases, schema, locations=[
+                               (str(workspace.cases_path), number)
+                               for number in range(2, len(cases) + 2)])}
+                found: dict[str, list[str]] = {}
+                for problem in validate_cases(merged, schema, locations=locations):
+                    if problem.source == source:
+                        found.setdefault(problem.column, []).append(problem.message)
+                    elif (problem.source, problem.row, problem.column, problem.message) \
+                            not in already:
+                        # The form's row is valid alone but breaks another row (a report-
+                        # level field its other patients record otherwise): refused.
+                        found.setdefault(problem.column, []).append(
+                            f"saving this would make row {problem.row} of the sheet invalid: "
+                            f"{problem.message}")
+                if found:
+                    return self.extraction_page(request, workspace, row, found, editing, 422)
+                commit(workspace.root, {workspace.cases_path:
+                                        format_cases_csv(merged, schema).encode("utf-8")})
+            query = urlencode({"case": case, "saved": "1"})
+            return RedirectResponse(f"/extract/case?{query}", status_code=303)
+
+        try:
+            return await run_in_threadpool(save)
+        except WorkspaceBusy as busy:
+            return self.extraction_page(request, workspace, row, {"": [busy_message(busy)]},
+                                        editing, 409)
 
     @signed_in_page
     async def appraisal_form(self, request: Request, reviewer: str) -> Response:
@@ -516,27 +534,37 @@ class ReviewApp:
         columns = appraisal_columns(schema.appraisal)
         row = {column: form.get(column, "").strip() for column in columns}
         row["appraiser"] = reviewer  # one appraises as oneself
-        with workspace_lock(workspace.root, "web appraisal"):
-            current = read_appraisal(workspace.appraisal_path, schema.appraisal)
-            keep = ~((current["study_id"] == row["study_id"])
-                     & (current["appraiser"] == reviewer))
-            merged = pd.concat([current[keep], pd.DataFrame([row], columns=columns)],
-                               ignore_index=True)
-            studies = set(ensure_sheet(workspace.cases_path, schema)[schema.study.key])
-            problems = [problem for problem in validate_appraisal(
-                merged, [(str(workspace.appraisal_path), n) for n in range(2, len(merged) + 1)]
-                + [(self.WEB_FORM, 1)], schema.appraisal, studies)
-                if problem.source == self.WEB_FORM]
-            if problems:
-                return self.page("appraisal.html", request, study=row["study_id"],
-                                 tool=schema.appraisal, answers=row, status=422,
-                                 problems=[f"{p.column}: {p.message}" for p in problems],
-                                 saved=None, stages=workspace.protocol.screening.stages)
-            ordered = merged.sort_values(["study_id", "appraiser"], kind="stable")
-            commit(workspace.root, {workspace.appraisal_path: ordered.to_csv(
-                index=False, lineterminator="\n").encode("utf-8")})
-        query = urlencode({"study": row["study_id"], "saved": "1"})
-        return RedirectResponse(f"/extract/appraisal?{query}", status_code=303)
+
+        def save() -> Response:
+            with workspace_lock(workspace.root, "web appraisal", wait=WEB_LOCK_WAIT):
+                current = read_appraisal(workspace.appraisal_path, schema.appraisal)
+                keep = ~((current["study_id"] == row["study_id"])
+                         & (current["appraiser"] == reviewer))
+                merged = pd.concat([current[keep], pd.DataFrame([row], columns=columns)],
+                                   ignore_index=True)
+                studies = set(ensure_sheet(workspace.cases_path, schema)[schema.study.key])
+                problems = [problem for problem in validate_appraisal(
+                    merged, [(str(workspace.appraisal_path), n) for n in range(2, len(merged) + 1)]
+                    + [(self.WEB_FORM, 1)], schema.appraisal, studies)
+                    if problem.source == self.WEB_FORM]
+                if problems:
+                    return self.page("appraisal.html", request, study=row["study_id"],
+                                     tool=schema.appraisal, answers=row, status=422,
+                                     problems=[f"{p.column}: {p.message}" for p in problems],
+                                     saved=None, stages=workspace.protocol.screening.stages)
+                ordered = merged.sort_values(["study_id", "appraiser"], kind="stable")
+                commit(workspace.root, {workspace.appraisal_path: ordered.to_csv(
+                    index=False, lineterminator="\n").encode("utf-8")})
+            query = urlencode({"study": row["study_id"], "saved": "1"})
+            return RedirectResponse(f"/extract/appraisal?{query}", status_code=303)
+
+        try:
+            return await run_in_threadpool(save)
+        except WorkspaceBusy as busy:
+            return self.page("appraisal.html", request, study=row["study_id"],
+                             tool=schema.appraisal, answers=row, status=409,
+                             problems=[busy_message(busy)], saved=None,
+                             stages=workspace.protocol.screening.stages)
 
     # Conflicts and progress ----------------------------------------------------------------
 
