@@ -23,7 +23,7 @@ from review.search.importing import import_exports
 from review.workspace import Workspace
 from tests.conftest import ROOT
 
-SAMPLE = Path(__file__).parent / "fixtures" / "screening" / "nagtegaal2019_sample.csv"
+SAMPLE = Path(__file__).parent / "fixtures" / "screening" / "nudging_cc0_sample.csv"
 RELEVANT = ["vertebral", "metastasis", "hepatocellular", "spinal", "compression", "osseous"]
 OTHER = ["asthma", "inhaler", "children", "wheeze", "allergy", "pollen", "cohort", "trial"]
 COMMON = ["patient", "case", "study", "report", "treatment", "outcome", "clinical", "year"]
