@@ -356,3 +356,16 @@ def test_a_broken_settings_file_never_shows_its_lines(tmp_path, monkeypatch):
         EutilsConfig.from_environment()
     assert KEY not in str(raised.value)
     assert str(raised.value).startswith(f"{folder / 'eutils.yaml'}:")
+
+
+def test_a_reply_dripping_faster_than_the_socket_timeout_still_meets_the_deadline(
+        server, hcc_workspace):
+    fake, url = server(150, {2: "drip"})
+    fake.slow_seconds = 0.05  # 64 bytes every 50 ms: no single read waits 0.5 s
+    eutils = client(url, batch=200)
+    started = time.monotonic()
+    result = run_search(hcc_workspace, eutils, QUERY, quiet=True)
+    # Without a deadline over the whole reply the dripped batch alone would take minutes.
+    assert time.monotonic() - started < 15
+    assert result.fetched == 150 and eutils.retries == 1
+    fake.release.set()

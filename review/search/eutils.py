@@ -184,7 +184,9 @@ class EutilsClient:
         deadline = time.monotonic() + self.config.timeout
         chunks = []
         with urllib.request.urlopen(request, timeout=self.config.timeout) as response:
-            while chunk := response.read(65536):
+            # read1 returns what has arrived: read(n) would wait for all n bytes, so a reply
+            # dripping faster than the socket timeout would pass the deadline unchecked.
+            while chunk := response.read1(65536):
                 chunks.append(chunk)
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"the reply took longer than {self.config.timeout:g} s")
