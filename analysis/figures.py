@@ -1,16 +1,14 @@
 """Figures of the review, in one colour-blind-safe style (Okabe–Ito), readable with small n.
 
 Every function returns a matplotlib Figure built without pyplot's global state;
-`figure_files` renders one to SVG and 300-dpi PNG bytes that are identical on every run.
+`review.figure_style.figure_files` (the style shared with the PRISMA diagram) renders one to
+SVG and 300-dpi PNG bytes that are identical on every run.
 """
 
 from __future__ import annotations
 
-import functools
-import io
 import math
-from collections.abc import Callable
-from typing import TYPE_CHECKING, ParamSpec
+from typing import TYPE_CHECKING
 
 import matplotlib
 import numpy as np
@@ -18,66 +16,20 @@ import pandas as pd
 from matplotlib import patches
 from matplotlib.figure import Figure
 
+from review.figure_style import EDGE, OKABE_ITO, styled
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
     from analysis.pooling import PooledProportion
     from analysis.survival import SurvivalByGroup
 
-P = ParamSpec("P")
-OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
-             "#000000"]
 NONE_COLOUR = "#E6E6E6"
 FOREST_LABELLED_STUDIES = 40
-EDGE = "#4D4D4D"
-STYLE = {
-    "font.family": "DejaVu Sans",
-    "font.size": 9,
-    "axes.titlesize": 10,
-    "axes.labelsize": 9,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.prop_cycle": matplotlib.cycler(color=OKABE_ITO),
-    "svg.hashsalt": "casereview",
-    "svg.fonttype": "none",
-    "path.simplify": False,
-    # Labels come from protocols and exports: a '$' in a source name is text, not TeX.
-    "text.parse_math": False,
-}
-
-
-def styled(build: Callable[P, Figure]) -> Callable[P, Figure]:
-    """Build a figure under the review's style (rcParams apply when artists are created)."""
-
-    @functools.wraps(build)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> Figure:
-        with matplotlib.rc_context(STYLE):
-            return build(*args, **kwargs)
-
-    return wrapper
 
 
 def _figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), layout="constrained")
-
-
-def figure_files(figure: Figure) -> dict[str, bytes]:
-    """The figure as SVG and 300-dpi PNG bytes, free of dates and version stamps.
-
-    The layout is solved once, while the SVG is drawn, and then frozen: constrained layout
-    otherwise re-solves at every save and moves axes by rounding noise, which changes the
-    SVG's clip-path identifiers.
-    """
-    files = {}
-    with matplotlib.rc_context(STYLE):
-        for kind, options in (("svg", {"metadata": {"Date": None, "Creator": None}}),
-                              ("png", {"dpi": 300, "metadata": {"Software": None},
-                                       "pil_kwargs": {"compress_level": 1}})):
-            buffer = io.BytesIO()
-            figure.savefig(buffer, format=kind, **options)
-            files[kind] = buffer.getvalue()
-            figure.set_layout_engine("none")
-    return files
 
 
 def _percent_axis(ax: Axes, limit: float = 100) -> None:

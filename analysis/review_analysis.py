@@ -30,6 +30,7 @@ from analysis.survival import SurvivalByGroup, survival_data
 from analysis.tables import characteristics_table
 from review.extraction.sheet import study_table, typed_cases
 from review.extraction.summary import summarize_extraction
+from review.figure_style import figure_files
 from review.fileio import safe_csv, write_files_atomically
 from review.protocol import Protocol
 
@@ -220,7 +221,7 @@ _PENDING_BUILDERS: dict[str, Callable[[], Figure]] = {}
 
 
 def _render(name: str) -> tuple[str, dict[str, bytes]]:
-    return name, figures.figure_files(_PENDING_BUILDERS[name]())
+    return name, figure_files(_PENDING_BUILDERS[name]())
 
 
 def render_figures(analysis: ReviewAnalysis, workers: int | None = None,
@@ -235,7 +236,7 @@ def render_figures(analysis: ReviewAnalysis, workers: int | None = None,
     builders = {**figure_builders(analysis), **(extra or {})}
     workers = workers or min(os.cpu_count() or 1, len(builders))
     if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        return {name: figures.figure_files(build()) for name, build in builders.items()}
+        return {name: figure_files(build()) for name, build in builders.items()}
     _PENDING_BUILDERS.clear()
     _PENDING_BUILDERS.update(builders)
     try:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from review import __version__
 from review.errors import DataProblems, ReviewError
+from review.protocol import RANKING_MODELS
 from review.workspace import PROJECT_VARIABLE, Workspace
 
 # The readers' formats (review.search.readers.NAMES), named here so --help stays fast.
@@ -958,7 +959,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seeds", type=int, default=1, help="how many seeds to run")
     simulate.add_argument("--prior-included", type=int, default=1, metavar="K")
     simulate.add_argument("--prior-excluded", type=int, default=1, metavar="K")
-    simulate.add_argument("--model", choices=["naive_bayes", "svm", "logistic"],
+    simulate.add_argument("--model", choices=RANKING_MODELS,
                           default="naive_bayes")
     simulate.add_argument("--recall-target", type=float, default=0.95)
     simulate.add_argument("--confidence", type=float, default=0.95)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from analysis.figures import figure_files
 from analysis.review_analysis import (
     analysis_figures,
     analysis_tables,
@@ -16,6 +15,7 @@ from analysis.sites import site_frequencies, sites_per_patient, vertebral_levels
 from analysis.survival import assign_groups, survival_data
 from analysis.tables import characteristics_table
 from review.extraction.sheet import typed_cases
+from review.figure_style import figure_files
 
 
 @pytest.fixture(scope="module")

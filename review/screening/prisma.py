@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from matplotlib import patches
 from matplotlib.figure import Figure
 
-from analysis.figures import EDGE, OKABE_ITO, styled
+from review.figure_style import EDGE, OKABE_ITO, styled
 from review.transaction import commit, workspace_lock
 from review.workspace import Workspace
 
@@ -206,7 +206,7 @@ def prisma_diagram(counts: dict[str, Any]) -> Figure:
 def write_prisma(workspace: Workspace, out: Path) -> dict[str, Any]:
     """Draw the diagram and write the PRISMA2020 CSV under `out` (figures/, tables/) as one
     change; returns the counts."""
-    from analysis.figures import figure_files
+    from review.figure_style import figure_files
     from review.screening.flow import prisma_counts_for
 
     with workspace_lock(workspace.root, "prisma"):

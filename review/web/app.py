@@ -31,12 +31,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from analysis.figures import figure_files
 from review.errors import ReviewError
 from review.extraction.appraisal import appraisal_columns, read_appraisal
 from review.extraction.sheet import ensure_sheet, format_cases_csv, study_table
 from review.extraction.validate import validate_cases
 from review.extraction.workbook import validate_appraisal
+from review.figure_style import figure_files
 from review.fileio import write_atomically
 from review.report.html import inline_svg
 from review.screening.decisions import (
