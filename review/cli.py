@@ -121,14 +121,18 @@ def cmd_extract_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_extract_template(args: argparse.Namespace) -> int:
+    from review.extraction.appraisal import read_appraisal
     from review.extraction.sheet import ensure_sheet
     from review.extraction.workbook import build_template
     from review.fileio import write_atomically
 
     workspace = _workspace(args)
     protocol = workspace.protocol
-    cases = ensure_sheet(workspace.cases_path, protocol.extraction) if args.with_cases else None
-    write_atomically(args.out, build_template(protocol, cases))
+    schema = protocol.extraction
+    cases = ensure_sheet(workspace.cases_path, schema) if args.with_cases else None
+    appraisal = read_appraisal(workspace.appraisal_path, schema.appraisal) \
+        if args.with_cases and schema.appraisal else None
+    write_atomically(args.out, build_template(protocol, cases, appraisal))
     filled = f" with {len(cases)} {protocol.extraction.unit}s" if cases is not None else ""
     print(f"wrote {shown(args.out)}{filled}")
     return EXIT_OK
@@ -138,7 +142,9 @@ def cmd_extract_import(args: argparse.Namespace) -> int:
     from review.extraction.workbook import import_workbook
 
     workspace = _workspace(args)
-    result = import_workbook(workspace, shown(args.file))
+    result = import_workbook(workspace, shown(args.file), args.on_conflict)
+    for line in result.settled:
+        print(f"conflict: {line}")
     counts = result.cases
     print(f"imported {shown(args.file)} into {shown(workspace.cases_path)}: "
           f"{counts['added']} added, {counts['updated']} updated, "
@@ -742,15 +748,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     template.add_argument("--out", required=True, metavar="FILE.xlsx")
     template.add_argument("--with-cases", action="store_true",
-                          help="fill the Cases sheet with the current extraction sheet")
+                          help="fill the Cases and Appraisal sheets with the current sheet "
+                               "and appraisals (the import then applies only what you change)")
     template.set_defaults(handler=cmd_extract_template)
 
     importer = extract_commands.add_parser(
         "import", help="validate a filled workbook and merge it into the sheet",
         description="Merge a filled workbook into the sheet (and appraisal table): cases are "
-                    "matched by case_id; with any problem nothing changes.",
+                    "matched by case_id; with any problem nothing changes. A workbook made "
+                    "with --with-cases applies only the cells changed in it: a cell changed "
+                    "in the workbook and in the sheet since the export is a conflict.",
+        epilog="example: review extract import filled.xlsx --on-conflict sheet",
     )
     importer.add_argument("file", metavar="FILE.xlsx")
+    importer.add_argument("--on-conflict", choices=("workbook", "sheet"),
+                          help="settle cells changed on both sides since the export: keep "
+                               "the workbook's or the sheet's value (default: refuse)")
     importer.set_defaults(handler=cmd_extract_import)
 
     migrate = extract_commands.add_parser(

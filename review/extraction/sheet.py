@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import csv
 import difflib
+import hashlib
 import io
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -89,6 +91,13 @@ def read_cases(
 ) -> pd.DataFrame:
     """Read an extraction sheet CSV; blank lines are skipped, row numbers count the header."""
     return parse_cases_csv(read_text(path, encoding), schema, str(path))
+
+
+def row_version(cells: Sequence[object]) -> str:
+    """A short fingerprint of one row's cells: a workbook and a web form carry the version of
+    each row they were made from, so that a save can tell whether the row changed since."""
+    text = json.dumps(["" if cell is None else str(cell) for cell in cells], ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def sheet_locations(frame: pd.DataFrame, source: str) -> list[Location]:

@@ -1,9 +1,15 @@
 """The Excel round trip: reviewers extract in a workbook that the protocol generates.
 
-`write_template` writes a workbook whose Cases sheet carries the schema's columns with drop-down
+`build_template` writes a workbook whose Cases sheet carries the schema's columns with drop-down
 lists and input messages, a Vocabularies sheet, and the JBI appraisal sheet. `import_workbook`
 validates a filled workbook and merges it into the sheet and the appraisal table; with any
 problem it changes nothing and reports every problem, addressed by sheet, row and column.
+
+A workbook exported with the sheet's rows also holds, in hidden sheets, every row as it was
+exported with its version. The import then merges three ways: a cell the person did not change
+keeps what the sheet holds now (a correction made in the web form meanwhile survives), a cell
+changed only in the workbook is applied, and a cell changed on both sides is a conflict,
+refused unless the person says which side wins.
 """
 
 from __future__ import annotations
@@ -12,8 +18,8 @@ import datetime as dt
 import io
 import os
 import zipfile
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import pandas as pd
 from openpyxl import Workbook, load_workbook
@@ -31,6 +37,7 @@ from review.extraction.sheet import (
     ensure_sheet,
     format_cases_csv,
     header_problems,
+    row_version,
     sheet_locations,
 )
 
@@ -45,6 +52,11 @@ CASES_SHEET = "Cases"
 VOCABULARY_SHEET = "Vocabularies"
 APPRAISAL_SHEET = "Appraisal"
 ABOUT_SHEET = "About"
+CASES_BASE_SHEET = "Cases as exported"
+APPRAISAL_BASE_SHEET = "Appraisal as exported"
+VERSION_COLUMN = "row_version"
+APPRAISAL_KEY = ["study_id", "appraiser"]
+Side = Literal["workbook", "sheet"]
 LAST_ROW = 5000
 HEADER_FILL = PatternFill("solid", fgColor="DDE6F0")
 
@@ -136,8 +148,21 @@ def _append_text(sheet: Any, values: list[Any]) -> None:
         cell.data_type = "s"
 
 
-def build_template(protocol: Protocol, cases: pd.DataFrame | None = None) -> bytes:
-    """The extraction workbook for a protocol as XLSX bytes, optionally holding cases."""
+def _write_base(workbook: Any, name: str, rows: pd.DataFrame) -> None:
+    """A hidden sheet holding the exported rows with their versions, for the import's
+    three-way merge."""
+    sheet = workbook.create_sheet(name)
+    sheet.sheet_state = "hidden"
+    sheet.append([VERSION_COLUMN, *rows.columns])
+    for row in rows.itertuples(index=False):
+        cells = ["" if cell is None else str(cell) for cell in row]
+        _append_text(sheet, [row_version(cells), *cells])
+
+
+def build_template(protocol: Protocol, cases: pd.DataFrame | None = None,
+                   appraisals: pd.DataFrame | None = None) -> bytes:
+    """The extraction workbook for a protocol as XLSX bytes, optionally holding the sheet's
+    cases and appraisal rows (with a record of them as exported, see the module's text)."""
     schema = protocol.extraction
     workbook = Workbook()
     workbook.properties.title = f"Extraction workbook: {protocol.title}"[:255]
@@ -189,8 +214,13 @@ def build_template(protocol: Protocol, cases: pd.DataFrame | None = None) -> byt
             validation.prompt = item.question[:255]
             validation.add(f"{letter}2:{letter}{LAST_ROW}")
             appraisal_sheet.add_data_validation(validation)
+        appraised: set[str] = set()
+        if appraisals is not None:
+            for row in appraisals[columns].itertuples(index=False):
+                _append_text(appraisal_sheet, list(row))
+            appraised = set(appraisals["study_id"])
         if cases is not None and len(cases):
-            for study in sorted(set(cases[schema.study.key]) - {""}):
+            for study in sorted(set(cases[schema.study.key]) - {""} - appraised):
                 _append_text(appraisal_sheet, [study])
 
     about = workbook.create_sheet(ABOUT_SHEET)
@@ -205,6 +235,10 @@ def build_template(protocol: Protocol, cases: pd.DataFrame | None = None) -> byt
             about.append([item.id, item.question])
     about.column_dimensions["A"].width = 18
     about.column_dimensions["B"].width = 100
+    if cases is not None:
+        _write_base(workbook, CASES_BASE_SHEET, cases[schema.columns])
+        if appraisals is not None and appraisal:
+            _write_base(workbook, APPRAISAL_BASE_SHEET, appraisals[appraisal_columns(appraisal)])
     buffer = io.BytesIO()
     workbook.save(buffer)
     return _fixed_times(buffer.getvalue())
@@ -323,11 +357,51 @@ def _unstarted_removed(rows: SheetRows) -> SheetRows:
                      [rows.locations[i] for i in kept])
 
 
+# The rows of a sheet as exported, by their key: the base of the three-way merge.
+Base = dict[tuple[str, ...], dict[str, str]]
+
+
+def _read_base(workbook: Any, name: str, key: list[str], renamed: dict[str, str],
+               source: str, problems: list[Problem]) -> Base | None:
+    """The hidden record of an export, or None for a workbook made without one (a blank
+    template, or one made before exports were recorded); `renamed` maps a column's old name
+    to its field, as the schema's renamed_from says."""
+    if name not in workbook.sheetnames:
+        return None
+    address = f"{source}[{name}]"
+    rows = workbook[name].iter_rows(values_only=True)
+    header = [_cell_text(cell) for cell in next(rows, ())]
+    while header and not header[-1]:
+        header.pop()
+    if not header or header[0] != VERSION_COLUMN:
+        problems.append(Problem(address, 1, "", "the hidden record of the export was edited; "
+                                                "export a fresh workbook"))
+        return None
+    names = [renamed.get(column, column) for column in header[1:]]
+    base: Base = {}
+    for number, values in enumerate(rows, start=2):
+        cells = [_cell_text(cell) for cell in values[: len(header)]]
+        cells += [""] * (len(header) - len(cells))
+        if not any(cells):
+            continue
+        if row_version(cells[1:]) != cells[0]:
+            problems.append(Problem(address, number, VERSION_COLUMN,
+                                    "this hidden record of the export was edited, so the "
+                                    "import cannot tell your changes from the sheet's; "
+                                    "export a fresh workbook"))
+            continue
+        row = dict(zip(names, cells[1:], strict=True))
+        base[tuple(row.get(column, "") for column in key)] = row
+    return base
+
+
 @dataclass(frozen=True)
 class WorkbookContent:
     cases: SheetRows
     appraisal: SheetRows | None
     notes: tuple[str, ...] = ()
+    cases_base: Base | None = None
+    appraisal_base: Base | None = None
 
 
 def read_workbook(path: str | os.PathLike, protocol: Protocol) -> WorkbookContent:
@@ -371,6 +445,11 @@ def read_workbook(path: str | os.PathLike, protocol: Protocol) -> WorkbookConten
             appraisal = _unstarted_removed(_read_sheet(
                 workbook, formulas, APPRAISAL_SHEET, appraisal_columns(schema.appraisal),
                 source, problems))
+        renamed = {old: spec.name for spec in schema.fields for old in spec.renamed_from}
+        cases_base = _read_base(workbook, CASES_BASE_SHEET, [schema.study.id_field], renamed,
+                                source, problems)
+        appraisal_base = _read_base(workbook, APPRAISAL_BASE_SHEET, APPRAISAL_KEY, {}, source,
+                                    problems) if appraisal is not None else None
         made_for = workbook.properties.identifier
         if problems and made_for and made_for != protocol.id:
             problems.insert(0, Problem(source, 0, "", f"this workbook was made for the review "
@@ -383,7 +462,27 @@ def read_workbook(path: str | os.PathLike, protocol: Protocol) -> WorkbookConten
         formulas.close()
     if problems:
         raise DataProblems(problems)
-    return WorkbookContent(cases, appraisal, tuple(notes))
+    return WorkbookContent(cases, appraisal, tuple(notes), cases_base, appraisal_base)
+
+
+@dataclass(frozen=True)
+class Merge:
+    """Rows merged into a sheet: the rows, the address of each, the counts of added,
+    updated and unchanged rows, the conflicts refused and the conflicts settled as asked."""
+
+    frame: pd.DataFrame
+    locations: list[Location]
+    counts: dict[str, int]
+    conflicts: list[Problem] = field(default_factory=list)
+    settled: list[str] = field(default_factory=list)
+
+
+def _shown(value: str) -> str:
+    return f"'{value[:60]}…'" if len(value) > 60 else f"'{value}'" if value else "blank"
+
+
+CONFLICT_HINT = ("type the value to keep in this cell and import again, or import with "
+                 "--on-conflict workbook (or sheet)")
 
 
 def merge_rows(
@@ -391,31 +490,85 @@ def merge_rows(
     existing_locations: list[Location],
     incoming: SheetRows,
     key: list[str],
-) -> tuple[pd.DataFrame, list[Location], dict[str, int]]:
-    """Merge incoming rows into existing ones by key: replace matches, append the rest.
+    base: Base | None = None,
+    prefer: Side | None = None,
+) -> Merge:
+    """Merge incoming rows into existing ones by key.
 
-    Returns the merged rows, the address of every merged row (an incoming row is addressed in
-    the workbook), and counts of added, updated and unchanged rows.
+    Without `base` an incoming row replaces its match and the others are appended. With the
+    rows as they were exported (`base`), the merge is three-way, cell by cell: a cell left as
+    exported keeps the sheet's current value, a cell changed only in the workbook is applied,
+    and a cell changed on both sides is a conflict, refused unless `prefer` names the side
+    that wins. A row exported and since removed from the sheet is not brought back unless the
+    workbook changed it. An incoming row is addressed in the workbook.
     """
+    columns = list(existing.columns)
     position = {tuple(row): i for i, row in enumerate(existing[key].itertuples(index=False))}
     rows = [list(row) for row in existing.itertuples(index=False)]
     locations = list(existing_locations)
     counts = {"added": 0, "updated": 0, "unchanged": 0}
-    for row, location in zip(incoming.frame[list(existing.columns)].itertuples(index=False),
-                             incoming.locations, strict=True):
-        found = position.get(tuple(getattr(row, name) for name in key))
+    conflicts: list[Problem] = []
+    settled: list[str] = []
+
+    def conflict(source: str, number: int, column: str, message: str,
+                 ours: str, theirs: str) -> str:
+        if prefer is None:
+            conflicts.append(Problem(source, number, column, f"{message}; {CONFLICT_HINT}"))
+            return ours
+        kept = ours if prefer == "workbook" else theirs
+        settled.append(f"{source}:{number}:{column}: {message}; kept the {prefer}'s "
+                       f"{_shown(kept)}")
+        return kept
+
+    for values, (source, number) in zip(incoming.frame[columns].itertuples(index=False),
+                                        incoming.locations, strict=True):
+        mine = dict(zip(columns, values, strict=True))
+        ident = tuple(mine[name] for name in key)
+        found = position.get(ident)
+        current = dict(zip(columns, rows[found], strict=True)) if found is not None else None
+        merged = dict(mine)
+        if base is not None:
+            was = base.get(ident)
+            if was is None and current is not None:
+                for column in columns:
+                    if mine[column] != current[column]:
+                        merged[column] = conflict(
+                            source, number, column,
+                            f"this row is new in the workbook, but '{ident[0]}' was added "
+                            f"to the sheet since the export with {_shown(current[column])} "
+                            f"here, not {_shown(mine[column])}", mine[column], current[column])
+            elif was is not None and current is None:
+                if all(mine[column] == was.get(column, "") for column in columns):
+                    continue  # removed from the sheet since the export, unchanged here
+                if conflict(source, number, key[0], f"'{ident[0]}' was removed from the "
+                            "sheet since the export, but this workbook changed it", "add",
+                            "skip") == "skip":
+                    continue
+            elif was is not None and current is not None:
+                for column in columns:
+                    before, ours, theirs = was.get(column, ""), mine[column], current[column]
+                    if ours == before or theirs == ours:
+                        merged[column] = theirs
+                    elif theirs != before:
+                        merged[column] = conflict(
+                            source, number, column,
+                            f"changed in the workbook to {_shown(ours)} and in the sheet to "
+                            f"{_shown(theirs)} since the export (it was {_shown(before)})",
+                            ours, theirs)
+        row = [merged[column] for column in columns]
         if found is None:
-            position[tuple(getattr(row, name) for name in key)] = len(rows)
-            rows.append(list(row))
-            locations.append(location)
+            position[ident] = len(rows)
+            rows.append(row)
+            locations.append((source, number))
             counts["added"] += 1
-        elif rows[found] == list(row):
+        elif rows[found] == row:
             counts["unchanged"] += 1
         else:
-            rows[found] = list(row)
-            locations[found] = location
+            rows[found] = row
+            locations[found] = (source, number)
             counts["updated"] += 1
-    return pd.DataFrame(rows, columns=existing.columns, dtype=object), locations, counts
+    return Merge(pd.DataFrame(rows, columns=columns, dtype=object), locations, counts,
+                 conflicts, settled)
 
 
 def validate_appraisal(
@@ -453,40 +606,48 @@ class ImportResult:
     cases: dict[str, int]
     appraisal: dict[str, int] | None
     notes: tuple[str, ...] = ()
+    settled: tuple[str, ...] = ()
 
 
-def import_workbook(workspace: Workspace, path: str | os.PathLike) -> ImportResult:
+def import_workbook(workspace: Workspace, path: str | os.PathLike,
+                    on_conflict: Side | None = None) -> ImportResult:
     """Validate a filled workbook and merge it into the workspace's sheet, all or nothing,
-    as the workspace's one writer."""
+    as the workspace's one writer; `on_conflict` settles cells changed on both sides since
+    the export (otherwise they are refused)."""
     with workspace_lock(workspace.root, "extract import"):
-        return _import_workbook(workspace, path)
+        return _import_workbook(workspace, path, on_conflict)
 
 
-def _import_workbook(workspace: Workspace, path: str | os.PathLike) -> ImportResult:
+def _import_workbook(workspace: Workspace, path: str | os.PathLike,
+                     on_conflict: Side | None) -> ImportResult:
     protocol = workspace.protocol
     schema = protocol.extraction
     content = read_workbook(path, protocol)
     existing = ensure_sheet(workspace.cases_path, schema)
     existing_locations = sheet_locations(existing, str(workspace.cases_path))
     problems = validate_cases(content.cases.frame, schema, locations=content.cases.locations)
-    merged, locations, case_counts = merge_rows(existing, existing_locations, content.cases,
-                                                [schema.study.id_field])
-    problems += validate_cases(merged, schema, locations=locations)
+    cases = merge_rows(existing, existing_locations, content.cases, [schema.study.id_field],
+                       content.cases_base, on_conflict)
+    problems += cases.conflicts
+    problems += validate_cases(cases.frame, schema, locations=cases.locations)
+    settled = list(cases.settled)
 
-    outputs = {workspace.cases_path: format_cases_csv(merged, schema).encode("utf-8")}
+    outputs = {workspace.cases_path: format_cases_csv(cases.frame, schema).encode("utf-8")}
     appraisal_counts = None
     if schema.appraisal and content.appraisal is not None:
         current = read_appraisal(workspace.appraisal_path, schema.appraisal)
-        merged_appraisal, appraisal_locations, appraisal_counts = merge_rows(
-            current, sheet_locations(current, str(workspace.appraisal_path)), content.appraisal,
-            ["study_id", "appraiser"],
-        )
-        studies = set(merged[schema.study.key])
+        appraisal = merge_rows(current, sheet_locations(current, str(workspace.appraisal_path)),
+                               content.appraisal, APPRAISAL_KEY, content.appraisal_base,
+                               on_conflict)
+        appraisal_counts = appraisal.counts
+        problems += appraisal.conflicts
+        settled += appraisal.settled
+        studies = set(cases.frame[schema.study.key])
         problems += validate_appraisal(content.appraisal.frame, content.appraisal.locations,
                                        schema.appraisal, studies)
-        problems += validate_appraisal(merged_appraisal, appraisal_locations,
+        problems += validate_appraisal(appraisal.frame, appraisal.locations,
                                        schema.appraisal, studies)
-        ordered = merged_appraisal.sort_values(["study_id", "appraiser"], kind="stable")
+        ordered = appraisal.frame.sort_values(APPRAISAL_KEY, kind="stable")
         if len(ordered) or workspace.appraisal_path.exists():
             outputs[workspace.appraisal_path] = ordered.to_csv(
                 index=False, lineterminator="\n").encode("utf-8")
@@ -494,5 +655,4 @@ def _import_workbook(workspace: Workspace, path: str | os.PathLike) -> ImportRes
     if unique:
         raise DataProblems(unique)
     commit(workspace.root, outputs)
-    return ImportResult(case_counts, appraisal_counts, content.notes)
-
+    return ImportResult(cases.counts, appraisal_counts, content.notes, tuple(settled))
