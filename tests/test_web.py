@@ -99,7 +99,8 @@ def opener() -> urllib.request.OpenerDirector:
         urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
 
 
-def post(browser: urllib.request.OpenerDirector, url: str, fields: dict) -> tuple[int, str]:
+def post(browser: urllib.request.OpenerDirector, url: str,
+         fields: dict | list[tuple[str, str]]) -> tuple[int, str]:
     data = urllib.parse.urlencode(fields).encode()
     try:
         with browser.open(urllib.request.Request(url, data=data), timeout=10) as reply:
@@ -110,6 +111,11 @@ def post(browser: urllib.request.OpenerDirector, url: str, fields: dict) -> tupl
 
 def csrf_of(page: str) -> str:
     return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+
+
+def version_in(page: str) -> str:
+    """The row version a form carries (what it was opened on)."""
+    return re.search(r'name="version" value="([^"]+)"', page).group(1)
 
 
 def test_forms_without_the_session_token_and_strangers_are_refused(server):
@@ -393,21 +399,23 @@ def test_the_appraisal_form_validates_and_saves_one_row_per_report_and_appraiser
     assert "JBI critical appraisal checklist for case reports" in form
     items = [item.id for item in web_workspace.protocol.extraction.appraisal.items]
     answers = {item: "Yes" for item in items}
+    opened = {"csrf": csrf_of(form), "version": version_in(form)}
     status, body = post(browser, server + "/extract/appraisal/save",
-                        {"csrf": csrf_of(form), "study_id": "anoncureus16238_2021",
+                        {**opened, "study_id": "anoncureus16238_2021",
                          **answers, items[0]: "Perhaps"})
     assert status == 422 and "Perhaps" in body
     assert not web_workspace.appraisal_path.exists()
     status, body = post(browser, server + "/extract/appraisal/save",
-                        {"csrf": csrf_of(form), "study_id": "no_such_2020", **answers})
+                        {**opened, "study_id": "no_such_2020", **answers})
     assert status == 422 and "no such study" in body
     status, body = post(browser, server + "/extract/appraisal/save",
-                        {"csrf": csrf_of(form), "study_id": "anoncureus16238_2021",
+                        {**opened, "study_id": "anoncureus16238_2021",
                          **answers, "notes": "two patients, one abstract"})
     assert status == 200 and "Saved into the appraisal table" in body
     status, body = post(browser, server + "/extract/appraisal/save",
-                        {"csrf": csrf_of(form), "study_id": "anoncureus16238_2021",
-                         **answers, items[0]: "No"})
+                        {"csrf": csrf_of(body), "version": version_in(body),
+                         "study_id": "anoncureus16238_2021", **answers, items[0]: "No"})
+    assert status == 200, body
     from review.extraction.appraisal import read_appraisal
 
     table = read_appraisal(web_workspace.appraisal_path,
@@ -512,7 +520,8 @@ def test_a_web_save_that_would_break_another_row_is_refused(server, web_workspac
     page = browser.open(server + "/").read().decode()
     post(browser, server + "/signin", {"reviewer": "ana", "csrf": csrf_of(page)})
     page = browser.open(server + "/extract/case?case=rejab_2019_1").read().decode()
-    fields = [("case_id", "rejab_2019_1"), ("editing", "yes"), ("csrf", csrf_of(page))]
+    fields = [("case_id", "rejab_2019_1"), ("editing", "yes"), ("csrf", csrf_of(page)),
+              ("version", version_in(page))]
     for spec in schema.fields:
         if spec.name == "case_id":
             continue
@@ -619,3 +628,109 @@ def test_a_save_while_a_command_holds_the_workspace_comes_back_with_its_values(
     finally:
         holder.kill()
         holder.wait()
+
+
+def form_fields(page: str) -> list[tuple[str, str]]:
+    """What a browser would post from the patient form as it was served."""
+    import html
+
+    fields = []
+    for match in re.finditer(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page):
+        fields.append((match.group(1), html.unescape(match.group(2))))
+    for match in re.finditer(r'<input type="text" name="([^"]+)" id="[^"]+" value="([^"]*)"',
+                             page):
+        fields.append((match.group(1), html.unescape(match.group(2))))
+    for match in re.finditer(r'<textarea name="([^"]+)"[^>]*>([^<]*)</textarea>', page):
+        fields.append((match.group(1), html.unescape(match.group(2))))
+    for match in re.finditer(r'<select name="([^"]+)"[^>]*>(.*?)</select>', page, re.S):
+        chosen = re.search(r'<option value="([^"]*)" selected>', match.group(2))
+        fields.append((match.group(1), html.unescape(chosen.group(1)) if chosen else ""))
+    for match in re.finditer(r'<input type="checkbox" name="([^"]+)" value="([^"]+)" checked>',
+                             page):
+        fields.append((match.group(1), html.unescape(match.group(2))))
+    return fields
+
+
+def test_two_forms_open_on_one_patient_a_stale_save_is_refused_with_both_values(
+        server, web_workspace):
+    from review.extraction.sheet import read_cases
+
+    def signed_in_browser(name: str) -> urllib.request.OpenerDirector:
+        browser = opener()
+        page = browser.open(server + "/").read().decode()
+        post(browser, server + "/signin", {"reviewer": name, "csrf": csrf_of(page)})
+        return browser
+
+    ana, ben = signed_in_browser("ana"), signed_in_browser("ben")
+    url = server + "/extract/case?case=merhaben_2025_1"
+    ana_fields = form_fields(ana.open(url).read().decode())
+    ben_fields = form_fields(ben.open(url).read().decode())
+    assert dict(ana_fields)["version"] == dict(ben_fields)["version"] != "new"
+    status, body = post(ana, server + "/extract/save",
+                        [(name, "58" if name == "age" else value) for name, value in ana_fields])
+    assert status == 200, re.findall(r'class="error[^"]*">([^<]*)<', body)
+    saved = web_workspace.cases_path.read_bytes()
+
+    typed = [(name, "ben's note" if name == "notes" else value) for name, value in ben_fields]
+    status, body = post(ben, server + "/extract/save", typed)
+    assert status == 409
+    assert "Someone saved this patient after you opened the form, so nothing was saved" in body
+    assert "the sheet now holds &#39;58&#39;" in body  # the other side's value, shown
+    assert "ben&#39;s note" in body  # what ben typed, kept in the form
+    assert web_workspace.cases_path.read_bytes() == saved
+    again = form_fields(body)
+    assert dict(again)["version"] != dict(ben_fields)["version"]  # now opened on ana's row
+    status, body = post(ben, server + "/extract/save", again)
+    assert status == 200 and "Saved into the extraction sheet" in body
+    cases = read_cases(web_workspace.cases_path, web_workspace.protocol.extraction)
+    row = cases[cases.case_id == "merhaben_2025_1"].iloc[0]
+    assert row.notes == "ben's note"
+
+
+def test_a_second_tab_on_ones_own_appraisal_cannot_overwrite_the_first(server, web_workspace):
+    browser = opener()
+    page = browser.open(server + "/").read().decode()
+    post(browser, server + "/signin", {"reviewer": "ana", "csrf": csrf_of(page)})
+    url = server + "/extract/appraisal?study=anoncureus16238_2021"
+    first, second = (browser.open(url).read().decode() for _ in range(2))
+    items = [item.id for item in web_workspace.protocol.extraction.appraisal.items]
+    answers = {item: "Yes" for item in items}
+    for form, note, expected in ((first, "first tab", 200), (second, "second tab", 409)):
+        status, body = post(browser, server + "/extract/appraisal/save",
+                            {"csrf": csrf_of(form), "version": version_in(form),
+                             "study_id": "anoncureus16238_2021", **answers, "notes": note})
+        assert status == expected
+    assert "notes: the table now holds &#39;first tab&#39;" in body and "second tab" in body
+    assert "first tab" in web_workspace.appraisal_path.read_text()
+
+
+def test_a_form_sent_after_the_session_ended_keeps_its_values_until_sent_again(
+        server, web_workspace):
+    import html
+
+    from review.extraction.sheet import read_cases
+
+    browser = opener()
+    page = browser.open(server + "/").read().decode()
+    post(browser, server + "/signin", {"reviewer": "ana", "csrf": csrf_of(page)})
+    form = browser.open(server + "/extract/case?case=merhaben_2025_1").read().decode()
+    typed = [(name, "typed before the session ended" if name == "notes" else value)
+             for name, value in form_fields(form)]
+    status, _ = post(browser, server + "/signout", {"csrf": csrf_of(form)})  # another tab
+    assert status == 200
+    before = web_workspace.cases_path.read_bytes()
+    status, body = post(browser, server + "/extract/save", typed)
+    assert status == 403 and "Nothing was saved" in body and "You are not signed in" in body
+    assert "typed before the session ended" in body
+    assert web_workspace.cases_path.read_bytes() == before
+    kept = [(name, html.unescape(value)) for name, value in
+            re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', body)]
+    assert sorted(kept[1:]) == sorted((n, v) for n, v in typed if n != "csrf")
+
+    page = browser.open(server + "/").read().decode()  # signs in again in the other tab
+    post(browser, server + "/signin", {"reviewer": "ana", "csrf": csrf_of(page)})
+    status, body = post(browser, server + "/extract/save", kept)
+    assert status == 200 and "Saved into the extraction sheet" in body
+    cases = read_cases(web_workspace.cases_path, web_workspace.protocol.extraction)
+    assert cases.set_index("case_id").loc["merhaben_2025_1", "notes"] == \
+        "typed before the session ended"

@@ -33,7 +33,7 @@ from starlette.routing import Route
 
 from review.errors import ReviewError
 from review.extraction.appraisal import appraisal_columns, read_appraisal
-from review.extraction.sheet import ensure_sheet, format_cases_csv, study_table
+from review.extraction.sheet import ensure_sheet, format_cases_csv, row_version, study_table
 from review.extraction.validate import validate_cases
 from review.extraction.workbook import validate_appraisal
 from review.figure_style import figure_files
@@ -111,12 +111,27 @@ def signed_in_action(handler: Handler) -> Handler:
     async def action(self: ReviewApp, request: Request) -> Response:
         reviewer = self.signed_in(request)
         form = await request.form()
-        if reviewer is None or not self.csrf_matches(request, form):
-            return self.refuse(request, 403, "Not signed in, or the form has expired.")
         if any(not isinstance(value, str) for _, value in form.multi_items()):
             return self.refuse(request, 400, "These forms take no files.")
+        if reviewer is None or not self.csrf_matches(request, form):
+            return self.expired(request, form, reviewer)
         return await handler(self, request, reviewer, form)
     return action
+
+
+NEW_ROW = "new"
+CHANGED_SINCE = ("Someone saved this {what} after you opened the form, so nothing was saved. "
+                 "Fields where the sheet now differs from what you typed are marked; your "
+                 "entries are kept: save again to replace the sheet's values with them.")
+
+
+def version_of(row: Mapping[str, Any] | None, columns: list[str]) -> str:
+    """The version a form carries of the row it was opened on ("new" for none)."""
+    return NEW_ROW if row is None else row_version([row[name] for name in columns])
+
+
+def shown_value(value: str) -> str:
+    return f"'{value}'" if value else "nothing (blank)"
 
 
 def busy_message(busy: WorkspaceBusy) -> str:
@@ -207,6 +222,18 @@ class ReviewApp:
             reviewer=self.signed_in(request), csrf=request.session.get("csrf", ""),
             **context)
         return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
+
+    def expired(self, request: Request, form: FormData, reviewer: str | None) -> HTMLResponse:
+        """A form posted by a session that has ended (signed out, or a stale page): nothing
+        is saved, and what was typed comes back in a page that sends it again once the
+        person has signed in (the page carries this session's token, not the stale one)."""
+        request.session.setdefault("csrf", secrets.token_urlsafe(32))
+        fields = [(name, value) for name, value in form.multi_items() if name != "csrf"]
+        message = ("This page's form had expired." if reviewer else
+                   "You are not signed in: your session ended (signed out, or signed in "
+                   "elsewhere).")
+        return self.page("expired.html", request, status=403, message=message, fields=fields,
+                         action=request.url.path)
 
     def refuse(self, request: Request, status: int, message: str) -> HTMLResponse:
         return self.page("message.html", request, status=status, message=message)
@@ -419,20 +446,23 @@ class ReviewApp:
         case = request.query_params.get("case", "")
         study = request.query_params.get("study", "")
         row = {name: "" for name in schema.columns}
+        version = NEW_ROW
         if case:
             found = cases[cases[schema.study.id_field] == case]
             if found.empty:
                 return self.refuse(request, 404, f"No patient '{case}' in the sheet.")
             row = {name: str(value or "") for name, value in found.iloc[0].items()}
+            version = version_of(row, schema.columns)
         elif study:
             first = cases[cases[schema.study.key] == study]
             if not first.empty:  # a new patient of a known report carries its report fields
                 for name in (schema.study.key, *schema.study.fields):
                     row[name] = str(first.iloc[0][name] or "")
-        return self.extraction_page(request, workspace, row, {}, editing=bool(case))
+        return self.extraction_page(request, workspace, row, {}, editing=bool(case),
+                                    version=version)
 
     def extraction_page(self, request: Request, workspace: Workspace, row: dict[str, str],
-                        problems: dict[str, list[str]], editing: bool,
+                        problems: dict[str, list[str]], editing: bool, version: str,
                         status: int = 200) -> HTMLResponse:
         schema = workspace.protocol.extraction
         separator = schema.list_separator
@@ -442,7 +472,7 @@ class ReviewApp:
                    "problems": problems.get(spec.name, [])} for spec in schema.fields]
         return self.page("extract_form.html", request, fields=fields, editing=editing,
                          general=problems.get("", []), saved=request.query_params.get("saved"),
-                         id_field=schema.study.id_field, status=status,
+                         id_field=schema.study.id_field, status=status, version=version,
                          stages=workspace.protocol.screening.stages)
 
     @signed_in_action
@@ -458,6 +488,7 @@ class ReviewApp:
             else:
                 row[spec.name] = str(form.get(spec.name, "")).strip()
         editing = form.get("editing") == "yes"
+        opened_on = str(form.get("version", ""))
 
         def save() -> Response:
             with workspace_lock(workspace.root, "web extraction", wait=WEB_LOCK_WAIT):
@@ -468,7 +499,22 @@ class ReviewApp:
                     problems = {schema.study.id_field: [
                         f"'{case}' is already a patient of the sheet; open it to edit it"]}
                     return self.extraction_page(request, workspace, row, problems, editing,
-                                                422)
+                                                opened_on, 422)
+                current = {name: str(value or "") for name, value in
+                           cases[existing].iloc[0].items()} if existing.any() else None
+                now_version = version_of(current, schema.columns)
+                if opened_on != now_version and current != row:
+                    # Optimistic concurrency: a save never silently replaces a newer row.
+                    changed = {name: [f"the sheet now holds {shown_value(current[name])}"]
+                               for name in schema.columns
+                               if current is not None and current[name] != row[name]}
+                    general = [CHANGED_SINCE.format(what="patient") if current is not None
+                               else "This patient was removed from the sheet after you opened "
+                                    "the form, so nothing was saved; save again to add it "
+                                    "back."]
+                    return self.extraction_page(request, workspace, row,
+                                                {"": general, **changed}, editing,
+                                                now_version, 409)
                 incoming = pd.DataFrame([row], columns=schema.columns, dtype=object)
                 if existing.any():
                     merged = cases.copy()
@@ -497,7 +543,8 @@ class ReviewApp:
                             f"saving this would make row {problem.row} of the sheet invalid: "
                             f"{problem.message}")
                 if found:
-                    return self.extraction_page(request, workspace, row, found, editing, 422)
+                    return self.extraction_page(request, workspace, row, found, editing,
+                                                opened_on, 422)
                 commit(workspace.root, {workspace.cases_path:
                                         format_cases_csv(merged, schema).encode("utf-8")})
             query = urlencode({"case": case, "saved": "1"})
@@ -507,7 +554,7 @@ class ReviewApp:
             return await run_in_threadpool(save)
         except WorkspaceBusy as busy:
             return self.extraction_page(request, workspace, row, {"": [busy_message(busy)]},
-                                        editing, 409)
+                                        editing, opened_on, 409)
 
     @signed_in_page
     async def appraisal_form(self, request: Request, reviewer: str) -> Response:
@@ -519,9 +566,11 @@ class ReviewApp:
         current = read_appraisal(workspace.appraisal_path, schema.appraisal)
         mine = current[(current["study_id"] == study) & (current["appraiser"] == reviewer)]
         answers = {column: str(value) for column, value in mine.iloc[0].items()} \
-            if len(mine) else {}
+            if len(mine) else None
         return self.page("appraisal.html", request, study=study, tool=schema.appraisal,
-                         answers=answers, problems=[], saved=request.query_params.get("saved"),
+                         answers=answers or {}, problems=[],
+                         saved=request.query_params.get("saved"),
+                         version=version_of(answers, appraisal_columns(schema.appraisal)),
                          stages=workspace.protocol.screening.stages)
 
     @signed_in_action
@@ -534,12 +583,28 @@ class ReviewApp:
         columns = appraisal_columns(schema.appraisal)
         row = {column: form.get(column, "").strip() for column in columns}
         row["appraiser"] = reviewer  # one appraises as oneself
+        opened_on = str(form.get("version", ""))
+
+        def again(status: int, problems: list[str], version: str) -> HTMLResponse:
+            return self.page("appraisal.html", request, study=row["study_id"],
+                             tool=schema.appraisal, answers=row, status=status,
+                             problems=problems, saved=None, version=version,
+                             stages=workspace.protocol.screening.stages)
 
         def save() -> Response:
             with workspace_lock(workspace.root, "web appraisal", wait=WEB_LOCK_WAIT):
                 current = read_appraisal(workspace.appraisal_path, schema.appraisal)
                 keep = ~((current["study_id"] == row["study_id"])
                          & (current["appraiser"] == reviewer))
+                saved_row = {column: str(value) for column, value in
+                             current[~keep].iloc[0].items()} if (~keep).any() else None
+                now_version = version_of(saved_row, columns)
+                if opened_on != now_version and saved_row != row:
+                    changed = [f"{column}: the table now holds {shown_value(saved_row[column])}"
+                               for column in columns
+                               if saved_row is not None and saved_row[column] != row[column]]
+                    return again(409, [CHANGED_SINCE.format(what="appraisal"), *changed],
+                                 now_version)
                 merged = pd.concat([current[keep], pd.DataFrame([row], columns=columns)],
                                    ignore_index=True)
                 studies = set(ensure_sheet(workspace.cases_path, schema)[schema.study.key])
@@ -548,10 +613,7 @@ class ReviewApp:
                     + [(self.WEB_FORM, 1)], schema.appraisal, studies)
                     if problem.source == self.WEB_FORM]
                 if problems:
-                    return self.page("appraisal.html", request, study=row["study_id"],
-                                     tool=schema.appraisal, answers=row, status=422,
-                                     problems=[f"{p.column}: {p.message}" for p in problems],
-                                     saved=None, stages=workspace.protocol.screening.stages)
+                    return again(422, [f"{p.column}: {p.message}" for p in problems], opened_on)
                 ordered = merged.sort_values(["study_id", "appraiser"], kind="stable")
                 commit(workspace.root, {workspace.appraisal_path: ordered.to_csv(
                     index=False, lineterminator="\n").encode("utf-8")})
@@ -561,10 +623,7 @@ class ReviewApp:
         try:
             return await run_in_threadpool(save)
         except WorkspaceBusy as busy:
-            return self.page("appraisal.html", request, study=row["study_id"],
-                             tool=schema.appraisal, answers=row, status=409,
-                             problems=[busy_message(busy)], saved=None,
-                             stages=workspace.protocol.screening.stages)
+            return again(409, [busy_message(busy)], opened_on)
 
     # Conflicts and progress ----------------------------------------------------------------
 
