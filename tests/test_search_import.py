@@ -509,3 +509,36 @@ def test_a_proximity_warning_does_not_fail_the_lint(run_cli, hcc_workspace):
         "        - phrase: metastasis skull\n", 1))
     status, _, err = run_cli("--project", hcc_workspace.root, "search", "query")
     assert status == 0 and "Q012 warning" in err
+
+
+def test_a_central_european_export_is_read_in_its_own_code_page(tmp_path, hcc_workspace,
+                                                                run_cli):
+    path = tmp_path / "polish.ris"
+    path.write_bytes("TY  - JOUR\nAU  - Kołodziej, Łukasz\nAU  - Wąsowicz, Ż.\nTI  - Ropień "
+                     "nadtwardówkowy\nER  - \n".encode("cp1250"))
+    export = read_export(path, "S")
+    assert export.encoding == "windows-1250"
+    assert export.records[0].authors == ("Kołodziej, Łukasz", "Wąsowicz, Ż.")
+    western = tmp_path / "french.ris"
+    western.write_bytes("TY  - JOUR\nAU  - Waël, M.\nTI  - Œdème à 37°C, ¿qué?\nER  - \n"
+                        .encode("cp1252"))
+    assert read_export(western, "S").records[0].title == "Œdème à 37°C, ¿qué?"
+    status, out, _ = run_cli("--project", hcc_workspace.root, "import", path, "--source", "S")
+    assert status == 0 and "1 records (RIS, windows-1250): 1 stored" in out
+
+
+def test_an_export_two_code_pages_read_equally_well_is_refused_with_the_choice(
+        tmp_path, hcc_workspace, run_cli):
+    path = tmp_path / "czech.ris"
+    path.write_bytes("TY  - JOUR\nAU  - Dvořák, Šárka\nTI  - Léčba\nER  - \n".encode("cp1250"))
+    status, _, err = run_cli("--project", hcc_workspace.root, "import", path, "--source", "S")
+    assert status == 2
+    assert err.strip() == (f"review: error: {path}:2: not UTF-8, and it reads as windows-1252 "
+                           "('Dvoøák') or as windows-1250 ('Dvořák'); pass --encoding "
+                           "windows-1252 or --encoding windows-1250")
+    assert not (hcc_workspace.root / "data" / "search" / "records.jsonl").exists()
+    status, out, _ = run_cli("--project", hcc_workspace.root, "import", path, "--source", "S",
+                             "--encoding", "windows-1250")
+    assert status == 0 and "1 stored" in out
+    records = (hcc_workspace.root / "data" / "search" / "records.jsonl").read_text("utf-8")
+    assert "Dvořák, Šárka" in records and "Léčba" in records

@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,12 +102,72 @@ def decode_export(data: bytes, source: str, encoding: str | None = None) -> tupl
             raise ReviewError(f"{source}:{line}: mixes UTF-8 with another encoding (byte "
                               f"0x{data[error.start]:02x} is not UTF-8, but earlier or later "
                               "text is); re-export the file as UTF-8") from None
-    try:
-        return data.decode("cp1252"), "windows-1252"
-    except UnicodeDecodeError as error:
-        raise ReviewError(f"{source}:{_line_of(data, error.start)}: neither UTF-8 nor one "
-                          f"legacy code page (byte 0x{data[error.start]:02x}); pass "
-                          "--encoding with the file's encoding") from None
+    return _legacy_text(data, source)
+
+
+# The legacy code pages of Latin-script exports: Western and Central European (Polish, Czech,
+# Hungarian…). Others (Cyrillic, Greek) are read only when named with --encoding.
+LEGACY_CODE_PAGES = (("cp1252", "windows-1252"), ("cp1250", "windows-1250"))
+WORD = re.compile(r"\w+")
+# The accented lower-case words of one letter that Western text has (French à, Italian è):
+# read in another code page they become letters that stand alone in no language ('ŕ').
+ONE_LETTER_WORDS = frozenset("àèé")
+
+
+def _implausible(text: str) -> int:
+    """How many places of a decoded text betray the wrong code page: a symbol inside a word
+    ('Ko³odziej'), a currency or number sign opening a lower-case word ('£ukasz'), a run of
+    three accented letters, which no Latin-script word has ('Èâàíîâ'), or a lower-case
+    accented letter standing alone ('ŕ' for 'à'). Punctuation that opens a word ('¿qué',
+    '«nota»') and signs after digits ('37°C') are not counted."""
+    count = 0
+    for position, character in enumerate(text):
+        if ord(character) < 128 or unicodedata.category(character).startswith("L"):
+            continue
+        before = text[position - 1] if position else " "
+        after = text[position + 1] if position + 1 < len(text) else " "
+        count += before.isalpha() and after.isalpha()
+        count += (not before.isalnum() and after.islower()
+                  and unicodedata.category(character) in ("Sc", "No"))
+    for word in WORD.findall(text):
+        if word.isascii():
+            continue
+        count += len(re.findall(r"[À-ɏ]{3,}", word))
+        count += len(word) == 1 and word.islower() and word not in ONE_LETTER_WORDS
+    return count
+
+
+def _legacy_text(data: bytes, source: str) -> tuple[str, str]:
+    """A text in the one legacy code page under which it reads as words; a file that fits
+    none, or that two read equally well ('Muñoz' or 'Muńoz'), is refused with the choice."""
+    readings, failures = [], []
+    for rank, (codec, name) in enumerate(LEGACY_CODE_PAGES):
+        try:
+            text = data.decode(codec)
+        except UnicodeDecodeError as error:
+            failures.append(error.start)
+            continue
+        readings.append((_implausible(text), rank, text, name))
+    if not readings:
+        raise ReviewError(f"{source}:{_line_of(data, failures[0])}: neither UTF-8 nor one "
+                          f"legacy code page (byte 0x{data[failures[0]]:02x}); pass "
+                          "--encoding with the file's encoding")
+    readings.sort()
+    score, _, text, name = readings[0]
+    rival = next((reading for reading in readings[1:]
+                  if reading[0] == score and reading[2] != text), None)
+    if rival is not None:
+        # Two code pages read the file equally well: a guess could change names silently.
+        position = next(i for i, (a, b) in enumerate(zip(text, rival[2], strict=True))
+                        if a != b)
+        words = [WORD.findall(candidate[max(position - 20, 0):position + 20]) for candidate
+                 in (text, rival[2])]
+        shown = [next((word for word in found if not word.isascii()), found[0] if found else "")
+                 for found in words]
+        raise ReviewError(f"{source}:{text[:position].count(chr(10)) + 1}: not UTF-8, and it "
+                          f"reads as {name} ('{shown[0]}') or as {rival[3]} ('{shown[1]}'); "
+                          f"pass --encoding {name} or --encoding {rival[3]}")
+    return text, name
 
 
 def sniff_format(text: str) -> str | None:
