@@ -12,10 +12,10 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from review import __version__
-from review.errors import DataProblems, ReviewError
+from review.errors import DataProblems, ReviewError, ReviewErrors, one_line
 from review.protocol import RANKING_MODELS
 from review.workspace import PROJECT_VARIABLE, Workspace
 
@@ -690,8 +690,16 @@ def cmd_prisma(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with a wrong call told in one line that names the help to read."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {one_line(message)} (see "
+                              f"'{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="review",
         description="Systematic reviews of clinical case reports, from protocol to report.",
     )
@@ -1020,8 +1028,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DataProblems as problems:
         _print_problems(problems)
         return EXIT_DATA
+    except ReviewErrors as errors:
+        for message in errors.messages:
+            print(f"review: error: {one_line(message)}", file=sys.stderr)
+        return EXIT_USAGE
     except ReviewError as error:
-        print(f"review: error: {error}", file=sys.stderr)
+        print(f"review: error: {one_line(error)}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:
         # The reader (e.g. `head`) has gone; stop quietly instead of failing on flush.

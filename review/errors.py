@@ -14,6 +14,20 @@ class ReviewError(Exception):
     """A usage or file error, reported as one line and exit status 2."""
 
 
+class ReviewErrors(ReviewError):
+    """Several usage or file errors of one file (a protocol's), each reported on its own
+    line, all at once."""
+
+    def __init__(self, messages: list[str]):
+        super().__init__("\n".join(messages))
+        self.messages = messages
+
+
+def one_line(text: object) -> str:
+    """A message as one line: a library's text may hold line breaks."""
+    return " ".join(str(text).split())
+
+
 @dataclass(frozen=True, order=True)
 class Problem:
     """One problem in a data file, addressed like a compiler message: FILE:ROW:COLUMN."""

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from review.errors import ReviewError
+from review.errors import ReviewError, ReviewErrors
 from review.fileio import read_text
 
 FIELD_TYPES = (
@@ -1040,8 +1040,9 @@ def parse_protocol(document: Any, source: str = "protocol", path: Path | None = 
     if check.errors:
         lines = lines or {}
         shown = [_located(source, lines, path, message) for path, message in check.errors[:20]]
-        more = f" (and {len(check.errors) - 20} more)" if len(check.errors) > 20 else ""
-        raise ReviewError("\n".join(shown) + more)
+        if len(check.errors) > 20:
+            shown.append(f"{source}: and {len(check.errors) - 20} more problems")
+        raise ReviewErrors(shown)
     return protocol
 
 

@@ -187,3 +187,31 @@ def test_init_starts_a_git_repository_unless_one_encloses_the_folder(tmp_path, r
     status, out, _ = run_cli("init", inner)
     assert status == 0 and not (inner / ".git").exists()
     assert "inside an existing git repository" in out
+
+
+def test_every_error_is_one_line_and_several_errors_one_line_each(tmp_path, hcc_workspace,
+                                                                  monkeypatch, run_cli):
+    result = review("extract", "import")  # a wrong call: argparse's usage block, made one line
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "review extract import: error: the following arguments are required: FILE.xlsx (see "
+        "'review extract import --help')"]
+    protocol = hcc_workspace.root / "protocols" / "hcc-bone-metastasis.yaml"
+    text = protocol.read_text()
+    protocol.write_text(text.replace("  stages:", "  stages: 5\n  old_stages:", 1)
+                        .replace("  reviewers: [pilot-team]", "  reviewers: pilot-team", 1))
+    result = review("--project", hcc_workspace.root, "protocol", "check")
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 3 and all(line.startswith(f"review: error: {protocol}:")
+                                   for line in lines)
+
+    from review import cli
+    from review.errors import ReviewError
+
+    def failing(_args):
+        raise ReviewError("a library's message\n  spread over\n  three lines")
+
+    monkeypatch.setattr(cli, "cmd_status", failing)
+    status, _, err = run_cli("--project", hcc_workspace.root, "status")
+    assert (status, err) == (2, "review: error: a library's message spread over three lines\n")
