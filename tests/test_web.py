@@ -734,3 +734,58 @@ def test_a_form_sent_after_the_session_ended_keeps_its_values_until_sent_again(
     cases = read_cases(web_workspace.cases_path, web_workspace.protocol.extraction)
     assert cases.set_index("case_id").loc["merhaben_2025_1", "notes"] == \
         "typed before the session ended"
+
+
+def test_de_duplication_after_an_import_runs_off_the_event_loop(web_workspace, monkeypatch):
+    """While the de-duplication that follows an import runs, pages are served from the last
+    result: the server's one event loop never waits for it."""
+    import threading
+
+    import uvicorn
+
+    from review.web import app as web_app
+
+    real = web_app.deduplicated_records
+    release, started = threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    def slow_after_the_first(workspace):
+        calls.append(1)
+        if len(calls) > 1:
+            started.set()
+            release.wait(30)  # stands for a long de-duplication (30,000 records: ~5 s)
+        return real(workspace)
+
+    monkeypatch.setattr(web_app, "deduplicated_records", slow_after_the_first)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(web_app.create_app(web_workspace.root), port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        while not server.started:
+            time.sleep(0.05)
+        browser = opener()
+        page = browser.open(url + "/").read().decode()
+        post(browser, url + "/signin", {"reviewer": "ana", "csrf": csrf_of(page)})
+        first = browser.open(url + "/progress", timeout=10).read().decode()
+        RecordStore(web_workspace.search_dir / "records.jsonl").add([make_record(
+            "PubMed", "test", origin="later", position=1, pmid="99999997",
+            title="A record imported while the server runs")])
+        stale = browser.open(url + "/progress", timeout=10).read().decode()
+        assert started.wait(10)  # the new de-duplication is under way in a worker thread
+        assert not release.is_set()  # and the page above came back without waiting for it
+        other = browser.open(url + "/extract", timeout=10)
+        assert other.status == 200
+        assert stale == first  # served from the last result
+        release.set()
+        deadline = time.monotonic() + 20
+        while browser.open(url + "/progress", timeout=10).read().decode() == first:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert len(calls) == 2  # once at start, once after the import: never per request
+    finally:
+        release.set()
+        server.should_exit = True
+        thread.join(10)

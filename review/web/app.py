@@ -14,6 +14,7 @@ import functools
 import hashlib
 import json
 import secrets
+import threading
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -187,6 +188,8 @@ class ReviewApp:
         self.tokens = tokens
         self.sessions = sessions or SessionRegistry(None)
         self._prepared: tuple[tuple, DeduplicatedRecords] | None = None
+        self._preparing: tuple | None = None
+        self._preparation = threading.Lock()
         self.prioritiser = Prioritiser()
 
     def signed_in(self, request: Request) -> str | None:
@@ -198,15 +201,30 @@ class ReviewApp:
         request.session["reviewer"] = reviewer
         request.session["sid"] = self.sessions.start()
 
-    def state(self, workspace: Workspace) -> ScreeningState:
+    async def state(self, workspace: Workspace) -> ScreeningState:
         """The screening state, de-duplicating again only when the records or the pair
-        decisions changed on disk (by the CLI too): a click must not re-run it."""
+        decisions changed on disk (by the CLI too): a click must not re-run it. The
+        de-duplication runs in a worker thread, never in the event loop; while it runs after
+        a change, pages are served from the last result."""
         key = tuple((path.stat().st_mtime_ns, path.stat().st_size) if path.exists() else None
                     for path in (workspace.search_dir / "records.jsonl",
                                  workspace.data_dir / "dedup" / "decisions.csv"))
-        if self._prepared is None or self._prepared[0] != key:
-            self._prepared = (key, deduplicated_records(workspace))
+        prepared = self._prepared
+        if prepared is None:
+            await run_in_threadpool(self._prepare, workspace, key)
+        elif prepared[0] != key and self._preparing != key:
+            self._preparing = key
+            threading.Thread(target=self._prepare, args=(workspace, key), daemon=True,
+                             name="dedup").start()
+        assert self._prepared is not None
         return screening_state(workspace, self._prepared[1])
+
+    def _prepare(self, workspace: Workspace, key: tuple) -> None:
+        with self._preparation:  # one de-duplication at a time; a second caller reuses it
+            if self._prepared is None or self._prepared[0] != key:
+                self._prepared = (key, deduplicated_records(workspace))
+            if self._preparing == key:
+                self._preparing = None
 
     @property
     def workspace(self) -> Workspace:
@@ -313,8 +331,9 @@ class ReviewApp:
         if reviewer not in workspace.protocol.screening.reviewers:
             return self.refuse(request, 403, f"{reviewer} adjudicates but does not screen.")
         store = DecisionStore(workspace.screening_dir)
-        queue = self.prioritiser.queue(self.state(workspace).candidates(stage), store, stage,
-                                       reviewer, workspace.protocol.screening.prioritisation)
+        state = await self.state(workspace)
+        queue = self.prioritiser.queue(state.candidates(stage), store, stage, reviewer,
+                                       workspace.protocol.screening.prioritisation)
         records = queue.records
         mine = own_decisions(store, stage, reviewer)
         wanted = request.query_params.get("record")
@@ -346,16 +365,16 @@ class ReviewApp:
         if stage not in workspace.protocol.screening.stages or \
                 reviewer not in workspace.protocol.screening.reviewers:
             return self.refuse(request, 403, "Not a screening stage of yours.")
-        return self.record_decision(
+        return await self.record_decision(
             workspace, form, stage, reviewer, "reviewer", done=f"/screen/{stage}",
             refused=lambda record, error: self._screen_url(stage, record, error))
 
-    def record_decision(self, workspace: Workspace, form: Mapping[str, Any], stage: str,
-                        reviewer: str, role: str, done: str,
-                        refused: Callable[[str, str], str]) -> Response:
+    async def record_decision(self, workspace: Workspace, form: Mapping[str, Any], stage: str,
+                              reviewer: str, role: str, done: str,
+                              refused: Callable[[str, str], str]) -> Response:
         """Validate and append one decision as the CLI does, then go to `done`, or to
         `refused(record, message)` with the validator's message."""
-        known = {r.record_id for r in self.state(workspace).candidates(stage)}
+        known = {r.record_id for r in (await self.state(workspace)).candidates(stage)}
         decision = Decision(form.get("record", ""), stage, reviewer, form.get("decision", ""),
                             form.get("reason", ""), form.get("note", "").strip(), role=role,
                             time=now())
@@ -396,7 +415,7 @@ class ReviewApp:
     @signed_in_page
     async def dedup(self, request: Request, reviewer: str) -> Response:
         workspace = self.workspace
-        state = self.state(workspace)
+        state = await self.state(workspace)
         by_id = {record.record_id: record for record in state.records}
         pairs = []
         for first, second, reason in state.dedup.uncertain[:50]:
@@ -417,7 +436,8 @@ class ReviewApp:
                                form: FormData) -> Response:
         workspace = self.workspace
         pair = (form.get("first", ""), form.get("second", ""))
-        open_pairs = {(first, second) for first, second, _ in self.state(workspace).dedup.uncertain}
+        state = await self.state(workspace)
+        open_pairs = {(first, second) for first, second, _ in state.dedup.uncertain}
         if pair not in open_pairs or form.get("verdict") not in ("same", "different"):
             return self.refuse(request, 400, "That pair is not waiting for a decision.")
         update_dedup(workspace, [PairDecision(*pair, form["verdict"] == "same", reviewer)])
@@ -643,7 +663,7 @@ class ReviewApp:
         if not self.adjudicates(workspace, reviewer):
             return self.refuse(request, 403, "Only an adjudicator sees the conflicts: a "
                                              "reviewer never sees another's decisions.")
-        state = self.state(workspace)
+        state = await self.state(workspace)
         titles = {r.record_id: r.title for r in state.records}
         return self.page("conflicts.html", request, stage=stage,
                          conflicts=conflicts(state, stage), titles=titles,
@@ -658,14 +678,14 @@ class ReviewApp:
         stage = request.path_params["stage"]
         if stage not in screening.stages or not self.adjudicates(workspace, reviewer):
             return self.refuse(request, 403, "Only an adjudicator resolves conflicts.")
-        return self.record_decision(
+        return await self.record_decision(
             workspace, form, stage, reviewer, ADJUDICATOR, done=f"/conflicts/{stage}",
             refused=lambda _, error: f"/conflicts/{stage}?{urlencode({'error': error})}")
 
     @signed_in_page
     async def progress(self, request: Request, reviewer: str) -> Response:
         workspace = self.workspace
-        state = self.state(workspace)
+        state = await self.state(workspace)
         counts = prisma_counts_for(workspace, state)
         per_reviewer = []
         for stage in workspace.protocol.screening.stages:
