@@ -224,6 +224,7 @@ class CoxResult:
     # question than the one asked.
     not_estimable: str | None = None
     reference: str | None = None  # the group the hazard ratios compare with
+    loglik: float | None = None  # the log partial likelihood at the estimate
 
 
 def _monotone_direction(time: np.ndarray, event: np.ndarray, x: np.ndarray) -> int:
@@ -243,14 +244,93 @@ def _monotone_direction(time: np.ndarray, event: np.ndarray, x: np.ndarray) -> i
     return 0
 
 
+class CoxFit:
+    """The maximum of the Cox partial likelihood with Efron's ties, found as R's `coxph`
+    finds it: Newton–Raphson from zero with step-halving whenever a step lowers the
+    likelihood, until the log likelihood changes by less than 1e-9 relatively. The answer
+    does not depend on which level of a grouping is the reference (lifelines' optimiser
+    failed for some references where coxph converges).
+
+    Example::
+
+        fit = CoxFit(time, event, covariates)  # arrays: n, n (0/1), n × p
+        fit.coef, fit.se, fit.loglik
+    """
+
+    MAX_ITERATIONS = 100
+    EPSILON = 1e-9
+
+    def __init__(self, time: np.ndarray, event: np.ndarray, covariates: np.ndarray):
+        self.time = np.asarray(time, dtype=float)
+        self.event = np.asarray(event, dtype=bool)
+        x = np.asarray(covariates, dtype=float)
+        self.x = x - x.mean(axis=0)  # centred, as coxph: the same model, stabler sums
+        self.death_times = np.unique(self.time[self.event])
+        beta = np.zeros(self.x.shape[1])
+        loglik, gradient, information = self._derivatives(beta)
+        self.loglik_null = loglik
+        self.converged = False
+        self.iterations = 0
+        for self.iterations in range(1, self.MAX_ITERATIONS + 1):
+            step = np.linalg.solve(information, gradient)
+            candidate = beta + step
+            new_loglik, new_gradient, new_information = self._derivatives(candidate)
+            halvings = 0
+            while not np.isfinite(new_loglik) or new_loglik < loglik - 1e-12:
+                halvings += 1
+                if halvings > 30:
+                    raise np.linalg.LinAlgError("step-halving found no better coefficients")
+                candidate = (beta + candidate) / 2
+                new_loglik, new_gradient, new_information = self._derivatives(candidate)
+            done = abs(1 - loglik / new_loglik) <= self.EPSILON if new_loglik else \
+                abs(new_loglik - loglik) <= self.EPSILON
+            beta, loglik, gradient, information = candidate, new_loglik, new_gradient, \
+                new_information
+            if done:
+                self.converged = True
+                break
+        self.coef = beta
+        self.loglik = loglik
+        self.covariance = np.linalg.inv(information)
+        self.se = np.sqrt(np.diag(self.covariance))
+
+    def _derivatives(self, beta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """Log partial likelihood (Efron), its gradient and the information matrix."""
+        eta = self.x @ beta
+        shift = eta.max()
+        weight = np.exp(eta - shift)
+        p = self.x.shape[1]
+        loglik, gradient, information = 0.0, np.zeros(p), np.zeros((p, p))
+        for moment in self.death_times:
+            at_risk = self.time >= moment
+            dying = at_risk & self.event & (self.time == moment)
+            deaths = int(dying.sum())
+            w_risk, w_dying = weight[at_risk], weight[dying]
+            x_risk, x_dying = self.x[at_risk], self.x[dying]
+            s0_risk, s0_dying = w_risk.sum(), w_dying.sum()
+            s1_risk, s1_dying = w_risk @ x_risk, w_dying @ x_dying
+            s2_risk = (x_risk * w_risk[:, None]).T @ x_risk
+            s2_dying = (x_dying * w_dying[:, None]).T @ x_dying
+            loglik += eta[dying].sum() - deaths * shift
+            gradient += x_dying.sum(axis=0)
+            for k in range(deaths):
+                share = k / deaths
+                s0 = s0_risk - share * s0_dying
+                s1 = s1_risk - share * s1_dying
+                s2 = s2_risk - share * s2_dying
+                loglik -= math.log(s0)
+                mean = s1 / s0
+                gradient -= mean
+                information += s2 / s0 - np.outer(mean, mean)
+        return loglik, gradient, information
+
+
 def cox_model(frame: pd.DataFrame, level: float = 0.95) -> CoxResult | None:
-    """Fit a Cox model of `time`/`event` on the other columns of `frame` (numeric, complete).
+    """Fit a Cox model of `time`/`event` on the other columns of `frame` (numeric, complete),
+    with Efron's ties, as `survival::coxph` (see `CoxFit`).
 
     Returns None when there is nothing to estimate (no events or no covariates).
     """
-    from lifelines import CoxPHFitter
-    from lifelines.exceptions import ConvergenceError, ConvergenceWarning
-
     covariates = [c for c in frame.columns if c not in ("time", "event")]
     events = int(frame["event"].sum())
     if not covariates or events == 0 or len(frame) < 3:
@@ -278,28 +358,23 @@ def cox_model(frame: pd.DataFrame, level: float = 0.95) -> CoxResult | None:
         return CoxResult(pd.DataFrame(columns=columns), len(frame), events, tuple(notes),
                          not_estimable="; ".join(reasons) + ", so the model cannot be fitted "
                                                             "as specified")
-    fitter = CoxPHFitter(alpha=1 - level)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            # R's coxph iterates to a relative change of 1e-9 in the log partial likelihood;
-            # lifelines' default stops earlier (coefficients off by up to 1e-4).
-            fitter.fit(frame[["time", "event", *covariates]], "time", "event",
-                       fit_options={"precision": 1e-12, "r_precision": 1e-14,
-                                    "max_steps": 500})
-    except (ConvergenceError, np.linalg.LinAlgError, ValueError) as error:
+        fit = CoxFit(time, event, frame[covariates].to_numpy(float))
+    except np.linalg.LinAlgError as error:
         return CoxResult(pd.DataFrame(columns=columns), len(frame), events, tuple(notes),
-                         not_estimable="the partial likelihood could not be maximised "
-                                       f"({str(error).splitlines()[0]})")
-    summary = fitter.summary
-    rows = [{"term": name, "coef": float(row["coef"]), "se": float(row["se(coef)"]),
-             "hr": float(row["exp(coef)"]),
-             "ci_low": float(row[f"exp(coef) lower {100 * level:g}%"]),
-             "ci_high": float(row[f"exp(coef) upper {100 * level:g}%"]),
-             "p_value": float(row["p"]), "bounded": True}
-            for name, row in ((name, summary.loc[name]) for name in covariates)]
+                         not_estimable="the information matrix is singular, so the terms "
+                                       f"{', '.join(covariates)} are not separately "
+                                       f"estimable ({error})")
+    if not fit.converged:
+        notes.append(f"the fit did not converge in {fit.iterations} iterations")
+    z = stats.norm.ppf(0.5 + level / 2)
+    rows = [{"term": name, "coef": float(coef), "se": float(se), "hr": math.exp(coef),
+             "ci_low": math.exp(coef - z * se), "ci_high": math.exp(coef + z * se),
+             "p_value": float(2 * stats.norm.sf(abs(coef / se))), "bounded": True}
+            for name, coef, se in zip(covariates, fit.coef, fit.se, strict=True)]
     table = pd.DataFrame(rows, columns=columns)
-    return CoxResult(table.reset_index(drop=True), len(frame), events, tuple(notes))
+    return CoxResult(table.reset_index(drop=True), len(frame), events, tuple(notes),
+                     loglik=fit.loglik)
 
 
 @dataclass
@@ -351,6 +426,9 @@ class SurvivalByGroup:
         names = [g for g in order if g in set(grouped["group"])] + sorted(
             set(grouped["group"]) - set(order))
         self.group_labels = {name: (labels or {}).get(name, name) for name in names}
+        if reference is not None and reference not in names and reference not in (labels or {}):
+            raise ValueError(f"reference '{reference}' is not a group (groups: "
+                             f"{', '.join(names)})")
         self.curves = {
             name: kaplan_meier(grouped.loc[grouped["group"] == name, "time"],
                                grouped.loc[grouped["group"] == name, "event"],

@@ -43,3 +43,42 @@ def test_where_r_warns_of_an_infinite_coefficient_the_model_is_not_estimable():
     result = cox_model(frame_of(REFERENCE["near_separation"]))
     assert result.table.empty
     assert "'group' is unbounded" in result.not_estimable
+
+
+GROUPS = json.loads((Path(__file__).parent / "fixtures" / "r" / "cox_reference.json")
+                    .read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("reference", ["none", "radiotherapy", "surgery"])
+def test_every_reference_level_gives_coxphs_model(reference):
+    from analysis.survival import SurvivalByGroup
+
+    frame = pd.DataFrame(GROUPS["data"]).rename(columns={"status": "event"})
+    cox = SurvivalByGroup().fit(frame, reference=reference).cox
+    expected = GROUPS["fits"][reference]
+    assert cox.not_estimable is None and cox.reference == reference
+    table = cox.table.set_index("term")
+    assert list(table.index) == [f"group: {term}" for term in expected["terms"]]
+    for column, key in (("coef", "coef"), ("se", "se"), ("ci_low", "ci_low"),
+                        ("ci_high", "ci_high"), ("p_value", "p")):
+        assert table[column].tolist() == pytest.approx(expected[key], abs=1e-6), column
+    assert cox.loglik == pytest.approx(expected["loglik"], abs=1e-6)
+
+
+def test_the_hazard_ratios_of_two_references_are_reciprocal():
+    from analysis.survival import SurvivalByGroup
+
+    frame = pd.DataFrame(GROUPS["data"]).rename(columns={"status": "event"})
+    by_none = SurvivalByGroup().fit(frame, reference="none").cox.table.set_index("term")
+    by_surgery = SurvivalByGroup().fit(frame, reference="surgery").cox.table.set_index("term")
+    assert by_surgery.loc["group: none", "hr"] == pytest.approx(
+        1 / by_none.loc["group: surgery", "hr"], rel=1e-9)
+
+
+def test_a_reference_that_is_no_group_is_refused():
+    from analysis.survival import SurvivalByGroup
+
+    frame = pd.DataFrame(GROUPS["data"]).rename(columns={"status": "event"})
+    with pytest.raises(ValueError, match=r"reference 'zzz' is not a group \(groups: none, "
+                                         r"radiotherapy, surgery\)"):
+        SurvivalByGroup().fit(frame, reference="zzz")
