@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -271,7 +270,8 @@ class CoxFit:
         self.loglik_null = loglik
         self.converged = False
         self.iterations = 0
-        for self.iterations in range(1, self.MAX_ITERATIONS + 1):
+        while self.iterations < self.MAX_ITERATIONS:
+            self.iterations += 1
             step = np.linalg.solve(information, gradient)
             candidate = beta + step
             new_loglik, new_gradient, new_information = self._derivatives(candidate)
