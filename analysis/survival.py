@@ -124,19 +124,61 @@ def _crossing(time: np.ndarray, survival: np.ndarray, p: float, last_time: float
     return float((times[reached] + last_time) / 2)
 
 
+def _labels_of(values: Sequence[object]) -> list[object]:
+    return list(values.index) if isinstance(values, pd.Series) else list(range(len(values)))
+
+
+def checked_times(values: Sequence[float], name: str = "time") -> np.ndarray:
+    """Times as floats, each known, finite and ≥ 0; else a ValueError naming the first bad
+    row (its index label, or its position in a plain sequence)."""
+    labels = _labels_of(values)
+    times = pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce") \
+        .to_numpy(float)
+    for position, value in enumerate(times):
+        if not np.isfinite(value) or value < 0:
+            raise ValueError(f"{name}: row {labels[position]} is {list(values)[position]!r}; "
+                             "times must be known, finite numbers ≥ 0")
+    return times
+
+
+def checked_events(values: Sequence[object], name: str = "event") -> np.ndarray:
+    """Events as booleans from 0/1 or True/False; anything else (a missing value, 2,
+    'dead') is a ValueError naming the first bad row: map the protocol's event and censored
+    values to 1 and 0 first (see `survival_data`)."""
+    labels = _labels_of(values)
+    events = []
+    for position, value in enumerate(list(values)):
+        if isinstance(value, (bool, np.bool_)) or (
+                isinstance(value, (int, float, np.integer, np.floating))
+                and not isinstance(value, bool) and value in (0, 1)):
+            events.append(bool(value))
+            continue
+        raise ValueError(f"{name}: row {labels[position]} is {value!r}; events must be 0/1 "
+                         "or True/False (map the event and censored values first)")
+    return np.asarray(events, dtype=bool)
+
+
 def kaplan_meier(
     time: Sequence[float], event: Sequence[bool], *, conf_type: str = "log-log",
     level: float = 0.95,
 ) -> KaplanMeierCurve:
-    """The Kaplan–Meier estimate with Greenwood confidence bands."""
+    """The Kaplan–Meier estimate with Greenwood confidence bands; strict about its inputs
+    (see `checked_times`, `checked_events`).
+
+    Example::
+
+        curve = kaplan_meier([1.6, 4, 9, 13], [1, 0, 1, 1])
+        curve.median  # (estimate, lower, upper)
+    """
     if conf_type not in CONF_TYPES:
         raise ValueError(f"unknown conf_type '{conf_type}' (allowed: {', '.join(CONF_TYPES)})")
-    t = np.asarray(time, dtype=float)
-    d = np.asarray(event, dtype=bool)
-    if t.shape != d.shape:
-        raise ValueError("time and event must have the same length")
-    if np.any(np.isnan(t)) or np.any(t < 0):
-        raise ValueError("times must be known and ≥ 0")
+    if len(time) != len(event):
+        raise ValueError(f"time and event must have the same length ({len(time)} and "
+                         f"{len(event)})")
+    if len(time) == 0:
+        raise ValueError("no patients: time and event are empty")
+    t = checked_times(time)
+    d = checked_events(event)
     distinct = np.unique(t)
     events = np.array([np.sum(d & (t == u)) for u in distinct], dtype=float)
     censored = np.array([np.sum(~d & (t == u)) for u in distinct], dtype=float)
@@ -331,6 +373,12 @@ def cox_model(frame: pd.DataFrame, level: float = 0.95) -> CoxResult | None:
 
     Returns None when there is nothing to estimate (no events or no covariates).
     """
+    missing = [name for name in ("time", "event") if name not in frame]
+    if missing:
+        raise ValueError(f"no column {', '.join(repr(name) for name in missing)} (columns: "
+                         f"{', '.join(map(str, frame.columns))})")
+    frame = frame.assign(time=checked_times(frame["time"]),
+                         event=checked_events(frame["event"]).astype(int))
     covariates = [c for c in frame.columns if c not in ("time", "event")]
     events = int(frame["event"].sum())
     if not covariates or events == 0 or len(frame) < 3:
@@ -415,6 +463,12 @@ class SurvivalByGroup:
         but kept in the overall curve."""
         if frame.empty:
             raise ValueError("no patients with a usable survival time")
+        missing = [name for name in ("time", "event", *covariates) if name not in frame]
+        if missing:
+            raise ValueError(f"no column {', '.join(repr(name) for name in missing)} (columns: "
+                             f"{', '.join(map(str, frame.columns))})")
+        frame = frame.assign(time=checked_times(frame["time"]),
+                             event=checked_events(frame["event"]))
         time = frame["time"].to_numpy(float)
         event = frame["event"].to_numpy(bool)
         self.overall = kaplan_meier(time, event, conf_type=self.conf_type, level=self.level)
@@ -488,7 +542,14 @@ class SurvivalByGroup:
                 design[f"group: {self.group_labels[name]}"] = (grouped["group"] == name) \
                     .astype(float)
         for name in covariates:
-            design[name] = pd.to_numeric(grouped[name], errors="coerce").astype(float)
+            cells = grouped[name].replace("", None)
+            values = pd.to_numeric(cells, errors="coerce").astype(float)
+            unreadable = cells.notna() & values.isna()
+            if unreadable.any():
+                row = unreadable.idxmax()
+                raise ValueError(f"{name}: row {row} is {grouped[name][row]!r}; a covariate "
+                                 "must be a number (blank when unknown)")
+            design[name] = values
         complete = design.dropna()
         result = cox_model(complete, self.level)
         if result is None:

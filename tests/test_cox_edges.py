@@ -82,3 +82,48 @@ def test_a_reference_that_is_no_group_is_refused():
     with pytest.raises(ValueError, match=r"reference 'zzz' is not a group \(groups: none, "
                                          r"radiotherapy, surgery\)"):
         SurvivalByGroup().fit(frame, reference="zzz")
+
+
+@pytest.mark.parametrize(("events", "message"), [
+    (["dead", "alive", "dead"], r"event: row 0 is 'dead'; events must be 0/1 or True/False"),
+    ([1, float("nan"), 0], r"event: row 1 is nan"),
+    ([1, 2, 0], r"event: row 1 is 2;"),
+    (["yes", "no", "yes"], r"event: row 0 is 'yes'"),
+])
+def test_kaplan_meier_refuses_events_that_are_not_0_or_1(events, message):
+    from analysis.survival import kaplan_meier
+
+    with pytest.raises(ValueError, match=message):
+        kaplan_meier([1.0, 2.5, 4.0], events)
+
+
+@pytest.mark.parametrize(("times", "message"), [
+    ([1.0, float("nan"), 3.0], r"time: row 1 is nan; times must be known, finite numbers ≥ 0"),
+    ([1.0, -2.0, 3.0], r"time: row 1 is -2.0"),
+    ([1.0, float("inf"), 3.0], r"time: row 1 is inf"),
+    (["1", "soon", "3"], r"time: row 1 is 'soon'"),
+])
+def test_kaplan_meier_refuses_times_that_are_not_known_and_non_negative(times, message):
+    from analysis.survival import kaplan_meier
+
+    with pytest.raises(ValueError, match=message):
+        kaplan_meier(times, [1, 0, 1])
+
+
+def test_empty_input_missing_columns_and_unreadable_covariates_are_errors():
+    from analysis.survival import SurvivalByGroup, kaplan_meier
+
+    with pytest.raises(ValueError, match="no patients: time and event are empty"):
+        kaplan_meier([], [])
+    frame = pd.DataFrame(GROUPS["data"])  # "status", not "event"
+    with pytest.raises(ValueError, match=r"no column 'event' \(columns: time, status, group\)"):
+        SurvivalByGroup().fit(frame)
+    with pytest.raises(ValueError, match=r"no column 'event'"):
+        cox_model(frame.drop(columns="group"))
+    frame = frame.rename(columns={"status": "event"}).assign(
+        age=["61", "x", *["50"] * (len(frame) - 2)])
+    with pytest.raises(ValueError, match=r"age: row 1 is 'x'; a covariate must be a number"):
+        SurvivalByGroup().fit(frame, covariates=["age"])
+    events = pd.Series([1, 0, "dead"], index=[10, 11, 12])
+    with pytest.raises(ValueError, match=r"event: row 12 is 'dead'"):
+        kaplan_meier(pd.Series([1.0, 2.0, 3.0], index=[10, 11, 12]), events)
