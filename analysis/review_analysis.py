@@ -75,7 +75,8 @@ def _survival(cases: pd.DataFrame, protocol: Protocol, conf_type: str) -> Surviv
     overall_data = survival_data(cases, spec)
     options = {"conf_type": conf_type, "landmarks": spec.landmarks, "time_unit": spec.time_unit,
                "time_origin": spec.origin, "min_events_per_group": spec.min_events_per_group,
-               "min_events_per_parameter": spec.min_events_per_parameter}
+               "min_events_per_parameter": spec.min_events_per_parameter,
+               "median_rule": spec.median_rule}
     overall = SurvivalByGroup(**options).fit(overall_data.frame) \
         if len(overall_data.frame) else None
     every_origin = survival_data(cases, spec, any_origin=True).frame

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from review.protocol import SurvivalSpec, TreatmentGrouping
+from review.protocol import MEDIAN_RULES, SurvivalSpec, TreatmentGrouping
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -44,6 +44,7 @@ class KaplanMeierCurve:
     ci_high: np.ndarray
     conf_type: str
     level: float
+    median_rule: str = "table"
 
     @property
     def n(self) -> int:
@@ -84,21 +85,46 @@ class KaplanMeierCurve:
                 _crossing(self.time, self.ci_high, p, last))
 
     @property
-    def median_interval(self) -> tuple[float, float] | None:
-        """Where the curve is flat at exactly one half, if it is: the median is then the
-        midpoint of that interval (R's rule), a time at which nobody died."""
+    def median_interval(self) -> tuple[float, float, bool] | None:
+        """Where the curve is flat at exactly one half, if it is: the flat's start, its end
+        (the next drop, or the last follow-up) and whether it ends in a drop."""
         keep = ~np.isnan(self.survival)
         time, survival = self.time[keep], self.survival[keep]
         at_half = np.flatnonzero(np.abs(survival - 0.5) <= TOLERANCE)
         if len(at_half) == 0:
             return None
         below = np.flatnonzero(survival < 0.5 - TOLERANCE)
-        end = float(time[below[0]]) if len(below) else float(time[-1])
-        return float(time[at_half[0]]), end
+        if len(below):
+            return float(time[at_half[0]]), float(time[below[0]]), True
+        return float(time[at_half[0]]), float(time[-1]), False
+
+    def table_median(self) -> tuple[float, float, float]:
+        """The median with its limits as R's printed survfit table gives it (survminer and
+        lifelines agree): the first time survival is at most one half, or the midpoint of a
+        flat at exactly one half that a later drop ends."""
+        return (_first_at_half(self.time, self.survival),
+                _first_at_half(self.time, self.ci_low),
+                _first_at_half(self.time, self.ci_high))
 
     @property
     def median(self) -> tuple[float, float, float]:
-        return self.quantile(0.5)
+        """The median by the curve's `median_rule`: "table" (R's printed table, default) or
+        "quantile" (R's quantile.survfit, which also takes the midpoint of a flat that runs to
+        the last follow-up)."""
+        return self.table_median() if self.median_rule == "table" else self.quantile(0.5)
+
+
+def _first_at_half(time: np.ndarray, survival: np.ndarray) -> float:
+    """survival's `survmean` rule: the first time the curve is at most one half; when it is
+    at exactly one half there and drops below later, the midpoint to that drop."""
+    keep = ~np.isnan(survival) & (survival < 0.5 + TOLERANCE)
+    times, values = time[keep], survival[keep]
+    if len(values) == 0:
+        return math.nan
+    later_lower = np.flatnonzero(values < values[0])
+    if abs(values[0] - 0.5) < TOLERANCE and len(later_lower):
+        return float((times[0] + times[later_lower[0]]) / 2)
+    return float(times[0])
 
 
 def _crossing(time: np.ndarray, survival: np.ndarray, p: float, last_time: float) -> float:
@@ -160,7 +186,7 @@ def checked_events(values: Sequence[object], name: str = "event") -> np.ndarray:
 
 def kaplan_meier(
     time: Sequence[float], event: Sequence[bool], *, conf_type: str = "log-log",
-    level: float = 0.95,
+    level: float = 0.95, median_rule: str = "table",
 ) -> KaplanMeierCurve:
     """The Kaplan–Meier estimate with Greenwood confidence bands; strict about its inputs
     (see `checked_times`, `checked_events`).
@@ -172,6 +198,9 @@ def kaplan_meier(
     """
     if conf_type not in CONF_TYPES:
         raise ValueError(f"unknown conf_type '{conf_type}' (allowed: {', '.join(CONF_TYPES)})")
+    if median_rule not in MEDIAN_RULES:
+        raise ValueError(f"unknown median_rule '{median_rule}' (allowed: "
+                         f"{', '.join(MEDIAN_RULES)})")
     if len(time) != len(event):
         raise ValueError(f"time and event must have the same length ({len(time)} and "
                          f"{len(event)})")
@@ -205,7 +234,8 @@ def kaplan_meier(
         ci_low = np.where(infinite, np.nan, ci_low)
         ci_high = np.where(infinite, np.nan, ci_high)
     return KaplanMeierCurve(distinct, at_risk.astype(int), events.astype(int),
-                            censored.astype(int), survival, ci_low, ci_high, conf_type, level)
+                            censored.astype(int), survival, ci_low, ci_high, conf_type, level,
+                            median_rule)
 
 
 @dataclass(frozen=True)
@@ -443,6 +473,7 @@ class SurvivalByGroup:
     # log-rank tests, deaths per parameter for the Cox model (0: always test).
     min_events_per_group: int = 0
     min_events_per_parameter: int = 0
+    median_rule: str = "table"  # see `KaplanMeierCurve.median`
     curves: dict[str, KaplanMeierCurve] = field(default_factory=dict, init=False)
     overall: KaplanMeierCurve | None = field(default=None, init=False)
     logrank: LogRankResult | None = field(default=None, init=False)
@@ -471,7 +502,8 @@ class SurvivalByGroup:
                              event=checked_events(frame["event"]))
         time = frame["time"].to_numpy(float)
         event = frame["event"].to_numpy(bool)
-        self.overall = kaplan_meier(time, event, conf_type=self.conf_type, level=self.level)
+        self.overall = kaplan_meier(time, event, conf_type=self.conf_type, level=self.level,
+                                    median_rule=self.median_rule)
         if "group" not in frame:
             frame = frame.assign(group=pd.Series([None] * len(frame), index=frame.index,
                                                  dtype=object))
@@ -486,7 +518,8 @@ class SurvivalByGroup:
         self.curves = {
             name: kaplan_meier(grouped.loc[grouped["group"] == name, "time"],
                                grouped.loc[grouped["group"] == name, "event"],
-                               conf_type=self.conf_type, level=self.level)
+                               conf_type=self.conf_type, level=self.level,
+                               median_rule=self.median_rule)
             for name in names
         }
         g_time = grouped["time"].to_numpy(float)

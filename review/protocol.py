@@ -279,6 +279,12 @@ class SurvivalSpec:
     # log-rank test, deaths per model parameter for a Cox model.
     min_events_per_group: int = 5
     min_events_per_parameter: int = 10
+    # How a median is read off a curve at exactly 50%: "table" as R's printed survfit table
+    # (and survminer, lifelines), or "quantile" as R's quantile.survfit.
+    median_rule: str = "table"
+
+
+MEDIAN_RULES = ("table", "quantile")
 
 
 @dataclass(frozen=True)
@@ -885,7 +891,7 @@ def _parse_analysis(
             data["survival"], survival_path,
             ("time_field", "status_field", "event_value", "censored_value"),
             ("time_unit", "landmarks", "origin", "origin_field", "origin_value",
-             "min_events_per_group", "min_events_per_parameter"),
+             "min_events_per_group", "min_events_per_parameter", "median_rule"),
         )
         time_name = check.text(survival_data.get("time_field"), _join(survival_path, "time_field"))
         time_spec = fields.get(time_name)
@@ -910,6 +916,9 @@ def _parse_analysis(
             if number is not None and number <= 0:
                 check.fail(f"{survival_path}.landmarks[{i}]", "must be a time above 0")
             landmarks.append(number or 0.0)
+        median_rule = check.text(survival_data.get("median_rule", "table"),
+                                 _join(survival_path, "median_rule"))
+        check.member(median_rule, MEDIAN_RULES, _join(survival_path, "median_rule"))
         survival = SurvivalSpec(
             time_field=time_name,
             status_field=status.name if status else "",
@@ -924,6 +933,7 @@ def _parse_analysis(
             **{key: _count(check, survival_data.get(key, default), _join(survival_path, key))
                for key, default in (("min_events_per_group", 5),
                                     ("min_events_per_parameter", 10))},
+            median_rule=median_rule,
         )
 
     groupings = []

@@ -167,7 +167,9 @@ def test_report_says_what_a_reviewer_needs(built):
     assert "Not pooled: GLMM not fitted: the likelihood is highest at ever larger" in markup
     assert "the cells of 106 single-patient reports" in markup
     assert "between-report heterogeneity is large" not in markup
-    assert "survival is exactly 50% from 1.6 to 64 months, so the median (32.8)" in markup
+    assert ("survival is exactly 50% from 1.6 months to the last follow-up at 64; the median "
+            "is 1.6, as R's printed survfit table, survminer and lifelines give it (R's "
+            "quantile() gives the midpoint, 32.8)") in markup
     assert 'href="https://pubmed.ncbi.nlm.nih.gov/40828566/"' in markup
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -71,8 +73,10 @@ def test_median_on_an_exact_half_is_the_midpoint(n, median):
     assert curve([(t, 1) for t in range(1, n + 1)]).median[0] == median
 
 
-def test_flat_half_at_the_end_runs_to_the_last_time():
-    assert curve([(1, 1), (2, 1), (3, 0), (9, 0)]).median[0] == (2 + 9) / 2
+def test_flat_half_at_the_end_is_its_start_as_rs_table_and_its_midpoint_by_quantile():
+    flat = curve([(1, 1), (2, 1), (3, 0), (9, 0)])
+    assert flat.median[0] == 2  # summary(survfit)$table, survminer, lifelines
+    assert flat.quantile(0.5)[0] == (2 + 9) / 2  # quantile.survfit
 
 
 def test_median_not_reached_is_nan():
@@ -229,21 +233,63 @@ def test_report_numbers_round_as_readers_do():
 def test_kaplan_meier_plot_draws_bands_and_no_median_line_between_deaths():
     from analysis.survival import SurvivalByGroup
 
-    # One death at 1.6 and one patient censored at 64: S = 0.5 from 1.6 on, and R's median is
-    # the midpoint 32.8, where nothing happened.
-    result = SurvivalByGroup().fit(pd.DataFrame({"time": [1.6, 64.0], "event": [True, False]}))
-    assert result.overall.median[0] == pytest.approx(32.8)
-    figure = result.plot()
-    curve_axes = figure.axes[0]
-    assert len(curve_axes.collections) == 1  # the confidence band
-    dotted = [line for line in curve_axes.lines if line.get_linestyle() == ":"]
-    assert dotted == []
+    # One death at 1.6 and one patient censored at 64: S = 0.5 from 1.6 on. R's printed
+    # table gives the median 1.6, the death; its quantile() the midpoint 32.8, where nothing
+    # happened, so no line points at it.
+    frame = pd.DataFrame({"time": [1.6, 64.0], "event": [True, False]})
+    for rule, median, lines in (("table", 1.6, 1), ("quantile", 32.8, 0)):
+        result = SurvivalByGroup(median_rule=rule).fit(frame)
+        assert result.overall.median[0] == pytest.approx(median)
+        curve_axes = result.plot().axes[0]
+        assert len(curve_axes.collections) == 1  # the confidence band
+        dotted = [line for line in curve_axes.lines if line.get_linestyle() == ":"]
+        assert len(dotted) == lines
 
 
 def test_a_median_on_a_flat_half_names_its_interval():
     from analysis.survival import kaplan_meier
 
     flat = kaplan_meier(np.array([1.6, 64.0]), np.array([True, False]))
-    assert flat.median_interval == (1.6, 64.0) and flat.median[0] == pytest.approx(32.8)
+    assert flat.median_interval == (1.6, 64.0, False) and flat.median[0] == 1.6
+    assert flat.quantile(0.5)[0] == pytest.approx(32.8)
     assert kaplan_meier(np.array([1.0, 2.0, 3.0]), np.array([True, True, True])
                         ).median_interval is None
+
+
+KM_MEDIANS = json.loads((Path(__file__).parent / "fixtures" / "r" / "km_medians.json")
+                        .read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("name", list(KM_MEDIANS))
+def test_medians_as_rs_printed_table_and_as_its_quantile(name):
+    """tests/r/km_medians.R: summary(survfit)$table and quantile.survfit, with NA as NaN."""
+    case = KM_MEDIANS[name]
+    data = pd.DataFrame(case["data"])
+    expected = [math.nan if v is None else v for v in case["table"]]
+    by_quantile = [math.nan if v is None else v for v in case["quantile"]]
+    curve = kaplan_meier(data.time, data.status.astype(bool), conf_type=case["conf_type"])
+    assert list(curve.median) == pytest.approx(expected, nan_ok=True, abs=1e-9)
+    assert list(curve.table_median()) == pytest.approx(expected, nan_ok=True, abs=1e-9)
+    quantile_curve = kaplan_meier(data.time, data.status.astype(bool),
+                                  conf_type=case["conf_type"], median_rule="quantile")
+    assert list(quantile_curve.median) == pytest.approx(by_quantile, nan_ok=True, abs=1e-9)
+
+
+def test_a_protocol_may_choose_the_quantile_rule_and_nothing_else(tmp_path):
+    from review.errors import ReviewError
+    from review.protocol import load_protocol
+    from tests.conftest import PROTOCOL_PATH
+
+    with pytest.raises(ValueError, match="unknown median_rule 'mean'"):
+        kaplan_meier([1, 2], [1, 0], median_rule="mean")
+    text = PROTOCOL_PATH.read_text(encoding="utf-8")
+    for rule, works in (("quantile", True), ("mean", False)):
+        path = tmp_path / f"{rule}.yaml"
+        path.write_text(text.replace("    time_unit: months",
+                                     f"    time_unit: months\n    median_rule: {rule}", 1))
+        if works:
+            assert load_protocol(path).analysis.survival.median_rule == "quantile"
+        else:
+            with pytest.raises(ReviewError, match=r"analysis\.survival\.median_rule: 'mean' "
+                                                  r"is not one of: table, quantile"):
+                load_protocol(path)

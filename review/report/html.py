@@ -524,12 +524,29 @@ def _survival_table(result: SurvivalByGroup, landmarks: tuple[float, ...]) -> st
     notes = []
     for group, label, median in zip(summary["group"], summary["label"], summary["median"],
                                     strict=True):
-        interval = curves[group].median_interval if curves.get(group) is not None else None
-        if interval is not None:
+        curve = curves.get(group)
+        interval = curve.median_interval if curve is not None else None
+        if interval is None:
+            continue
+        start, end, dropped = interval
+        if dropped:
             notes.append(f'<p class="note">{text(label)}: survival is exactly 50% from '
-                         f"{format_time(interval[0])} to {format_time(interval[1])} months, so "
+                         f"{format_time(start)} to {format_time(end)} months, so "
                          f"the median ({format_time(median)}) is the midpoint of that interval "
                          "by R's rule, not a time at which anyone died.</p>")
+        elif curve.median_rule == "table":
+            notes.append(f'<p class="note">{text(label)}: survival is exactly 50% from '
+                         f"{format_time(start)} months to the last follow-up at "
+                         f"{format_time(end)}; the median is {format_time(median)}, as R's "
+                         "printed survfit table, survminer and lifelines give it (R's "
+                         f"quantile() gives the midpoint, {format_time(curve.quantile(0.5)[0])})."
+                         "</p>")
+        else:
+            notes.append(f'<p class="note">{text(label)}: survival is exactly 50% from '
+                         f"{format_time(start)} months to the last follow-up at "
+                         f"{format_time(end)}; the median is {format_time(median)}, the "
+                         "midpoint by R's quantile() (R's printed survfit table gives "
+                         f"{format_time(curve.table_median()[0])}).</p>")
     return table_html(summary, columns, numeric=["n", "events"]) + "".join(notes)
 
 
