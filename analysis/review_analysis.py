@@ -26,7 +26,7 @@ from analysis.sites import (
     sites_per_patient,
     vertebral_levels,
 )
-from analysis.survival import SurvivalByGroup, survival_data
+from analysis.survival import MissingTimeBounds, SurvivalByGroup, survival_data
 from analysis.tables import characteristics_table
 from review.extraction.sheet import study_table, typed_cases
 from review.extraction.summary import summarize_extraction
@@ -49,6 +49,9 @@ class SurvivalAnalysis:
     # The sensitivity analysis with every time, whatever event it counts from; None when
     # the protocol names no origin field or every time counts from the origin.
     any_origin: SurvivalByGroup | None = None
+    # The events without a time placed at the origin and at the protocol's bounds; None
+    # when every event has its time.
+    missing_times: MissingTimeBounds | None = None
 
 
 @dataclass
@@ -97,8 +100,13 @@ def _survival(cases: pd.DataFrame, protocol: Protocol, conf_type: str) -> Surviv
                           if g.id in set(grouped["group"])), None)
         by_grouping[grouping.id] = SurvivalByGroup(**options).fit(
             data.frame, covariates=COX_COVARIATES, labels=labels, reference=reference)
+    untimed = overall_data.excluded.get(f"{spec.event_value} without a time", 0)
+    missing_times = MissingTimeBounds(
+        placements=spec.missing_time_bounds, landmarks=spec.landmarks, conf_type=conf_type,
+        median_rule=spec.median_rule).fit(overall_data.frame, untimed) \
+        if untimed and len(overall_data.frame) else None
     return SurvivalAnalysis(overall, by_grouping, len(overall_data.frame), overall_data.excluded,
-                            ungrouped, any_origin)
+                            ungrouped, any_origin, missing_times)
 
 
 def analyze_review(raw_cases: pd.DataFrame, protocol: Protocol, *,
@@ -157,6 +165,8 @@ def _survival_tables(survival: SurvivalAnalysis) -> dict[str, pd.DataFrame]:
     if summaries:
         table = pd.concat(summaries, ignore_index=True)
         tables["survival_summary"] = table[["grouping", *table.columns.drop("grouping")]]
+    if survival.missing_times is not None:
+        tables["survival_missing_times"] = survival.missing_times.summary()
     tables["survival_exclusions"] = pd.DataFrame(
         [{"reason": reason, "patients": count} for reason, count in survival.excluded.items()]
         + [{"reason": f"usable, but no group of '{grouping}'", "patients": count}

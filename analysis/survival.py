@@ -621,6 +621,65 @@ class SurvivalByGroup:
         return kaplan_meier_plot(self, ax=ax, title=title)
 
 
+@dataclass
+class MissingTimeBounds:
+    """How far events without a time could move the curve: Kaplan–Meier with those events
+    left out (the complete-case analysis), then placed at the origin (the worst case) and at
+    each of the protocol's `placements`.
+
+    ``MissingTimeBounds(placements=(1, 3, 7)).fit(frame, missing_events=11)`` takes the
+    columns ``time`` and ``event`` of the patients with a time; ``summary()`` gives one row per
+    scenario with n, events, median with limits and survival at the landmarks, and
+    ``median_range`` the lowest and highest median over the scenarios.
+    """
+
+    placements: tuple[float, ...] = ()
+    landmarks: tuple[float, ...] = (3.0, 6.0, 12.0)
+    conf_type: str = "log-log"
+    level: float = 0.95
+    median_rule: str = "table"
+    missing_events: int = field(default=0, init=False)
+    curves: dict[float | None, KaplanMeierCurve] = field(default_factory=dict, init=False)
+
+    def fit(self, frame: pd.DataFrame, missing_events: int) -> MissingTimeBounds:
+        if missing_events < 0:
+            raise ValueError(f"missing_events must be ≥ 0 (got {missing_events})")
+        for placement in self.placements:
+            if not math.isfinite(placement) or placement < 0:
+                raise ValueError(f"placements: {placement!r} is not a time ≥ 0")
+        time = checked_times(frame["time"])
+        event = checked_events(frame["event"])
+        options = {"conf_type": self.conf_type, "level": self.level,
+                   "median_rule": self.median_rule}
+        self.missing_events = missing_events
+        self.curves = {None: kaplan_meier(time, event, **options)}
+        for placement in sorted({0.0, *map(float, self.placements)}):
+            self.curves[placement] = kaplan_meier(
+                np.concatenate([time, np.full(missing_events, placement)]),
+                np.concatenate([event, np.ones(missing_events, dtype=bool)]), **options)
+        return self
+
+    def summary(self) -> pd.DataFrame:
+        """One row per scenario: `placed_at` (NaN for the complete case), n, events, median
+        with its limits, and survival at each landmark."""
+        rows = []
+        for placement, curve in self.curves.items():
+            median, low, high = curve.median
+            row = {"placed_at": math.nan if placement is None else placement, "n": curve.n,
+                   "events": curve.total_events, "median": median, "median_ci_low": low,
+                   "median_ci_high": high}
+            for t in self.landmarks:
+                row[f"survival_{t:g}"] = curve.survival_at(t)[0]
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    @property
+    def median_range(self) -> tuple[float, float]:
+        medians = [curve.median[0] for curve in self.curves.values()]
+        known = [m for m in medians if not math.isnan(m)]
+        return (min(known), max(known)) if known else (math.nan, math.nan)
+
+
 @dataclass(frozen=True)
 class SurvivalData:
     """Patients with a usable survival time, and how many were left out and why."""

@@ -282,6 +282,9 @@ class SurvivalSpec:
     # How a median is read off a curve at exactly 50%: "table" as R's printed survfit table
     # (and survminer, lifelines), or "quantile" as R's quantile.survfit.
     median_rule: str = "table"
+    # Times at which a sensitivity analysis places the events that have no time (besides the
+    # origin, the worst case).
+    missing_time_bounds: tuple[float, ...] = ()
 
 
 MEDIAN_RULES = ("table", "quantile")
@@ -891,7 +894,8 @@ def _parse_analysis(
             data["survival"], survival_path,
             ("time_field", "status_field", "event_value", "censored_value"),
             ("time_unit", "landmarks", "origin", "origin_field", "origin_value",
-             "min_events_per_group", "min_events_per_parameter", "median_rule"),
+             "min_events_per_group", "min_events_per_parameter", "median_rule",
+             "missing_time_bounds"),
         )
         time_name = check.text(survival_data.get("time_field"), _join(survival_path, "time_field"))
         time_spec = fields.get(time_name)
@@ -916,6 +920,16 @@ def _parse_analysis(
             if number is not None and number <= 0:
                 check.fail(f"{survival_path}.landmarks[{i}]", "must be a time above 0")
             landmarks.append(number or 0.0)
+        bounds = []
+        raw_bounds = survival_data.get("missing_time_bounds") or []
+        if not isinstance(raw_bounds, list):
+            check.fail(_join(survival_path, "missing_time_bounds"), "must be a list of times")
+            raw_bounds = []
+        for i, value in enumerate(raw_bounds):
+            number = check.number(value, f"{survival_path}.missing_time_bounds[{i}]")
+            if number is not None and number < 0:
+                check.fail(f"{survival_path}.missing_time_bounds[{i}]", "must be a time ≥ 0")
+            bounds.append(number or 0.0)
         median_rule = check.text(survival_data.get("median_rule", "table"),
                                  _join(survival_path, "median_rule"))
         check.member(median_rule, MEDIAN_RULES, _join(survival_path, "median_rule"))
@@ -934,6 +948,7 @@ def _parse_analysis(
                for key, default in (("min_events_per_group", 5),
                                     ("min_events_per_parameter", 10))},
             median_rule=median_rule,
+            missing_time_bounds=tuple(bounds),
         )
 
     groupings = []

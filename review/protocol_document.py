@@ -227,6 +227,11 @@ def render_protocol_markdown(protocol: Protocol, source_name: str) -> str:
                 f"{', '.join(f'{t:g}' for t in survival.landmarks)} {survival.time_unit}; "
                 "log-rank tests; Cox regression where events allow.",
             ]
+            if survival.missing_time_bounds:
+                lines[-1] += (
+                    f" Events without a time are placed at the origin and at "
+                    f"{', '.join(f'{t:g}' for t in survival.missing_time_bounds)} "
+                    f"{survival.time_unit} in a sensitivity analysis.")
         lines += ["", "## 16. Analysis of subgroups or subsets", ""]
         for grouping in analysis.treatment_groupings:
             lines.append(f"{grouping.label} (`{grouping.field}`; the first matching group "

@@ -293,3 +293,50 @@ def test_a_protocol_may_choose_the_quantile_rule_and_nothing_else(tmp_path):
             with pytest.raises(ReviewError, match=r"analysis\.survival\.median_rule: 'mean' "
                                                   r"is not one of: table, quantile"):
                 load_protocol(path)
+
+
+def test_missing_time_bounds_place_the_untimed_deaths_and_give_the_median_range():
+    from analysis.survival import MissingTimeBounds
+
+    frame = pd.DataFrame({"time": [2.0, 5.0, 9.0, 14.0, 20.0], "event": [1, 0, 1, 1, 0]})
+    bounds = MissingTimeBounds(placements=(3, 7), landmarks=(6,)).fit(frame, missing_events=2)
+    summary = bounds.summary()
+    assert list(summary.placed_at.fillna(-1)) == [-1, 0, 3, 7]
+    assert list(summary.n) == [5, 7, 7, 7] and list(summary.events) == [3, 5, 5, 5]
+    for placement in (0.0, 3.0, 7.0):  # each scenario is the curve of the augmented data
+        placed = kaplan_meier([2, 5, 9, 14, 20, placement, placement], [1, 0, 1, 1, 0, 1, 1])
+        row = summary[summary.placed_at == placement].iloc[0]
+        assert row["median"] == placed.median[0]
+        assert row.survival_6 == placed.survival_at(6)[0]
+    # by hand: at 3, deaths at 2, 3, 3 of 7 → S = 4/7 after 3; 5 censored; 9: 3/4 → 3/7 < 1/2
+    assert summary[summary.placed_at == 3].iloc[0]["median"] == 9
+    assert bounds.median_range == (summary["median"].min(), summary["median"].max())
+    with pytest.raises(ValueError, match=r"placements: -1 is not a time ≥ 0"):
+        MissingTimeBounds(placements=(-1,)).fit(frame, 2)
+
+
+def test_the_shipped_review_bounds_its_median_by_the_deaths_without_a_time(protocol,
+                                                                           shipped_cases):
+    from analysis.review_analysis import analyze_review
+
+    bounds = analyze_review(shipped_cases, protocol).survival.missing_times
+    assert bounds.missing_events == 10 and protocol.analysis.survival.missing_time_bounds == (
+        1, 3, 7)
+    medians = {placed: curve.median[0] for placed, curve in bounds.curves.items()}
+    assert medians == {None: 10.5, 0.0: 1.3, 1.0: 1.3, 3.0: 3.0, 7.0: 7.0}
+
+
+def test_missing_time_bounds_in_the_protocol_are_times(tmp_path):
+    from review.errors import ReviewError
+    from review.protocol import load_protocol
+    from tests.conftest import PROTOCOL_PATH
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(PROTOCOL_PATH.read_text(encoding="utf-8").replace(
+        "missing_time_bounds: [1, 3, 7]", "missing_time_bounds: [1, -3, soon]", 1))
+    with pytest.raises(ReviewError) as caught:
+        load_protocol(path)
+    lines = str(caught.value).splitlines()
+    assert any(line.endswith("analysis.survival.missing_time_bounds[1]: must be a time ≥ 0")
+               for line in lines)
+    assert any("analysis.survival.missing_time_bounds[2]" in line for line in lines)

@@ -22,7 +22,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from analysis.pooling import PooledProportion
 from analysis.review_analysis import ReviewAnalysis, format_time
-from analysis.survival import SurvivalByGroup
+from analysis.survival import MissingTimeBounds, SurvivalByGroup
 from review.extraction.compare import ExtractionComparison
 from review.extraction.validate import DOI, PMID
 from review.protocol import Protocol
@@ -230,12 +230,18 @@ def _findings(inputs: ReportInputs) -> list[str]:
         curve = survival.overall.overall
         median, low, high = curve.median
         twelve = curve.survival_at(12)[0]
+        bounds = survival.missing_times
         findings.append(
             f"Survival from {text(spec.survival.origin)} was known for {survival.usable} "
             "patients "
             f"({curve.total_events} deaths): median {format_time(median)} months (95% CI "
             f"{format_time(low)}–{format_time(high)})"
-            + (f", {percent(100 * twelve, 0)} alive at 12 months." if not math.isnan(twelve)
+            + (f", {percent(100 * twelve, 0)} alive at 12 months" if not math.isnan(twelve)
+               else "")
+            + (f"; with the {bounds.missing_events} deaths without a time placed between the "
+               f"origin and {format_time(max(bounds.curves.keys() - {None}))} months, the "
+               f"median ranges from {format_time(bounds.median_range[0])} to "
+               f"{format_time(bounds.median_range[1])} months." if bounds is not None
                else "."))
         for grouping in analysis.protocol.analysis.treatment_groupings:
             result = survival.by_grouping.get(grouping.id)
@@ -550,6 +556,29 @@ def _survival_table(result: SurvivalByGroup, landmarks: tuple[float, ...]) -> st
     return table_html(summary, columns, numeric=["n", "events"]) + "".join(notes)
 
 
+def _missing_times_table(bounds: MissingTimeBounds, landmarks: tuple[float, ...]) -> str:
+    """The sensitivity analysis of the deaths without a time, with the range it gives."""
+    summary = bounds.summary()
+    summary["scenario"] = [
+        "Left out (the curves above)" if math.isnan(at) else
+        "At the origin (worst case)" if at == 0 else f"At {format_time(at)} months"
+        for at in summary["placed_at"]]
+    summary["median_text"] = [
+        f"{format_time(m)} ({format_time(lo)}–{format_time(hi)})"
+        for m, lo, hi in zip(summary["median"], summary["median_ci_low"],
+                             summary["median_ci_high"], strict=True)]
+    columns = {"scenario": "Deaths without a time", "n": "Patients", "events": "Deaths",
+               "median_text": "Median, months (95% CI)"}
+    for t in landmarks:
+        summary[f"survival_{t:g}_text"] = [percent(100 * v, 0) for v in summary[f"survival_{t:g}"]]
+        columns[f"survival_{t:g}_text"] = f"Alive at {t:g} months"
+    low, high = bounds.median_range
+    return (f"<p>Sensitivity analysis: the {bounds.missing_events} deaths without a time "
+            "placed at the origin and at given times. The median ranges from "
+            f"{format_time(low)} to {format_time(high)} months over these scenarios.</p>"
+            + table_html(summary, columns, numeric=["n", "events"]))
+
+
 def _survival(page: _Page, inputs: ReportInputs) -> None:
     analysis = inputs.analysis
     survival = analysis.survival
@@ -572,6 +601,8 @@ def _survival(page: _Page, inputs: ReportInputs) -> None:
                  "and cannot enter the curves; as deaths are left out and survivors are not, "
                  "the curves are likely to overstate survival.</p>")
     page.add(_survival_table(survival.overall, landmarks))
+    if survival.missing_times is not None:
+        page.add(_missing_times_table(survival.missing_times, landmarks))
     page.figure(inputs.figures, "survival_overall",
                 "Kaplan–Meier survival of all patients with a usable time (ticks: censored).")
     if survival.any_origin is not None:
