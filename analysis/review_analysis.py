@@ -305,6 +305,7 @@ def headline(analysis: ReviewAnalysis) -> list[str]:
         median, low, high = survival.overall.overall.median
         lines.append(f"survival: {survival.usable} patients with a usable time "
                      f"({sum(survival.excluded.values())} without); median "
-                     f"{format_time(median)} months (95% CI {format_time(low)}–"
+                     f"{format_time(median)} {survival.overall.time_unit} (95% CI "
+                     f"{format_time(low)}–"
                      f"{format_time(high)})")
     return lines

@@ -91,3 +91,21 @@ def test_the_shipped_protocol_still_builds_after_its_workspace_is_copied(tmp_pat
     assert "patients with hepatocellular carcinoma metastatic to bone from" in page
     assert "Survival from the diagnosis of the bone metastasis" in page
     assert Path(tmp_path / "out" / "figures" / "survival_overall.svg").exists()
+
+
+def test_a_review_counting_days_says_days_everywhere_survival_is_told(spinal_rcc_review,
+                                                                       tmp_path):
+    path = spinal_rcc_review.protocol_path
+    protocol = yaml.safe_load(path.read_text(encoding="utf-8"))
+    protocol["analysis"]["survival"].update(time_unit="days", landmarks=[30, 365])
+    path.write_text(yaml.safe_dump(protocol, sort_keys=False), encoding="utf-8")
+    build_report(Workspace(spinal_rcc_review.root), tmp_path / "report", force=True)
+    visible = re.sub(r"<[^>]+>", " ", (tmp_path / "report" / "report.html")
+                     .read_text(encoding="utf-8"))
+    assert "Median, days (95% CI)" in visible and "Alive at 365 days" in visible
+    assert "Alive at 30 days" in visible
+    survival = visible[visible.index("Survival from spinal surgery"):]
+    assert re.search(r"alive at 365 days", survival)
+    start = visible.index("Survival by treatment")
+    assert "months" not in visible[start:visible.index("Methods", start)
+                                   if "Methods" in visible[start:] else len(visible)]

@@ -561,3 +561,20 @@ def test_adjudicate_takes_a_unique_prefix_of_the_record_id(workspace, run_cli):
                              "--stage", "title-abstract", "--decision", "include",
                              "--adjudicator", "judge")
     assert status == 2 and f"is the start of {len(records)} record ids" in err
+
+
+def test_kappas_interval_stays_within_minus_one_and_one():
+    # 6 records, 5 agreements: kappa 0.667, with an asymptotic interval that passes 1.
+    pairs = ["ii"] * 3 + ["ee"] * 2 + ["ie"]
+    decisions = [Decision(f"r{i}", "title-abstract", reviewer,
+                          "include" if choice == "i" else "exclude")
+                 for i, pair in enumerate(pairs)
+                 for reviewer, choice in zip(("ana", "ben"), pair, strict=True)]
+    from statsmodels.stats.inter_rater import cohens_kappa
+
+    raw = cohens_kappa([[3, 1], [0, 2]])
+    assert raw.kappa_upp > 1  # what was printed before
+    result = agreement("title-abstract", decisions)
+    assert result.kappa == pytest.approx(raw.kappa)
+    assert -1 <= result.ci_low < result.kappa < result.ci_high == 1.0
+    assert result.to_dict()["kappa_ci"][1] == 1.0

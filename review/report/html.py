@@ -229,19 +229,23 @@ def _findings(inputs: ReportInputs) -> list[str]:
     if survival is not None and survival.overall is not None:
         curve = survival.overall.overall
         median, low, high = curve.median
-        twelve = curve.survival_at(12)[0]
+        unit = text(spec.survival.time_unit)
+        # The headline landmark is the protocol's last: a fixed "12" would be 12 days in a
+        # review that counts days.
+        landmark = max(spec.survival.landmarks, default=None)
+        alive = curve.survival_at(landmark)[0] if landmark is not None else math.nan
         bounds = survival.missing_times
         findings.append(
             f"Survival from {text(spec.survival.origin)} was known for {survival.usable} "
             "patients "
-            f"({curve.total_events} deaths): median {format_time(median)} months (95% CI "
+            f"({deaths(curve.total_events)}): median {format_time(median)} {unit} (95% CI "
             f"{format_time(low)}–{format_time(high)})"
-            + (f", {percent(100 * twelve, 0)} alive at 12 months" if not math.isnan(twelve)
-               else "")
+            + (f", {percent(100 * alive, 0)} alive at {landmark:g} {unit}"
+               if not math.isnan(alive) else "")
             + (f"; with the {bounds.missing_events} deaths without a time placed between the "
-               f"origin and {format_time(max(bounds.curves.keys() - {None}))} months, the "
+               f"origin and {format_time(max(bounds.curves.keys() - {None}))} {unit}, the "
                f"median ranges from {format_time(bounds.median_range[0])} to "
-               f"{format_time(bounds.median_range[1])} months." if bounds is not None
+               f"{format_time(bounds.median_range[1])} {unit}." if bounds is not None
                else "."))
         for grouping in analysis.protocol.analysis.treatment_groupings:
             result = survival.by_grouping.get(grouping.id)
@@ -514,18 +518,23 @@ def _heterogeneity_text(result: PooledProportion, patient_level: pd.Series | Non
     return text(" ".join(sentences))
 
 
+def deaths(count: int) -> str:
+    return f"{count} death" if count == 1 else f"{count} deaths"
+
+
 def _survival_table(result: SurvivalByGroup, landmarks: tuple[float, ...]) -> str:
+    unit = text(result.time_unit)
     summary = result.summary()
     summary["median_text"] = [
         f"{format_time(m)} ({format_time(lo)}–{format_time(hi)})"
         for m, lo, hi in zip(summary["median"], summary["median_ci_low"],
                              summary["median_ci_high"], strict=True)]
     columns = {"label": "Group", "n": "Patients", "events": "Deaths",
-               "median_text": "Median, months (95% CI)"}
+               "median_text": f"Median, {unit} (95% CI)"}
     for t in landmarks:
         name = f"survival_{t:g}"
         summary[f"{name}_text"] = [percent(100 * v, 0) for v in summary[name]]
-        columns[f"{name}_text"] = f"Alive at {t:g} months"
+        columns[f"{name}_text"] = f"Alive at {t:g} {unit}"
     curves = {"overall": result.overall, **result.curves}
     notes = []
     for group, label, median in zip(summary["group"], summary["label"], summary["median"],
@@ -537,45 +546,47 @@ def _survival_table(result: SurvivalByGroup, landmarks: tuple[float, ...]) -> st
         start, end, dropped = interval
         if dropped:
             notes.append(f'<p class="note">{text(label)}: survival is exactly 50% from '
-                         f"{format_time(start)} to {format_time(end)} months, so "
+                         f"{format_time(start)} to {format_time(end)} {unit}, so "
                          f"the median ({format_time(median)}) is the midpoint of that interval "
                          "by R's rule, not a time at which anyone died.</p>")
         elif curve.median_rule == "table":
             notes.append(f'<p class="note">{text(label)}: survival is exactly 50% from '
-                         f"{format_time(start)} months to the last follow-up at "
+                         f"{format_time(start)} {unit} to the last follow-up at "
                          f"{format_time(end)}; the median is {format_time(median)}, as R's "
                          "printed survfit table, survminer and lifelines give it (R's "
                          f"quantile() gives the midpoint, {format_time(curve.quantile(0.5)[0])})."
                          "</p>")
         else:
             notes.append(f'<p class="note">{text(label)}: survival is exactly 50% from '
-                         f"{format_time(start)} months to the last follow-up at "
+                         f"{format_time(start)} {unit} to the last follow-up at "
                          f"{format_time(end)}; the median is {format_time(median)}, the "
                          "midpoint by R's quantile() (R's printed survfit table gives "
                          f"{format_time(curve.table_median()[0])}).</p>")
     return table_html(summary, columns, numeric=["n", "events"]) + "".join(notes)
 
 
-def _missing_times_table(bounds: MissingTimeBounds, landmarks: tuple[float, ...]) -> str:
+def _missing_times_table(bounds: MissingTimeBounds, landmarks: tuple[float, ...],
+                         unit: str) -> str:
     """The sensitivity analysis of the deaths without a time, with the range it gives."""
+    unit = text(unit)
     summary = bounds.summary()
     summary["scenario"] = [
         "Left out (the curves above)" if math.isnan(at) else
-        "At the origin (worst case)" if at == 0 else f"At {format_time(at)} months"
+        "At the origin (worst case)" if at == 0 else f"At {format_time(at)} {unit}"
         for at in summary["placed_at"]]
     summary["median_text"] = [
         f"{format_time(m)} ({format_time(lo)}–{format_time(hi)})"
         for m, lo, hi in zip(summary["median"], summary["median_ci_low"],
                              summary["median_ci_high"], strict=True)]
     columns = {"scenario": "Deaths without a time", "n": "Patients", "events": "Deaths",
-               "median_text": "Median, months (95% CI)"}
+               "median_text": f"Median, {unit} (95% CI)"}
     for t in landmarks:
         summary[f"survival_{t:g}_text"] = [percent(100 * v, 0) for v in summary[f"survival_{t:g}"]]
-        columns[f"survival_{t:g}_text"] = f"Alive at {t:g} months"
+        columns[f"survival_{t:g}_text"] = f"Alive at {t:g} {unit}"
     low, high = bounds.median_range
     return (f"<p>Sensitivity analysis: the {bounds.missing_events} deaths without a time "
             "placed at the origin and at given times. The median ranges from "
-            f"{format_time(low)} to {format_time(high)} months over these scenarios.</p>"
+            f"{format_time(low)} to {format_time(high)} {unit} over these scenarios.</p>"
             + table_html(summary, columns, numeric=["n", "events"]))
 
 
@@ -602,7 +613,7 @@ def _survival(page: _Page, inputs: ReportInputs) -> None:
                  "the curves are likely to overstate survival.</p>")
     page.add(_survival_table(survival.overall, landmarks))
     if survival.missing_times is not None:
-        page.add(_missing_times_table(survival.missing_times, landmarks))
+        page.add(_missing_times_table(survival.missing_times, landmarks, spec.time_unit))
     page.figure(inputs.figures, "survival_overall",
                 "Kaplan–Meier survival of all patients with a usable time (ticks: censored).")
     if survival.any_origin is not None:

@@ -166,8 +166,10 @@ def agreement(stage: str, decisions: list[Decision]) -> Agreement | None:
                              "Cohen's kappa")
         with np.errstate(invalid="ignore", divide="ignore"):  # its unused z-test of kappa 0
             result = cohens_kappa(table)
+        # The asymptotic (Wald) interval can pass ±1 with few records; kappa cannot.
         return Agreement(stage, reviewers, len(shared), percent, float(result.kappa),
-                         float(result.kappa_low), float(result.kappa_upp), "Cohen's kappa")
+                         max(float(result.kappa_low), -1.0), min(float(result.kappa_upp), 1.0),
+                         "Cohen's kappa")
     counts, _ = aggregate_raters(ratings, n_cat=len(categories))
     if len(np.unique(ratings)) == 1:
         return Agreement(stage, reviewers, len(shared), percent, np.nan, np.nan, np.nan,
