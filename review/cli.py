@@ -190,6 +190,39 @@ def _print_agreement(comparison: ExtractionComparison) -> None:
               f"{kappa}")
 
 
+def cmd_extract_duplicates(args: argparse.Namespace) -> int:
+    from review.extraction.duplicates import read_decisions, record_decision, screen_duplicates
+    from review.extraction.sheet import ensure_sheet
+
+    workspace = _workspace(args)
+    schema = workspace.protocol.extraction
+    if args.decide:
+        first, second, decision = args.decide
+        record_decision(workspace, first, second, decision, args.reviewer or "", args.note)
+        verdict = "one patient" if decision == "same" else "different patients"
+        print(f"recorded: {first} and {second} are {verdict} ({args.reviewer}) in "
+              f"{shown(workspace.duplicate_decisions_path)}")
+        return EXIT_OK
+    screen = screen_duplicates(ensure_sheet(workspace.cases_path, schema), schema,
+                               read_decisions(workspace.duplicate_decisions_path))
+    if screen is None:
+        raise ReviewError(f"{shown(workspace.protocol_path)}: the protocol plans no screen for "
+                          "duplicate patients (add extraction.duplicate_patients)")
+    if args.json:
+        print(json.dumps(screen.to_dict(), indent=2, ensure_ascii=False))
+        return EXIT_OK
+    for pair in screen.pairs:
+        apart = f", reports {pair.years_apart} years apart" if pair.years_apart is not None \
+            else ""
+        verdict = (f"decided {pair.decision} by {pair.reviewer}" if pair.decision
+                   else "awaiting a decision")
+        print(f"{pair.first} ~ {pair.second}: {', '.join(pair.agreeing)}{apart}: {verdict}")
+    print(f"{screen.checked} {schema.unit}s checked: {len(screen.pairs)} possible duplicate "
+          f"pairs, {len(screen.decided('same'))} same, {len(screen.decided('different'))} "
+          f"different, {len(screen.decided(None))} awaiting a decision")
+    return EXIT_OK
+
+
 def cmd_extract_compare(args: argparse.Namespace) -> int:
     from review.extraction.compare import compare_extractions, compare_extractors
     from review.extraction.sheet import read_cases
@@ -798,6 +831,21 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--out", metavar="FILE.csv", help="also write the differences as CSV")
     compare.add_argument("--json", action="store_true", help="print one JSON object")
     compare.set_defaults(handler=cmd_extract_compare)
+
+    duplicates = extract_commands.add_parser(
+        "duplicates", help="patients of different reports who may be one patient",
+        description="List the pairs the protocol's duplicate-patient screen finds "
+                    "(extraction.duplicate_patients) with their decisions; with --decide, "
+                    "record one (the later report's patient of a 'same' pair is left out of "
+                    "the analysis).",
+        epilog="example: review extract duplicates --decide smith_2015_1 lee_2019_1 same "
+               "--reviewer ana --note 'same hospital, same course'",
+    )
+    duplicates.add_argument("--decide", nargs=3, metavar=("FIRST", "SECOND", "same|different"))
+    duplicates.add_argument("--reviewer", help="who decided (with --decide)")
+    duplicates.add_argument("--note", default="", help="why (with --decide)")
+    duplicates.add_argument("--json", action="store_true", help="print one JSON object")
+    duplicates.set_defaults(handler=cmd_extract_duplicates)
 
     summary = extract_commands.add_parser(
         "summary", help="patients, studies, completeness and coded counts",

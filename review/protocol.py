@@ -105,6 +105,19 @@ class DoubleExtraction:
 
 
 @dataclass(frozen=True)
+class DuplicatePatients:
+    """The screen for one patient reported twice (in a case report and again in a meeting
+    abstract, or in two journals): patients of different reports that agree on every `match`
+    field (each known in both), do not differ on any `differ_not` field known in both, and
+    whose reports are at most `max_year_gap` years apart in `year_field`."""
+
+    match: tuple[str, ...]
+    year_field: str | None = None
+    max_year_gap: int = 5
+    differ_not: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ExtractionSchema:
     """The extraction sheet's columns, vocabularies and cross-field rules."""
 
@@ -115,6 +128,7 @@ class ExtractionSchema:
     rules: tuple[Rule, ...]
     appraisal: Appraisal | None
     double_extraction: DoubleExtraction | None = None
+    duplicate_patients: DuplicatePatients | None = None
 
     @property
     def columns(self) -> list[str]:
@@ -575,10 +589,30 @@ def _parse_double_extraction(check: _Checker, raw: Any, path: str,
     )
 
 
+def _parse_duplicate_patients(check: _Checker, raw: Any, path: str,
+                              fields: dict[str, FieldSpec]) -> DuplicatePatients | None:
+    if raw is None:
+        return None
+    data = check.mapping(raw, path, ("match",), ("year_field", "max_year_gap", "differ_not"))
+    match = check.texts(data.get("match"), _join(path, "match"), allow_empty=False)
+    differ_not = check.texts(data.get("differ_not"), _join(path, "differ_not"))
+    for key, names in (("match", match), ("differ_not", differ_not)):
+        for i, name in enumerate(names):
+            check.member(name, list(fields), f"{path}.{key}[{i}]")
+    year_field = data.get("year_field")
+    if year_field is not None:
+        year_field = check.text(year_field, _join(path, "year_field"))
+        check.member(year_field, list(fields), _join(path, "year_field"))
+    return DuplicatePatients(match=match, year_field=year_field or None,
+                             max_year_gap=_count(check, data.get("max_year_gap", 5),
+                                                 _join(path, "max_year_gap")),
+                             differ_not=differ_not)
+
+
 def _parse_extraction(check: _Checker, raw: Any, path: str) -> ExtractionSchema:
     data = check.mapping(
         raw, path, ("unit", "study", "fields"),
-        ("list_separator", "rules", "appraisal", "double_extraction"),
+        ("list_separator", "rules", "appraisal", "double_extraction", "duplicate_patients"),
     )
     specs = [_parse_field(check, item, item_path)
              for item_path, item in check.objects(data.get("fields"), _join(path, "fields"))]
@@ -624,6 +658,8 @@ def _parse_extraction(check: _Checker, raw: Any, path: str) -> ExtractionSchema:
         appraisal=_parse_appraisal(check, data.get("appraisal"), _join(path, "appraisal")),
         double_extraction=_parse_double_extraction(
             check, data.get("double_extraction"), _join(path, "double_extraction"), by_name),
+        duplicate_patients=_parse_duplicate_patients(
+            check, data.get("duplicate_patients"), _join(path, "duplicate_patients"), by_name),
     )
 
 

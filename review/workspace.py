@@ -96,6 +96,11 @@ class Workspace:
         return self.extraction_dir / "appraisal.csv"
 
     @property
+    def duplicate_decisions_path(self) -> Path:
+        """The reviewers' decisions on the pairs of the duplicate-patient screen."""
+        return self.extraction_dir / "duplicate_patients.csv"
+
+    @property
     def reports_dir(self) -> Path:
         return self.root / "reports" / self.protocol.id
 

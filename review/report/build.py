@@ -44,9 +44,12 @@ def _quiet(_: str) -> None:
 def render_outputs(workspace: Workspace, date: BuildDate,
                    progress: Callable[[str], None] = _quiet) -> dict[str, bytes]:
     """Every output file of the build dated `date`, by path relative to the output folder."""
+    import pandas as pd
+
     from analysis.review_analysis import analysis_tables, analyze_review, render_figures, table_csv
     from review.extraction.appraisal import read_appraisal
     from review.extraction.compare import compare_extractors
+    from review.extraction.duplicates import read_decisions, screen_duplicates
     from review.extraction.validate import validated_cases
     from review.report.html import ReportInputs, render_report
     from review.report.markdown import markdown_table
@@ -59,8 +62,13 @@ def render_outputs(workspace: Workspace, date: BuildDate,
     sheet = relative(workspace.cases_path, workspace.root)
     progress(f"validating {sheet}")
     cases = validated_cases(workspace.cases_path, schema, sheet)
-    progress(f"analysing {len(cases)} {schema.unit}s")
-    analysis = analyze_review(cases, protocol)
+    duplicates = screen_duplicates(cases, schema,
+                                   read_decisions(workspace.duplicate_decisions_path))
+    # A patient the reviewers judged to be another report's patient again is analysed once.
+    analysed = cases[~cases[schema.study.id_field].isin(duplicates.left_out)] \
+        if duplicates is not None else cases
+    progress(f"analysing {len(analysed)} {schema.unit}s")
+    analysis = analyze_review(analysed, protocol)
     outputs: dict[str, bytes] = {}
     for name, table in analysis_tables(analysis).items():
         outputs[f"tables/{name}.csv"] = table_csv(table)
@@ -86,6 +94,11 @@ def render_outputs(workspace: Workspace, date: BuildDate,
                 double_extraction.agreement_table()).encode("utf-8")
             outputs["tables/extraction_disagreements.csv"] = table_csv(
                 double_extraction.differences)
+    if duplicates is not None:
+        outputs["tables/duplicate_patients.csv"] = table_csv(pd.DataFrame(
+            [{**pair.__dict__, "agreeing": "; ".join(pair.agreeing)} for pair in duplicates.pairs],
+            columns=["first", "second", "agreeing", "years_apart", "decision", "reviewer",
+                     "note"]))
     progress("drawing the figures")
     svg = {}
     for name, files in render_figures(analysis, extra=extra).items():
@@ -105,7 +118,7 @@ def render_outputs(workspace: Workspace, date: BuildDate,
         build_day=date.day, versions=versions,
         searches=[entry for entry in log if entry.get("kind") == "search"],
         imports=[entry for entry in log if entry.get("kind") == "import"],
-        double_extraction=double_extraction,
+        double_extraction=double_extraction, duplicates=duplicates,
     )
     outputs[REPORT] = render_report(inputs).encode("utf-8")
     return outputs

@@ -24,6 +24,7 @@ from analysis.pooling import PooledProportion
 from analysis.review_analysis import ReviewAnalysis, format_time
 from analysis.survival import MissingTimeBounds, SurvivalByGroup
 from review.extraction.compare import ExtractionComparison
+from review.extraction.duplicates import DuplicateScreen
 from review.extraction.validate import DOI, PMID
 from review.protocol import Protocol
 from review.report.markdown import format_cell
@@ -155,6 +156,7 @@ class ReportInputs:
     searches: list[dict]
     imports: list[dict] = dataclasses.field(default_factory=list)
     double_extraction: ExtractionComparison | None = None
+    duplicates: DuplicateScreen | None = None
 
 
 class _Page:
@@ -370,6 +372,9 @@ def _methods(page: _Page, inputs: ReportInputs) -> None:
         page.add(str(_macros("double_extraction.html").methods(
             inputs.double_extraction, schema.double_extraction,
             len(inputs.analysis.studies), schema.unit)))
+    if inputs.duplicates is not None and schema.duplicate_patients is not None:
+        page.add(str(_macros("duplicate_patients.html").methods(
+            inputs.duplicates, schema.duplicate_patients, schema.unit)))
     analysis = inputs.analysis
     pooled_model = next(iter(analysis.pooled.values())).model if analysis.pooled else None
     survival_spec = protocol.analysis.survival
@@ -397,7 +402,13 @@ def _methods(page: _Page, inputs: ReportInputs) -> None:
         page.add(f"<li>Survival: time from {text(survival_spec.origin)} "
                  f"(<code>{text(survival_spec.time_field)}</code>), death as the event, living "
                  "patients censored at last follow-up. Kaplan–Meier estimates with Greenwood "
-                 "variances and log-log confidence bands; medians by R's rule. "
+                 "variances and log-log confidence bands; medians "
+                 + ("as R's printed survfit table gives them. "
+                    if survival_spec.median_rule == "table" else "by R's quantile() rule. ")
+                 + (f"Deaths without a time are placed at the origin and at "
+                    f"{', '.join(f'{t:g}' for t in survival_spec.missing_time_bounds)} "
+                    f"{text(survival_spec.time_unit)} in a sensitivity analysis. "
+                    if survival_spec.missing_time_bounds else "")
                  + (f"Only patients whose time counts from {text(survival_spec.origin)} "
                     "enter the main analysis; every time, whatever it counts from, enters a "
                     "sensitivity analysis. " if survival_spec.origin_field else "")
