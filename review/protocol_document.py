@@ -9,6 +9,9 @@ from __future__ import annotations
 from review.protocol import FieldSpec, Protocol
 
 
+def _codes(names: tuple[str, ...]) -> str:
+    return ", ".join(f"`{name}`" for name in names)
+
 def _bullets(items: list[str] | tuple[str, ...]) -> list[str]:
     return [f"- {item}" for item in items] or ["- None."]
 
@@ -191,6 +194,16 @@ def render_protocol_markdown(protocol: Protocol, source_name: str) -> str:
         if double.not_compared:
             lines[-1] += (" Agreement is not measured on "
                           + ", ".join(f"`{name}`" for name in double.not_compared) + ".")
+    duplicates = schema.duplicate_patients
+    if duplicates:
+        lines += ["", f"Patients reported twice: pairs from different reports that agree on "
+                      f"{_codes(duplicates.match)}"
+                      + (f", in reports at most {duplicates.max_year_gap} years apart "
+                         f"(`{duplicates.year_field}`)" if duplicates.year_field else "")
+                      + (f", not differing in {_codes(duplicates.differ_not)}"
+                         if duplicates.differ_not else "")
+                      + ", are decided by the reviewers; a patient judged reported twice is "
+                        "analysed once."]
     lines += ["", "## 14. Risk of bias (quality) assessment", ""]
     if schema.appraisal:
         lines += [f"{schema.appraisal.tool}; answers: {', '.join(schema.appraisal.answers)}.", ""]
