@@ -12,6 +12,7 @@ from review.protocol import FieldSpec, Protocol
 def _codes(names: tuple[str, ...]) -> str:
     return ", ".join(f"`{name}`" for name in names)
 
+
 def _bullets(items: list[str] | tuple[str, ...]) -> list[str]:
     return [f"- {item}" for item in items] or ["- None."]
 
