@@ -454,7 +454,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     workspace = _workspace(args)
     results = import_exports(workspace, [Path(shown(path)) for path in args.files],
-                             args.source, declared=args.format, encoding=args.encoding)
+                             args.source, declared=args.format, encoding=args.encoding,
+                             strict=args.strict)
     for result in results:
         if result.already_imported:
             print(f"{result.path}: already imported ({result.already_imported}; the same "
@@ -464,6 +465,12 @@ def cmd_import(args: argparse.Namespace) -> int:
                     if result.upgraded else "")
         print(f"{result.path}: {result.records} records ({NAMES[result.format]}, "
               f"{result.encoding}): {result.stored} stored{upgraded}")
+        if result.empty_lines:
+            lines = ", ".join(map(str, result.empty_lines[:10])) + (
+                ", …" if len(result.empty_lines) > 10 else "")
+            print(f"{result.path}: {len(result.empty_lines)} empty records (no bibliographic "
+                  f"field; lines {lines}) not stored: PRISMA counts them as removed before "
+                  "screening for other reasons (--strict refuses such a file)")
     return EXIT_OK
 
 
@@ -930,6 +937,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "again adds nothing; a bad file changes nothing.")
     importer.add_argument("files", nargs="+", metavar="FILE")
     importer.add_argument("--source", required=True, help="the database, e.g. Embase")
+    importer.add_argument("--strict", action="store_true",
+                          help="refuse a file holding an empty record instead of leaving the "
+                               "record out")
     importer.add_argument("--format", choices=list(IMPORT_FORMATS),
                           help="the format, when the extension does not say")
     importer.add_argument("--encoding", help="the files' text encoding (default: UTF-16 with "

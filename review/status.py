@@ -60,8 +60,10 @@ def status_lines(status: dict[str, Any]) -> list[str]:
         f"; last {last['run_id']}: {last['count']} records, {last['new_records']} new"
         if last else ""))
     lines.append(f"imports: {status['imports']}")
+    empty = status.get("records_removed_other", 0)
     lines.append(f"de-duplication: {status['duplicates_removed']} duplicates removed, "
-                 f"{status['records_screened']} records to screen")
+                 + (f"{empty} empty records removed, " if empty else "")
+                 + f"{status['records_screened']} records to screen")
     lines.append(f"title/abstract: {status['records_excluded']} excluded, "
                  f"{status['reports_sought']} advanced, {status['records_awaiting_screening']} "
                  f"awaiting a decision or adjudication")

@@ -340,10 +340,11 @@ def test_xlsx_export_is_read_in_read_only_mode(tmp_path):
     ("endnote.enw", b"%0 Journal Article\n%T A title\n", r"endnote\.enw:1: EndNote's tagged"),
     ("cut.xml", (VENDOR / "reflib" / "multipart.xml").read_bytes()[:900],
      r"cut\.xml:\d+: malformed or truncated XML"),
-    ("only_type.ris", b"TY  - JOUR\nER  - \n\nTY  - JOUR\nTI  - A title\nER  - \n",
-     r"only_type\.ris:1: an empty record"),
+    ("only_type.ris", b"TY  - JOUR\nER  - \n\nTY  - JOUR\nER  - \n",
+     r"only_type\.ris:1: every record of this RIS file is empty"),
     ("empty_article.xml", b"<?xml version='1.0'?>\n<PubmedArticleSet>\n<PubmedArticle/>\n"
-                          b"</PubmedArticleSet>\n", r"empty_article\.xml:3: an empty record"),
+                          b"</PubmedArticleSet>\n",
+     r"empty_article\.xml:3: every record of this PubMed XML file is empty"),
     ("continued.nbib", b"      continued before any tag\nPMID- 1\nTI  - A title\n",
      r"continued\.nbib:1: a continuation line outside a MEDLINE record"),
 ])
@@ -542,3 +543,69 @@ def test_an_export_two_code_pages_read_equally_well_is_refused_with_the_choice(
     assert status == 0 and "1 stored" in out
     records = (hcc_workspace.root / "data" / "search" / "records.jsonl").read_text("utf-8")
     assert "Dvořák, Šárka" in records and "Léčba" in records
+
+
+def sixty_one_records_one_empty(tmp_path) -> Path:
+    records = [f"TY  - JOUR\nTI  - Case {i} of spinal epidural abscess\nPY  - 2020\nER  - \n"
+               for i in range(1, 61)]
+    records.insert(30, "TY  - \nER  - \n")  # the empty record, at line 121
+    path = tmp_path / "sixty.ris"
+    path.write_text("".join(records), encoding="utf-8")
+    return path
+
+
+def test_an_empty_record_loses_no_other_record_and_is_counted_in_prisma(tmp_path,
+                                                                       hcc_workspace, run_cli):
+    from review.screening.flow import prisma_counts_for
+
+    path = sixty_one_records_one_empty(tmp_path)
+    export = read_export(path, "Embase")
+    assert len(export.records) == 60 and export.empty_lines == (121,)
+    status, out, _ = run_cli("--project", hcc_workspace.root, "import", path, "--source",
+                             "Embase")
+    assert status == 0
+    assert "60 records (RIS, utf-8): 60 stored" in out
+    assert ("1 empty records (no bibliographic field; lines 121) not stored: PRISMA counts "
+            "them as removed before screening for other reasons") in out
+    counts = prisma_counts_for(hcc_workspace)
+    assert counts["records_identified"] == 61 and counts["identified"] == {"Embase": 61}
+    assert counts["records_removed_other"] == 1
+    assert counts["records_screened"] + counts["duplicates_removed"] == 60
+    from review.screening.prisma import prisma_csv
+
+    row = next(line for line in prisma_csv(counts).decode().splitlines()
+               if line.startswith("excluded_other,"))
+    assert row.endswith(",1")
+
+
+def test_strict_refuses_a_file_with_an_empty_record(tmp_path, hcc_workspace, run_cli):
+    path = sixty_one_records_one_empty(tmp_path)
+    status, _, err = run_cli("--project", hcc_workspace.root, "import", path, "--source",
+                             "Embase", "--strict")
+    assert status == 2
+    assert f"{path}:121: an empty record (no bibliographic field), refused by --strict" in err
+    assert not (hcc_workspace.root / "data" / "search" / "records.jsonl").exists()
+
+
+def test_a_file_of_empty_records_only_is_refused(tmp_path):
+    path = tmp_path / "empty.ris"
+    path.write_text("TY  - \nER  - \nTY  - JOUR\nER  - \n", encoding="utf-8")
+    with pytest.raises(ReviewError, match=r"empty\.ris:1: every record of this RIS file is "
+                                          r"empty"):
+        read_export(path, "S")
+
+
+def test_ovids_numbered_ris_is_read_with_its_true_record_count(tmp_path):
+    export = read_export(EXPORTS / "ovid_numbered.ris", "Ovid")
+    assert [record.title for record in export.records] == [
+        "Metastatic hepatocellular carcinoma with associated spinal cord compression",
+        "Vertebral metastasis of HCC"]
+    assert export.records[0].pmid == "21107234"  # Ovid MEDLINE's accession number
+    assert export.empty_lines == (26,)  # record 3 holds nothing: counted, not stored
+    assert all("ovidsp" not in str(record) for record in export.records)
+    text = (EXPORTS / "ovid_numbered.ris").read_text(encoding="utf-8")
+    gap = tmp_path / "gap.ris"
+    gap.write_text(text.replace("\n2.\n", "\n4.\n"), encoding="utf-8")
+    with pytest.raises(ReviewError, match=r"gap\.ris:14: Ovid's record number 4, where 2 was "
+                                          r"expected"):
+        read_export(gap, "Ovid")

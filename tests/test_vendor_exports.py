@@ -85,9 +85,12 @@ def test_endnote_xml_joins_values_split_over_style_runs():
     assert record.export_id == "1 & 2"
 
 
-def test_a_row_with_nothing_bibliographic_is_refused_with_its_line():
-    with pytest.raises(ReviewError, match=r"duplicate_records\.csv:12: an empty record"):
-        read_export(VENDOR / "asreview" / "duplicate_records.csv", "Test")
+def test_a_row_with_nothing_bibliographic_is_left_out_with_its_line_or_refused_if_strict():
+    export = read_export(VENDOR / "asreview" / "duplicate_records.csv", "Test")
+    assert 12 in export.empty_lines and export.records
+    with pytest.raises(ReviewError, match=r"duplicate_records\.csv:12: an empty record \(no "
+                                          r"bibliographic field\), refused by --strict"):
+        read_export(VENDOR / "asreview" / "duplicate_records.csv", "Test", strict=True)
 
 
 def test_web_of_science_plain_text_named_ris_is_refused_with_the_format_to_use():

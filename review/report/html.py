@@ -271,7 +271,9 @@ def _prisma(page: _Page, inputs: ReportInputs) -> None:
     other = sum(counts["identified_other_methods"].values())
     reports = counts["reports_included"] + counts["other_reports_included"]
     page.add(f"<p>Records identified: {database} from databases and registers, {other} via "
-             f"other methods. After removing {counts['duplicates_removed']} duplicates, "
+             f"other methods. After removing {counts['duplicates_removed']} duplicates"
+             + (f" and {counts['records_removed_other']} empty records (no bibliographic "
+                "field)" if counts.get("records_removed_other") else "") + ", "
              f"{counts['records_screened']} records were screened on title and abstract and "
              f"{counts['records_excluded']} excluded; "
              f"{counts['reports_assessed'] + counts['other_reports_assessed']} reports were "

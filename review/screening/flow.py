@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ from review.screening.decisions import (
     outcome_of,
 )
 from review.screening.dedup import DedupResult, deduplicate, kept_records, read_pair_decisions
+from review.search.log import read_log
 from review.search.records import (
     Record,
     RecordStore,
@@ -189,10 +190,13 @@ def agreement(stage: str, decisions: list[Decision]) -> Agreement | None:
 
 def prisma_counts(state: ScreeningState, studies_included: int,
                   cases_included: int, reason_labels: dict[str, str],
-                  is_extracted: Callable[[Record], bool] | None = None) -> dict[str, Any]:
+                  is_extracted: Callable[[Record], bool] | None = None,
+                  removed_empty: Mapping[str, int] | None = None) -> dict[str, Any]:
     """Every count of the PRISMA 2020 flow diagram; `is_extracted` tells whether an included
     report has its study in the extraction sheet (without it, included reports beyond the
-    number of studies count as not extracted)."""
+    number of studies count as not extracted); `removed_empty` counts, by source, the empty
+    records the imports left out (identified, then removed before screening)."""
+    removed_empty = {source: n for source, n in (removed_empty or {}).items() if n}
     database = [r for r in state.records if not identified_via_other_methods(r)]
     other = [r for r in state.records if identified_via_other_methods(r)]
     title_abstract = state.final["title-abstract"]
@@ -228,12 +232,14 @@ def prisma_counts(state: ScreeningState, studies_included: int,
                 if o is not None and o.decision == "include"]
     databases = column(advanced)
     others = column(other)
+    identified = Counter(r.source for r in database) + Counter(removed_empty)
     return {
-        "records_identified": len(database),
+        "records_identified": len(database) + sum(removed_empty.values()),
         "records_identified_other_methods": len(other),
-        "identified": dict(sorted(Counter(r.source for r in database).items())),
+        "identified": dict(sorted(identified.items())),
         "identified_other_methods": dict(sorted(Counter(r.source for r in other).items())),
         "duplicates_removed": state.dedup.duplicates_removed,
+        "records_removed_other": sum(removed_empty.values()),
         "records_screened": len(screened),
         "records_excluded": sum(o is not None and o.decision == "exclude" for o in ta_outcomes),
         "records_awaiting_screening": sum(o is None or o.decision == "conflict"
@@ -274,8 +280,12 @@ def prisma_counts_for(workspace: Workspace, state: ScreeningState | None = None
     cases = ensure_sheet(workspace.cases_path, schema)
     studies = cases[schema.study.key].replace("", None).dropna().nunique()
     labels = {reason.id: reason.label for reason in workspace.protocol.screening.exclusion_reasons}
+    removed_empty: Counter[str] = Counter()
+    for entry in read_log(workspace):
+        if entry.get("kind") == "import":
+            removed_empty[entry.get("source", "")] += int(entry.get("empty_records", 0))
     return prisma_counts(state or screening_state(workspace), int(studies), len(cases), labels,
-                         extracted_report_test(cases, schema))
+                         extracted_report_test(cases, schema), removed_empty)
 
 
 def extracted_report_test(cases: pd.DataFrame, schema: ExtractionSchema

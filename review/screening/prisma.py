@@ -58,7 +58,8 @@ def prisma_csv(counts: dict[str, Any]) -> bytes:
         ("duplicates", "node8", "box3", "Duplicate records", counts["duplicates_removed"]),
         ("excluded_automatic", "NA", "box3", "Records marked as ineligible by automation tools",
          0),
-        ("excluded_other", "NA", "box3", "Records removed for other reasons", 0),
+        ("excluded_other", "NA", "box3", "Records removed for other reasons",
+         counts.get("records_removed_other", 0)),
         ("records_screened", "node9", "box4", "Records screened (databases and registers)",
          counts["records_screened"]),
         ("records_excluded", "node10", "box5", "Records excluded (databases and registers)",
@@ -173,8 +174,10 @@ def prisma_diagram(counts: dict[str, Any]) -> Figure:
     identified = counts["identified"]
     _box(ax, left, 78, width, 11, _lines("Records identified from databases",
                                          identified, sum(identified.values())))
+    removed_other = counts.get("records_removed_other", 0)
     _box(ax, middle, 80, width, 7, "Records removed before screening:\nduplicate records "
-                                   f"(n = {counts['duplicates_removed']})")
+                                   f"(n = {counts['duplicates_removed']})"
+         + (f"\nempty records (n = {removed_other})" if removed_other else ""))
     _arrow(ax, (left + width + 0.4, 83.5), (middle - 0.4, 83.5))
     _column(ax, left, width, middle, width, [
         (64, f"Records screened\n(n = {counts['records_screened']})"

@@ -32,6 +32,7 @@ class ImportedFile:
     stored: int
     upgraded: int
     already_imported: str  # when the same bytes were imported before; '' if never
+    empty_lines: tuple[int, ...] = ()  # records with no bibliographic field, not stored
 
 
 def _upgrade_legacy(export: Export, legacy: dict[str, Record], source: str
@@ -51,11 +52,12 @@ def _upgrade_legacy(export: Export, legacy: dict[str, Record], source: str
 
 
 def import_exports(workspace: Workspace, paths: list[Path], source: str, *,
-                   declared: str | None = None, encoding: str | None = None
-                   ) -> list[ImportedFile]:
+                   declared: str | None = None, encoding: str | None = None,
+                   strict: bool = False) -> list[ImportedFile]:
     """Read every file first; only when all of them parse are their records stored and the
-    imports logged, in one write, so a bad file changes nothing."""
-    exports = [read_export(path, source, declared=declared, encoding=encoding)
+    imports logged, in one write, so a bad file changes nothing. Empty records are left out
+    and logged (PRISMA counts them as removed before screening), or refused with `strict`."""
+    exports = [read_export(path, source, declared=declared, encoding=encoding, strict=strict)
                for path in paths]
     with workspace_lock(workspace.root, "import"):
         return _store_exports(workspace, exports, source)
@@ -90,12 +92,16 @@ def _store_exports(workspace: Workspace, exports: list[Export], source: str
         new += fresh
         upgraded += renewed
         results.append(ImportedFile(export.path, export.format, export.encoding,
-                                    len(export.records), len(fresh), len(renewed), ""))
+                                    len(export.records), len(fresh), len(renewed), "",
+                                    export.empty_lines))
         entries.append({
             "kind": "import", "source": source, "file": export.path.name,
             "sha256": export.sha256, "format": NAMES[export.format],
             "encoding": export.encoding, "records": len(export.records),
-            "records_stored": len(fresh), "records_upgraded": len(renewed), "date": when,
+            "records_stored": len(fresh), "records_upgraded": len(renewed),
+            **({"empty_records": len(export.empty_lines),
+                "empty_lines": list(export.empty_lines)} if export.empty_lines else {}),
+            "date": when,
             "software": f"casereview {__version__}",
         })
     if new or upgraded:

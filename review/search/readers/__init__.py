@@ -67,6 +67,9 @@ class Export:
     encoding: str
     sha256: str
     records: list[Record]
+    # Lines of the records that hold no bibliographic field (an RIS "TY  -" / "ER  -"
+    # pair): not imported, but counted as removed before screening.
+    empty_lines: tuple[int, ...] = ()
 
 
 def _line_of(data: bytes, offset: int) -> int:
@@ -254,8 +257,9 @@ def _binary_format(path: Path, data: bytes, declared: str | None) -> str | None:
 
 
 def read_export(path: Path, source: str, *, declared: str | None = None,
-                encoding: str | None = None) -> Export:
-    """Every record of one export file, in file order."""
+                encoding: str | None = None, strict: bool = False) -> Export:
+    """Every record of one export file, in file order; a record with no bibliographic field
+    is left out and its line kept in `empty_lines` (with `strict`, it refuses the file)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -280,12 +284,20 @@ def read_export(path: Path, source: str, *, declared: str | None = None,
     if not entries:
         raise ReviewError(f"{path}:1: no records found in this {NAMES[kind]} file")
     digest = hashlib.sha256(data).hexdigest()
-    records = []
+    records, empty_lines = [], []
     for position, (line, fields) in enumerate(entries, start=1):
+        # Positions count every entry, empty ones too, so a record's id does not depend on
+        # whether an empty record before it was skipped.
         record = make_record(source, path.name, origin=f"sha256:{digest}", position=position,
                              **fields)
         if is_empty(record):
-            raise ReviewError(f"{path}:{line}: an empty record (no bibliographic field); "
-                              "remove it or complete it in the export")
+            if strict:
+                raise ReviewError(f"{path}:{line}: an empty record (no bibliographic field), "
+                                  "refused by --strict; remove it or complete it in the export")
+            empty_lines.append(line)
+            continue
         records.append(record)
-    return Export(path, kind, used, digest, records)
+    if not records:
+        raise ReviewError(f"{path}:{empty_lines[0]}: every record of this {NAMES[kind]} file "
+                          "is empty (no bibliographic field)")
+    return Export(path, kind, used, digest, records, tuple(empty_lines))

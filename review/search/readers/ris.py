@@ -66,13 +66,30 @@ def _fields(fields: dict[str, list[str]]) -> dict[str, object]:
     )
 
 
+# Ovid's RIS numbers its records ("1." on a line before TY) and writes links after ER (an NL
+# tag, "Link to the Ovid Full Text or citation:", a URL) that belong to no record.
+OVID_NUMBER = re.compile(r"^(\d+)\.\s*$")
+OVID_LINK = "Link to the Ovid Full Text or citation:"
+
+
 def read(text: str, source_file: str) -> list[tuple[int, dict[str, object]]]:
     records: list[tuple[int, dict[str, object]]] = []
     fields: dict[str, list[str]] | None = None
     started = 0
     last_tag = ""
+    lines = text.replace("\r\n", "\n").split("\n")
+    first = next((line for line in lines if line.strip()), "")
+    numbered = bool(OVID_NUMBER.match(first.strip()))
+    numbers: list[tuple[int, int]] = []
     # Not splitlines(): abstracts may hold U+2028, which is no line break in RIS.
-    for number, line in enumerate(text.replace("\r\n", "\n").split("\n"), start=1):
+    for number, line in enumerate(lines, start=1):
+        if numbered and fields is None:
+            counted = OVID_NUMBER.match(line.strip())
+            if counted:
+                numbers.append((number, int(counted.group(1))))
+                continue
+            if not line.startswith("TY  -"):
+                continue  # Ovid's links between a record's ER and the next number
         match = TAG.match(line.rstrip())
         if match:
             tag, value = match.group(1), (match.group(2) or "").strip()
@@ -93,6 +110,8 @@ def read(text: str, source_file: str) -> list[tuple[int, dict[str, object]]]:
                 fields.setdefault(tag, []).append(value)
             last_tag = tag
         elif line.strip() and fields is not None:
+            if line.startswith(OVID_LINK):
+                continue  # Ovid's label of the link that follows: part of no field
             if last_tag in ("TY", "ER"):
                 raise ReviewError(f"{source_file}:{number}: not an RIS line "
                                   f"('{line.strip()[:40]}')")
@@ -100,4 +119,12 @@ def read(text: str, source_file: str) -> list[tuple[int, dict[str, object]]]:
     if fields is not None:
         raise ReviewError(f"{source_file}:{started}: the record starting here has no ER line "
                           "(truncated file?)")
+    if numbered:
+        for index, (number, value) in enumerate(numbers, start=1):
+            if value != index:
+                raise ReviewError(f"{source_file}:{number}: Ovid's record number {value}, "
+                                  f"where {index} was expected (records missing?)")
+        if len(numbers) != len(records):
+            raise ReviewError(f"{source_file}: Ovid numbered {len(numbers)} records but "
+                              f"{len(records)} were found (a record without TY … ER?)")
     return records
