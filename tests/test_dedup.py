@@ -238,3 +238,73 @@ def test_labelled_real_exports_keep_their_precision_and_recall(name, precision, 
              for pair in itertools.combinations(row.strip('"').split(";"), 2)}
     assert len(found & truth) / len(found) >= precision
     assert len(found & truth) / len(truth) >= recall
+
+
+def verdict_of(a, b):
+    verdict = compare_records(profile(a), profile(b))
+    return verdict.duplicate, verdict.rule
+
+
+def test_a_recurring_column_in_four_issues_of_one_volume_is_four_works():
+    # Issue 20: "Editor's Comments" by one editor in issues 1-4 of one volume were merged.
+    columns = [record("Scopus", title="Editor's Comments", authors=["Rai, Arun"],
+                      journal="MIS Quarterly", year="2017", volume="41", issue=str(number),
+                      pages="") for number in range(1, 5)]
+    for one, other in itertools.combinations(columns, 2):
+        assert verdict_of(one, other) == (False, "different issues")
+    result = deduplicate(columns)
+    assert result.clusters == []
+    # Record numbers in the issue field ("number = 1112") are not issues.
+    a = record("Embase", issue="1112", pages="")
+    b = record("Medline", issue="1113", pages="")
+    assert verdict_of(a, b)[0] is True
+
+
+@pytest.mark.parametrize(("volume", "junk"), [("1", "1)"), ("187", "187 ( Pt 1)"),
+                                              ("13", "Ph.D."), ("13", "SUPPL"),
+                                              ("13", "(Jul)")])
+def test_a_volume_field_holding_no_number_never_vetoes_a_duplicate(volume, junk):
+    # The volume strings are bib-dedupe's (tests/prep_test.py), from real exports.
+    a = record("Embase", volume=volume)
+    b = record("Scopus", volume=junk)
+    assert verdict_of(a, b)[0] is True, verdict_of(a, b)
+
+
+@pytest.mark.parametrize(("short", "long"), [
+    ("AMCIS", "Americas Conference on Information Systems"),
+    ("HICSS", "Proceedings of the 51st Hawaii International Conference on System Sciences"),
+    ("Circulation", "Circulation. Conference: American Heart Association's Scientific "
+                    "Sessions"),
+])
+def test_a_venues_abbreviation_or_conference_suffix_is_the_same_venue(short, long):
+    a = record("Scopus", journal=short, volume="", pages="")
+    b = record("Web of Science", journal=long, volume="", pages="")
+    assert verdict_of(a, b)[0] is True, verdict_of(a, b)
+
+
+def test_a_venues_acronym_does_not_match_another_venue():
+    a = record("Scopus", journal="AMCIS", volume="", pages="")
+    b = record("Web of Science", journal="European Conference on Information Systems",
+               volume="", pages="")
+    assert verdict_of(a, b)[0] is not True
+
+
+def test_the_same_doi_with_a_title_lacking_its_subtitle_is_one_work():
+    a = record("Scopus", doi="10.17705/1jais.00663", title="Digital Nudging")
+    b = record("Web of Science", doi="10.17705/1jais.00663",
+               title="Digital nudging: altering user behavior in digital environments")
+    assert verdict_of(a, b) == (True, "same DOI; one title lacks the other's subtitle")
+    other = record("Web of Science", doi="10.17705/1jais.00663",
+                   title="Quantum computing for portfolio optimisation")
+    assert verdict_of(a, other) == (False, "same DOI but different titles (a DOI error)")
+
+
+def test_the_same_doi_as_conference_paper_and_article_goes_to_the_reviewers():
+    a = record("Scopus", doi="10.1145/3290605.3300233", publication_types=["Conference Paper"])
+    b = record("Web of Science", doi="10.1145/3290605.3300233", publication_types=["Article"])
+    assert verdict_of(a, b) == (None, "same DOI, but one record is a conference paper and the "
+                                      "other is not")
+    result = deduplicate([a, b])
+    assert result.uncertain and result.clusters == []
+    c = record("Scopus", doi="10.1145/other", publication_types=["Conference Paper"])
+    assert verdict_of(c, b) == (False, "a conference version is not its journal paper")

@@ -62,6 +62,9 @@ TITLE_ANNOTATIONS = re.compile(
 TRAILING_FIELDS = re.compile(r"\s+(LA|TO|OT|ST):\s.*$")
 # Where a venue's name ends and a conference, a translation or a note begins: "Circulation.
 # Conference: 84th Scientific Sessions", "Ai zheng = Chinese journal of cancer", "(1946)".
+# Words that name a venue's edition or form, not the venue: "Proceedings of the 51st Annual
+# Hawaii International Conference" is the Hawaii International Conference.
+VENUE_EDITION = re.compile(r"\d+(st|nd|rd|th)?|proceedings|proc|annual|abstracts?")
 VENUE_END = re.compile(r"\.\s*(conference|congress|meeting)\b.*$| = .*$|;.*$|\(\d{4}\)|"
                        r"\[[^\]]*\]", re.IGNORECASE)
 SAME_TITLE = 0.95
@@ -69,6 +72,7 @@ SAME_TITLE_ACROSS_YEARS = 0.97
 UNCERTAIN_TITLE = 0.85
 CONFLICTING_TITLE = 0.6
 MAX_BLOCK = 200
+MAX_ISSUE = 53
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,7 @@ class Profile:
     venue: tuple[str, ...]
     year: int | None
     volume: str
+    issue: str  # the issue's number; '' when unknown or not a plain number ("Suppl 1")
     start_page: str
     pages: tuple[int, int] | None  # a numeric page range; None for e-locators and unknown
     doi_family: str
@@ -121,7 +126,20 @@ def _author_surnames(authors: Sequence[str]) -> frozenset[str]:
 
 def _venue(journal: str) -> tuple[str, ...]:
     name = VENUE_END.sub("", journal.replace("&", " and ").replace("?", ""))
-    return tuple(word for word in identity_key(name).split() if word not in VENUE_STOP_WORDS)
+    return tuple(word for word in identity_key(name).split()
+                 if word not in VENUE_STOP_WORDS and not VENUE_EDITION.fullmatch(word))
+
+
+def _acronym_of(acronym: str, words: tuple[str, ...]) -> bool:
+    """Whether a one-word venue abbreviates the others by their first letters or syllables
+    ("amcis": AMericas Conference on Information Systems; "hicss")."""
+    if not words:
+        return not acronym
+    if not acronym:
+        return False
+    word = words[0]
+    return any(acronym.startswith(word[:length]) and _acronym_of(acronym[length:], words[1:])
+               for length in range(min(len(word), len(acronym)), 0, -1))
 
 
 def prepared_title(title: str) -> str:
@@ -136,8 +154,18 @@ def prepared_title(title: str) -> str:
 
 
 def _volume(value: str) -> str:
+    """A volume's number ("187 ( Pt 1)" and "1)" are 187 and 1); a volume field holding no
+    number ("Ph.D.", "SUPPL", "(Jul)") says nothing, so it is unknown, never a different
+    volume."""
     found = re.match(r"\s*(\d+)", value)
-    return found.group(1) if found else identity_key(value)
+    return found.group(1) if found else ""
+
+
+def _issue(value: str) -> str:
+    """An issue's number. Larger numbers than a weekly journal's are not issues: exports put
+    record and accession numbers in the same field ("number = 1112")."""
+    found = re.fullmatch(r"\s*(\d+)\s*", value)
+    return str(int(found.group(1))) if found and 0 < int(found.group(1)) <= MAX_ISSUE else ""
 
 
 def _start_page(pages: str) -> str:
@@ -183,6 +211,12 @@ def names_match(a: frozenset[str], b: frozenset[str]) -> bool:
                for x in a for y in b)
 
 
+def _one_lacks_the_subtitle(a: str, b: str) -> bool:
+    """The shorter title, of two words or more, begins the longer one."""
+    short, long = sorted((a, b), key=len)
+    return len(short.split()) >= 2 and long.startswith(f"{short} ")
+
+
 def contains_title(a: str, b: str) -> bool:
     """One title holds the other, of three words or more: a subtitle, a section heading or a
     second language added ("MEDICAL PROGRESS Atypical…", "…; Efeito da pressão…")."""
@@ -207,6 +241,7 @@ def profile(record: Record) -> Profile:
         venue=_venue(record.journal),
         year=int(record.year) if record.year.isdigit() else None,
         volume=_volume(record.volume),
+        issue=_issue(record.issue),
         start_page=_start_page(record.pages),
         pages=_page_range(record.pages),
         doi_family=re.sub(r"\.pub\d+$", "", record.doi),
@@ -223,6 +258,9 @@ def venues_compatible(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
     if not a or not b:
         return True
     short, long = sorted((a, b), key=len)
+    if len(short) == 1 and len(long) >= 3 and 3 <= len(short[0]) <= 10 \
+            and _acronym_of(short[0], long):
+        return True
     if len(short) != len(long):
         return " ".join(short) in " ".join(long) and len(short) >= 2
     return all(x.startswith(y) or y.startswith(x) for x, y in zip(short, long, strict=True))
@@ -236,6 +274,8 @@ def title_similarity(a: str, b: str) -> float:
 
 def _identifiers_agree(a: Profile, b: Profile, rule: str) -> Verdict:
     if a.title and b.title and title_similarity(a.title, b.title) < CONFLICTING_TITLE:
+        if _one_lacks_the_subtitle(a.title, b.title):
+            return Verdict(True, f"{rule}; one title lacks the other's subtitle")
         if rule == "same PMID":
             return Verdict(None, "same PMID but different titles")
         return Verdict(False, "same DOI but different titles (a DOI error)")
@@ -260,15 +300,25 @@ def compare_records(a: Profile, b: Profile) -> Verdict:
     if a.notice != b.notice:
         return Verdict(False, "an erratum, retraction or comment is not the article it "
                               "refers to")
-    if a.conference != b.conference:
-        return Verdict(False, "a conference version is not its journal paper")
     pmids = a.record.pmid, b.record.pmid
+    same_pmid = all(pmids) and pmids[0] == pmids[1]
+    same_doi = bool(a.doi_family) and a.doi_family == b.doi_family
+    if a.conference != b.conference:
+        if same_pmid or same_doi:
+            # One identifier for both: a database typed the record differently, or gave the
+            # paper its abstract's DOI; a reviewer settles it, never silence.
+            verdict = _identifiers_agree(a, b, "same PMID" if same_pmid else "same DOI")
+            if verdict.duplicate:
+                return Verdict(None, f"{verdict.rule}, but one record is a conference paper "
+                                     "and the other is not")
+            return verdict
+        return Verdict(False, "a conference version is not its journal paper")
     if all(pmids):
-        if pmids[0] == pmids[1]:
+        if same_pmid:
             return _identifiers_agree(a, b, "same PMID")
         return Verdict(False, "different PMIDs")
     if a.doi_family and b.doi_family:
-        if a.doi_family == b.doi_family:
+        if same_doi:
             rule = "same DOI" if a.record.doi == b.record.doi else \
                 "same DOI up to its version suffix"
             return _identifiers_agree(a, b, rule)
@@ -282,6 +332,10 @@ def compare_records(a: Profile, b: Profile) -> Verdict:
         return Verdict(False, "years more than one apart")
     if volume is False:
         return Verdict(False, "different volumes")
+    if _agreement(a.issue, b.issue) is False and not (a.start_page and b.start_page):
+        # A recurring column ("Editor's Comments") has one title, author and volume in every
+        # issue; where both first pages are known, the pages tell the works apart instead.
+        return Verdict(False, "different issues")
     similarity = title_similarity(a.title, b.title)
     same_author = (names_match(a.first_author, b.authors) or names_match(b.first_author, a.authors)
                    if a.first_author and b.first_author else None)
