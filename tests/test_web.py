@@ -789,3 +789,33 @@ def test_de_duplication_after_an_import_runs_off_the_event_loop(web_workspace, m
         release.set()
         server.should_exit = True
         thread.join(10)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (Debian package "
+                                             "'chromium'; .ci/run installs it)")
+def test_enter_in_the_note_records_no_decision(server, web_workspace):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        page = browser.new_page()
+        sign_in(page, server, "ana")
+        page.wait_for_selector("#record")
+        record = page.get_attribute("#record", "data-record")
+        page.keyboard.press("n")
+        page.keyboard.type("check the full text first")
+        page.keyboard.press("Enter")
+        page.select_option("#reason", index=1)
+        page.focus("#reason")
+        page.keyboard.press("Enter")  # in the reason list too
+        page.wait_for_timeout(500)  # a submission, had there been one, would have navigated
+        assert page.get_attribute("#record", "data-record") == record
+        assert not DecisionStore(web_workspace.screening_dir).path("title-abstract",
+                                                                    "ana").exists()
+        page.evaluate("document.activeElement.blur()")
+        with page.expect_navigation():
+            page.keyboard.press("e")
+        browser.close()
+    [line] = decision_lines(web_workspace, "title-abstract", "ana")
+    assert (line["record"], line["decision"], line["note"]) == (
+        record, "exclude", "check the full text first")
