@@ -111,6 +111,8 @@ def reports_per_year_plot(studies: pd.DataFrame, year_column: str = "pub_year") 
         ax.bar(span, counts.reindex(span, fill_value=0), color=OKABE_ITO[2], width=0.8)
         ax.set_xlim(span[0] - 1, span[-1] + 1)
     ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    # Years are whole: a short span must not be ticked 2005.0, 2007.5.
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel("Reports")
     ax.set_xlabel("Year of publication")
     unknown = int(years.isna().sum())

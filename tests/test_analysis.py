@@ -214,3 +214,14 @@ def test_a_forest_of_mostly_single_patient_reports_is_not_drawn(shipped_analysis
                 "skull": pool_proportions(*([3, 5, 2], [10, 12, 8]), method="glmm")})
     drawn = figure_builders(analysis)
     assert "forest_skull" in drawn and "forest_spine" not in drawn
+
+
+def test_the_years_of_a_short_span_are_ticked_as_whole_years():
+    import pandas as pd
+
+    from analysis.figures import reports_per_year_plot
+
+    figure = reports_per_year_plot(pd.DataFrame({"pub_year": ["2005", "2006", "2006"]}))
+    figure.canvas.draw()
+    ticks = [tick for tick in figure.axes[0].get_xticks() if 2004 <= tick <= 2010]
+    assert ticks and all(float(tick).is_integer() for tick in ticks)
