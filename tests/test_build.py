@@ -171,6 +171,8 @@ def test_report_says_what_a_reviewer_needs(built):
             "is 1.6, as R's printed survfit table, survminer and lifelines give it (R's "
             "quantile() gives the midpoint, 32.8)") in markup
     assert 'href="https://pubmed.ncbi.nlm.nih.gov/40828566/"' in markup
+    assert "the most frequent were T4 and T9, tied (4 patients each)" in markup  # both named
+    assert "Median, months (95% CI)" in markup
 
 
 def edit_sheet(workspace: Workspace, edit) -> None:

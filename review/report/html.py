@@ -215,12 +215,16 @@ def _findings(inputs: ReportInputs) -> list[str]:
     levels = analysis.vertebral_levels
     if levels is not None and levels["denominator"].any():
         top = levels.sort_values("patients", ascending=False, kind="stable").iloc[0]
+        tied = [str(level) for level in levels.loc[levels["patients"] == top["patients"],
+                                                   "level"]]
         region = _region(analysis, spec.levels_region or "")
         where = text(region["label"]) if region is not None else "the region"
+        most = (f"the most frequent was {text(tied[0])}" if len(tied) == 1 else
+                f"the most frequent were {text(join_words(tied))}, tied")
         findings.append(f"{text(spec.levels_field.replace('_', ' ').capitalize())} were "
                         f"reported for {top['denominator']} of the {top['spinal_patients']} "
-                        f"patients whose sites include {where}; the most frequent was "
-                        f"{text(top['level'])} ({top['patients']} patients).")
+                        f"patients whose sites include {where}; {most} ({top['patients']} "
+                        f"patients{' each' if len(tied) > 1 else ''}).")
     for headline in spec.headline_findings:
         if headline.field in cases:
             hits, reported = _count(cases, headline.field, headline.value)
@@ -529,6 +533,11 @@ def _heterogeneity_text(result: PooledProportion, patient_level: pd.Series | Non
                          f"{patient_level['denominator']} "
                          f"({percent(patient_level['percent'])}).")
     return text(" ".join(sentences))
+
+
+def join_words(words: list[str]) -> str:
+    """'A', 'A and B', 'A, B and C'."""
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
 def deaths(count: int) -> str:
