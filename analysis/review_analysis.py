@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from analysis import figures
 from analysis.pooling import PooledProportion
 from analysis.sites import (
+    body_map_frequencies,
     pooled_region_proportions,
     pooling_refusal,
     site_frequencies,
@@ -62,6 +63,8 @@ class ReviewAnalysis:
     characteristics: pd.DataFrame
     completeness: pd.DataFrame
     site_frequencies: pd.DataFrame
+    # Patients per bone of the skeleton map; empty when no site is a bone (no map is drawn).
+    body_map: pd.DataFrame
     sites_per_patient: pd.DataFrame
     vertebral_levels: pd.DataFrame | None
     pooled: dict[str, PooledProportion]
@@ -135,6 +138,7 @@ def analyze_review(raw_cases: pd.DataFrame, protocol: Protocol, *,
         completeness=summarize_extraction(raw_cases, schema).completeness,
         site_frequencies=site_frequencies(cases, spec, schema.field(spec.sites_field),
                                           method=interval),
+        body_map=body_map_frequencies(cases, spec, schema.field(spec.sites_field)),
         sites_per_patient=sites_per_patient(cases, spec),
         vertebral_levels=levels,
         pooled=pooled,
@@ -198,9 +202,10 @@ def figure_builders(analysis: ReviewAnalysis) -> dict[str, Callable[[], Figure]]
     labels = {region.id: region.label for region in analysis.protocol.analysis.site_regions}
     builders: dict[str, Callable[[], Figure]] = {
         "site_frequencies": lambda: figures.site_frequency_plot(analysis.site_frequencies),
-        "skeleton_map": lambda: figures.skeleton_map(analysis.site_frequencies),
         "reports_per_year": lambda: figures.reports_per_year_plot(analysis.studies),
     }
+    if analysis.body_map["drawn"].any():
+        builders["skeleton_map"] = lambda: figures.skeleton_map(analysis.body_map)
     levels = analysis.vertebral_levels
     if levels is not None and levels["denominator"].any():
         where = labels.get(analysis.protocol.analysis.levels_region or "", "the region")

@@ -11,7 +11,7 @@ import pandas as pd
 from statsmodels.stats.proportion import proportion_confint
 
 from analysis.pooling import PooledProportion, pool_proportions
-from review.protocol import AnalysisSpec, FieldSpec
+from review.protocol import SKELETON_PARTS, AnalysisSpec, FieldSpec
 
 CI_METHODS = {"wilson": "wilson", "clopper-pearson": "beta"}
 
@@ -57,6 +57,35 @@ def site_frequencies(
         count = int(sum(code in codes for codes in reported))
         rows.append(_frequency_row("site", code, code_label(code), count, total, method, level))
     return pd.DataFrame(rows)
+
+
+def body_map_frequencies(cases: pd.DataFrame, spec: AnalysisSpec, sites: FieldSpec
+                         ) -> pd.DataFrame:
+    """Patients per bone of the skeleton map over patients with sites reported (`drawn`),
+    then the sites on no bone (listed beside the map): the bones the protocol's `body_map`
+    maps site codes onto (a patient counts once per bone, whatever the number of its codes
+    there), or without one, the sites whose codes are bone names. No row is drawn when no
+    site is a bone, and then no map is drawn."""
+    mapping = spec.body_map if spec.body_map is not None else {
+        code: (code,) for code in sites.values if code in SKELETON_PARTS}
+    on_a_bone = {code for codes in mapping.values() for code in codes}
+    reported = cases[spec.sites_field].dropna()
+    total = len(reported)
+    rows = []
+    for part, codes in mapping.items():
+        members = set(codes)
+        count = int(sum(bool(members & set(found)) for found in reported))
+        label = code_label(codes[0]) if len(codes) == 1 else code_label(part)
+        rows.append((part, label, count, True))
+    for code in sites.values:
+        if code not in on_a_bone:
+            rows.append((code, code_label(code), int(sum(code in found for found in reported)),
+                         False))
+    return pd.DataFrame(
+        [{"kind": "site", "id": identifier, "label": label, "patients": count,
+          "denominator": total, "percent": 100 * count / total if total else float("nan"),
+          "drawn": drawn} for identifier, label, count, drawn in rows],
+        columns=["kind", "id", "label", "patients", "denominator", "percent", "drawn"])
 
 
 def sites_per_patient(cases: pd.DataFrame, spec: AnalysisSpec) -> pd.DataFrame:

@@ -302,6 +302,12 @@ class SurvivalSpec:
 
 
 MEDIAN_RULES = ("table", "quantile")
+# The bones the report's skeleton map draws; a protocol's body_map maps its site codes onto
+# them.
+SKELETON_PARTS = ("skull", "orbit", "maxilla", "mandible", "cervical_spine", "thoracic_spine",
+                  "lumbar_spine", "spine_unspecified", "sacrum", "clavicle", "scapula",
+                  "sternum", "rib", "humerus", "forearm", "hand", "pelvis", "femur",
+                  "tibia_fibula", "foot")
 
 
 @dataclass(frozen=True)
@@ -337,6 +343,9 @@ class AnalysisSpec:
     # The region whose patients the vertebral-level table counts (default: the first region).
     levels_region: str | None = None
     headline_findings: tuple[HeadlineFinding, ...] = ()
+    # The skeleton map's bones, each with the site codes drawn on it; None: the sites whose
+    # codes are the drawing's bone names. A protocol whose sites are no bones gets no map.
+    body_map: dict[str, tuple[str, ...]] | None = None
 
 
 @dataclass(frozen=True)
@@ -868,7 +877,8 @@ def _parse_analysis(
     data = check.mapping(raw, path, ("sites_field",),
                          ("levels_field", "characteristics", "site_regions", "pooling",
                           "survival", "treatment_groupings", "population", "population_short",
-                          "headline_regions", "levels_region", "headline_findings"))
+                          "headline_regions", "levels_region", "headline_findings",
+                          "body_map"))
     fields = {spec.name: spec for spec in schema.fields}
 
     def coded_field(value: Any, where: str) -> FieldSpec | None:
@@ -1032,6 +1042,21 @@ def _parse_analysis(
         headlines.append(HeadlineFinding(field=target.name if target else "", value=value,
                                          statement=check.text(finding.get("statement"),
                                                               _join(finding_path, "statement"))))
+    body_map = None
+    if data.get("body_map") is not None:
+        body_path = _join(path, "body_map")
+        raw_map = data["body_map"]
+        body_map = {}
+        if not isinstance(raw_map, dict):
+            check.fail(body_path, "must map each bone of the skeleton map to site codes")
+            raw_map = {}
+        for part, codes in raw_map.items():
+            where = f"{body_path}.{part}"
+            check.member(str(part), SKELETON_PARTS, where)
+            body_map[str(part)] = check.texts(codes, where, allow_empty=False)
+            if sites is not None:
+                for i, code in enumerate(body_map[str(part)]):
+                    check.member(code, sites.values, f"{where}[{i}]")
     population = check.text(data.get("population", f"{schema.unit}s"), _join(path, "population"))
     return AnalysisSpec(
         sites_field=sites.name if sites else "",
@@ -1048,6 +1073,7 @@ def _parse_analysis(
                                               tuple(region_ids[:2])),
         levels_region=levels_region or (region_ids[0] if region_ids else None),
         headline_findings=tuple(headlines),
+        body_map=body_map,
     )
 
 

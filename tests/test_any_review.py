@@ -3,6 +3,7 @@ event and the time origin from the protocol, and optional fields stay optional."
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 from pathlib import Path
@@ -41,6 +42,8 @@ def spinal_rcc_review(tmp_path) -> Workspace:
                                  for key in ("statement", "population", "condition")})
     schema = protocol["extraction"]
     schema["fields"] = [field for field in schema["fields"] if field["name"] != "country"]
+    duplicates = schema["duplicate_patients"]
+    duplicates["differ_not"] = [name for name in duplicates["differ_not"] if name != "country"]
     analysis = protocol["analysis"]
     analysis.update(population="patients with renal cell carcinoma metastatic to the spine",
                     population_short="patients with spinal RCC metastases",
@@ -109,3 +112,63 @@ def test_a_review_counting_days_says_days_everywhere_survival_is_told(spinal_rcc
     start = visible.index("Survival by treatment")
     assert "months" not in visible[start:visible.index("Methods", start)
                                    if "Methods" in visible[start:] else len(visible)]
+
+
+def test_a_body_map_is_drawn_only_where_the_protocol_sites_are_bones(spinal_rcc_review,
+                                                                     tmp_path):
+    from analysis.review_analysis import analyze_review, figure_builders
+    from analysis.sites import body_map_frequencies
+
+    path = spinal_rcc_review.protocol_path
+    protocol = yaml.safe_load(path.read_text(encoding="utf-8"))
+    sites = next(field for field in protocol["extraction"]["fields"]
+                 if field["name"] == "bone_sites")
+    # Sites that are no bone names (here: coded by letter), as an abscess review's would be.
+    codes = {code: f"site_{index}" for index, code in enumerate(sites["values"])}
+    sites["values"] = list(codes.values())
+    for region in protocol["analysis"]["site_regions"]:
+        region["sites"] = [codes[code] for code in region["sites"]]
+    for rule in protocol["extraction"].get("rules", []):
+        for key in ("regions",):
+            if key in rule:
+                rule[key] = {prefix: codes.get(site, site) for prefix, site in rule[key].items()}
+    path.write_text(yaml.safe_dump(protocol, sort_keys=False), encoding="utf-8")
+    sheet = spinal_rcc_review.cases_path
+    loaded = load_protocol(path)
+    cases = read_cases(sheet, loaded.extraction)
+    cases["bone_sites"] = [";".join(codes[c] for c in cell.split(";") if c) for cell in
+                           cases["bone_sites"]]
+    sheet.write_text(format_cases_csv(cases, loaded.extraction), encoding="utf-8")
+    analysis = analyze_review(read_cases(sheet, loaded.extraction), loaded)
+    assert not analysis.body_map["drawn"].any()
+    assert "skeleton_map" not in figure_builders(analysis)
+    build_report(Workspace(spinal_rcc_review.root), tmp_path / "report", force=True)
+    page = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
+    assert "grey: none" not in page and "Skeleton map" not in page
+    # Mapped by the protocol, the same codes are drawn, a patient counted once per bone.
+    lumbar = codes["lumbar_spine"]
+    spine = [codes[c] for c in ("cervical_spine", "thoracic_spine", "lumbar_spine")]
+    mapped = dataclasses.replace(loaded.analysis, body_map={"lumbar_spine": (lumbar,),
+                                                            "spine_unspecified": tuple(spine)})
+    frequencies = body_map_frequencies(analysis.cases, mapped,
+                                       loaded.extraction.field("bone_sites"))
+    drawn = frequencies[frequencies["drawn"]].set_index("id")
+    reported = analysis.cases["bone_sites"].dropna()
+    assert drawn.loc["spine_unspecified", "patients"] == sum(
+        bool(set(spine) & set(found)) for found in reported)
+    assert drawn.loc["lumbar_spine", "label"] == "Site " + lumbar.split("_")[1]
+
+
+def test_a_body_map_names_bones_of_the_drawing_and_codes_of_the_sites(tmp_path):
+    text = PROTOCOL_PATH.read_text(encoding="utf-8")
+    path = tmp_path / "bad.yaml"
+    path.write_text(text.replace("  headline_regions:", "  body_map:\n    wing: [skull]\n"
+                                 "    femur: [thigh]\n  headline_regions:", 1),
+                    encoding="utf-8")
+    from review.errors import ReviewError
+
+    with pytest.raises(ReviewError) as caught:
+        load_protocol(path)
+    message = str(caught.value)
+    assert "analysis.body_map.wing: 'wing' is not one of: skull, orbit" in message
+    assert "analysis.body_map.femur[0]: 'thigh' is not one of:" in message
