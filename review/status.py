@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from review.cache import cached
+from review.fileio import is_temporary
 from review.search.log import read_log
 from review.search.records import RecordStore
+from review.transaction import settle
 from review.workspace import Workspace
 
 
+def status_inputs(workspace: Workspace) -> list[Path]:
+    """Every file the status is computed from."""
+    files = [workspace.protocol_path, workspace.cases_path]
+    for folder in (workspace.search_dir, workspace.data_dir / "dedup",
+                   workspace.screening_dir):
+        if folder.is_dir():
+            files += [path for path in folder.rglob("*")
+                      if path.is_file() and not is_temporary(path)]
+    return files
+
+
 def review_status(workspace: Workspace) -> dict[str, Any]:
-    """Counts for `review status --json`."""
+    """Counts for `review status --json`, computed once per state of the workspace's files
+    (see `review.cache`): a status of 100,000 records must not re-run the de-duplication."""
+    settle(workspace.root)
+    return cached(workspace.root, "status", status_inputs(workspace),
+                  lambda: _review_status(workspace), lambda status: status, lambda data: data)
+
+
+def _review_status(workspace: Workspace) -> dict[str, Any]:
     from review.screening.flow import agreement, prisma_counts_for, screening_state
 
     records = RecordStore(workspace.search_dir / "records.jsonl").load()

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from review.cache import cached
 from review.errors import ReviewError
 from review.protocol import ExtractionSchema
 from review.screening.decisions import (
@@ -30,7 +31,13 @@ from review.screening.decisions import (
     latest_by_reviewer,
     outcome_of,
 )
-from review.screening.dedup import DedupResult, deduplicate, kept_records, read_pair_decisions
+from review.screening.dedup import (
+    Cluster,
+    DedupResult,
+    deduplicate,
+    kept_records,
+    read_pair_decisions,
+)
 from review.search.log import read_log
 from review.search.records import (
     Record,
@@ -66,13 +73,33 @@ class DeduplicatedRecords:
 
 
 def deduplicated_records(workspace: Workspace) -> DeduplicatedRecords:
+    """The records with their de-duplication, computed once per state of the records and
+    the pair decisions (see `review.cache`)."""
     settle(workspace.root)
-    records = RecordStore(workspace.search_dir / "records.jsonl").load()
+    records_path = workspace.search_dir / "records.jsonl"
+    decisions_path = workspace.data_dir / "dedup" / "decisions.csv"
+    records = RecordStore(records_path).load()
     database = [r for r in records if not identified_via_other_methods(r)]
     other = [r for r in records if identified_via_other_methods(r)]
-    dedup = deduplicate(database, read_pair_decisions(workspace.data_dir / "dedup" /
-                                                      "decisions.csv"))
+    dedup = cached(workspace.root, "dedup", [records_path, decisions_path],
+                   lambda: deduplicate(database, read_pair_decisions(decisions_path)),
+                   _encode_dedup, _decode_dedup)
     return DeduplicatedRecords(records, dedup, kept_records(database, dedup), other)
+
+
+def _encode_dedup(result: DedupResult) -> dict[str, Any]:
+    return {"clusters": [dataclasses.asdict(cluster) for cluster in result.clusters],
+            "uncertain": [list(pair) for pair in result.uncertain],
+            "pairs_compared": result.pairs_compared}
+
+
+def _decode_dedup(data: dict[str, Any]) -> DedupResult:
+    return DedupResult(
+        clusters=[Cluster(cluster["cluster_id"], cluster["kept"], tuple(cluster["members"]),
+                          tuple(tuple(rule) for rule in cluster["rules"]))
+                  for cluster in data["clusters"]],
+        uncertain=[tuple(pair) for pair in data["uncertain"]],
+        pairs_compared=int(data["pairs_compared"]))
 
 
 def screening_state(workspace: Workspace,
