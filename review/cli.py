@@ -647,6 +647,25 @@ def _row_list(rows: list[int], shown: int = 10) -> str:
     return ", ".join(map(str, rows[:shown])) + (", …" if len(rows) > shown else "")
 
 
+def cmd_screen_export(args: argparse.Namespace) -> int:
+    from review.fileio import write_atomically
+    from review.screening.decisions import check_stage
+    from review.screening.export import export_decisions
+    from review.screening.flow import screening_state
+
+    workspace = _workspace(args)
+    stage = check_stage(args.stage, workspace.protocol)
+    if args.format == "xlsx" and not args.out:
+        raise ReviewError("an XLSX export needs --out FILE.xlsx")
+    data = export_decisions(screening_state(workspace), stage, workspace.protocol, args.format)
+    if args.out:
+        write_atomically(args.out, data)
+        print(f"wrote {shown(args.out)} ({args.format}, stage {stage})")
+    else:
+        sys.stdout.write(data.decode("utf-8"))
+    return EXIT_OK
+
+
 def cmd_screen_conflicts(args: argparse.Namespace) -> int:
     from review.screening.decisions import check_stage
     from review.screening.flow import conflicts, screening_state
@@ -985,6 +1004,18 @@ def build_parser() -> argparse.ArgumentParser:
     screen_import.add_argument("--rayyan-name", metavar="NAME",
                                help="your name in Rayyan's decisions, if not --reviewer")
     screen_import.set_defaults(handler=cmd_screen_import)
+    screen_export = screen_commands.add_parser(
+        "export", help="a stage's decisions (CSV, XLSX) or its included records (RIS)",
+        description="One row per record with every reviewer's vote, reason and note, the "
+                    "final decision and its adjudicator (CSV or XLSX, formula-safe); or the "
+                    "records the stage included, as RIS for a reference manager.",
+        epilog="example: review screen export --stage title-abstract --format xlsx "
+               "--out decisions.xlsx",
+    )
+    screen_export.add_argument("--stage", required=True)
+    screen_export.add_argument("--format", choices=("csv", "xlsx", "ris"), default="csv")
+    screen_export.add_argument("--out", metavar="FILE", help="write to FILE (default: print)")
+    screen_export.set_defaults(handler=cmd_screen_export)
     screen_conflicts = screen_commands.add_parser(
         "conflicts", help="records where reviewers disagree",
         description="Records where an exclusion meets an inclusion or maybe, with each "

@@ -578,3 +578,56 @@ def test_kappas_interval_stays_within_minus_one_and_one():
     assert result.kappa == pytest.approx(raw.kappa)
     assert -1 <= result.ci_low < result.kappa < result.ci_high == 1.0
     assert result.to_dict()["kappa_ci"][1] == 1.0
+
+
+def test_the_decisions_export_a_team_reads_elsewhere(workspace, run_cli, tmp_path):
+    from openpyxl import load_workbook
+
+    from review.search.readers import read_export
+
+    first, second, third = ids(workspace)[:3]
+    decide(workspace, "ana", "title-abstract", {first: "include", second: "exclude",
+                                               third: "include"})
+    DecisionStore(workspace.screening_dir).append([Decision(
+        third, "title-abstract", "ben", "include", note="=HYPERLINK(\"http://x\")")])
+    decide(workspace, "ben", "title-abstract", {first: "exclude", second: "exclude"})
+    status, _, _ = run_cli("--project", workspace.root, "screen", "adjudicate", first,
+                           "--stage", "title-abstract", "--decision", "include",
+                           "--adjudicator", "judge")
+    assert status == 0
+    status, out, _ = run_cli("--project", workspace.root, "screen", "export", "--stage",
+                             "title-abstract")
+    assert status == 0
+    rows = {row["record_id"]: row for row in csv.DictReader(out.splitlines())}
+    assert len(rows) == len(ids(workspace))
+    assert (rows[first]["ana: decision"], rows[first]["ben: decision"],
+            rows[first]["final decision"], rows[first]["adjudicated by"]) == (
+        "include", "exclude", "include", "judge")
+    assert rows[second]["ben: reason"] == next(
+        reason.label for reason in workspace.protocol.screening.exclusion_reasons
+        if reason.id == "no_bone_metastasis")  # the label, not the code
+    assert rows[third]["ben: note"] == "'=HYPERLINK(\"http://x\")"  # never a formula
+    awaiting = [row for row in rows.values() if row["final decision"] == "awaiting"]
+    assert len(awaiting) == len(rows) - 3
+
+    out_xlsx = tmp_path / "decisions.xlsx"
+    status, _, _ = run_cli("--project", workspace.root, "screen", "export", "--stage",
+                           "title-abstract", "--format", "xlsx", "--out", out_xlsx)
+    assert status == 0
+    sheet = load_workbook(out_xlsx).active
+    header = [cell.value for cell in sheet[1]]
+    note = next(row for row in sheet.iter_rows(min_row=2, values_only=True)
+                if row[0] == third)[header.index("ben: note")]
+    assert note == "'=HYPERLINK(\"http://x\")"
+
+    out_ris = tmp_path / "included.ris"
+    status, _, _ = run_cli("--project", workspace.root, "screen", "export", "--stage",
+                           "title-abstract", "--format", "ris", "--out", out_ris)
+    assert status == 0
+    titles = {record.title for record in read_export(out_ris, "export").records}
+    state = screening_state(workspace)
+    by_id = {record.record_id: record.title for record in state.title_abstract}
+    assert titles == {by_id[first], by_id[third]}  # the two the stage included
+    status, _, err = run_cli("--project", workspace.root, "screen", "export", "--stage",
+                             "title-abstract", "--format", "xlsx")
+    assert status == 2 and "needs --out" in err
