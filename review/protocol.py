@@ -869,6 +869,23 @@ def _count(check: _Checker, value: Any, path: str) -> int:
     return int(number) if number is not None and number >= 0 else 0
 
 
+def _times(check: _Checker, raw: Any, path: str, *, zero_allowed: bool) -> list[float]:
+    """A list of times (above 0, or ≥ 0 when `zero_allowed`), each error at its index."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        check.fail(path, "must be a list of times")
+        return []
+    times = []
+    for i, value in enumerate(raw):
+        number = check.number(value, f"{path}[{i}]")
+        if number is not None and (number < 0 or (number == 0 and not zero_allowed)):
+            check.fail(f"{path}[{i}]", "must be a time ≥ 0" if zero_allowed
+                       else "must be a time above 0")
+        times.append(number or 0.0)
+    return times
+
+
 def _parse_analysis(
     check: _Checker, raw: Any, path: str, schema: ExtractionSchema
 ) -> AnalysisSpec | None:
@@ -956,26 +973,10 @@ def _parse_analysis(
         if status is not None:
             check.member(event, status.values, _join(survival_path, "event_value"))
             check.member(censored, status.values, _join(survival_path, "censored_value"))
-        landmarks = []
-        raw_landmarks = survival_data.get("landmarks") or []
-        if not isinstance(raw_landmarks, list):
-            check.fail(_join(survival_path, "landmarks"), "must be a list of times")
-            raw_landmarks = []
-        for i, value in enumerate(raw_landmarks):
-            number = check.number(value, f"{survival_path}.landmarks[{i}]")
-            if number is not None and number <= 0:
-                check.fail(f"{survival_path}.landmarks[{i}]", "must be a time above 0")
-            landmarks.append(number or 0.0)
-        bounds = []
-        raw_bounds = survival_data.get("missing_time_bounds") or []
-        if not isinstance(raw_bounds, list):
-            check.fail(_join(survival_path, "missing_time_bounds"), "must be a list of times")
-            raw_bounds = []
-        for i, value in enumerate(raw_bounds):
-            number = check.number(value, f"{survival_path}.missing_time_bounds[{i}]")
-            if number is not None and number < 0:
-                check.fail(f"{survival_path}.missing_time_bounds[{i}]", "must be a time ≥ 0")
-            bounds.append(number or 0.0)
+        landmarks = _times(check, survival_data.get("landmarks"),
+                           _join(survival_path, "landmarks"), zero_allowed=False)
+        bounds = _times(check, survival_data.get("missing_time_bounds"),
+                        _join(survival_path, "missing_time_bounds"), zero_allowed=True)
         median_rule = check.text(survival_data.get("median_rule", "table"),
                                  _join(survival_path, "median_rule"))
         check.member(median_rule, MEDIAN_RULES, _join(survival_path, "median_rule"))

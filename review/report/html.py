@@ -544,19 +544,27 @@ def deaths(count: int) -> str:
     return f"{count} death" if count == 1 else f"{count} deaths"
 
 
-def _survival_table(result: SurvivalByGroup, landmarks: tuple[float, ...]) -> str:
-    unit = text(result.time_unit)
-    summary = result.summary()
+def _survival_columns(summary: pd.DataFrame, first: dict[str, str],
+                      landmarks: tuple[float, ...], unit: str) -> dict[str, str]:
+    """The median and landmark cells of a survival summary as text, added to `summary`, and
+    the table's columns with their headers."""
     summary["median_text"] = [
         f"{format_time(m)} ({format_time(lo)}–{format_time(hi)})"
         for m, lo, hi in zip(summary["median"], summary["median_ci_low"],
                              summary["median_ci_high"], strict=True)]
-    columns = {"label": "Group", "n": "Patients", "events": "Deaths",
+    columns = {**first, "n": "Patients", "events": "Deaths",
                "median_text": f"Median, {unit} (95% CI)"}
     for t in landmarks:
         name = f"survival_{t:g}"
         summary[f"{name}_text"] = [percent(100 * v, 0) for v in summary[name]]
         columns[f"{name}_text"] = f"Alive at {t:g} {unit}"
+    return columns
+
+
+def _survival_table(result: SurvivalByGroup, landmarks: tuple[float, ...]) -> str:
+    unit = text(result.time_unit)
+    summary = result.summary()
+    columns = _survival_columns(summary, {"label": "Group"}, landmarks, unit)
     curves = {"overall": result.overall, **result.curves}
     notes = []
     for group, label, median in zip(summary["group"], summary["label"], summary["median"],
@@ -596,15 +604,8 @@ def _missing_times_table(bounds: MissingTimeBounds, landmarks: tuple[float, ...]
         "Left out (the curves above)" if math.isnan(at) else
         "At the origin (worst case)" if at == 0 else f"At {format_time(at)} {unit}"
         for at in summary["placed_at"]]
-    summary["median_text"] = [
-        f"{format_time(m)} ({format_time(lo)}–{format_time(hi)})"
-        for m, lo, hi in zip(summary["median"], summary["median_ci_low"],
-                             summary["median_ci_high"], strict=True)]
-    columns = {"scenario": "Deaths without a time", "n": "Patients", "events": "Deaths",
-               "median_text": f"Median, {unit} (95% CI)"}
-    for t in landmarks:
-        summary[f"survival_{t:g}_text"] = [percent(100 * v, 0) for v in summary[f"survival_{t:g}"]]
-        columns[f"survival_{t:g}_text"] = f"Alive at {t:g} {unit}"
+    columns = _survival_columns(summary, {"scenario": "Deaths without a time"}, landmarks,
+                                unit)
     low, high = bounds.median_range
     return (f"<p>Sensitivity analysis: the {bounds.missing_events} deaths without a time "
             "placed at the origin and at given times. The median ranges from "
