@@ -127,3 +127,24 @@ def test_empty_input_missing_columns_and_unreadable_covariates_are_errors():
     events = pd.Series([1, 0, "dead"], index=[10, 11, 12])
     with pytest.raises(ValueError, match=r"event: row 12 is 'dead'"):
         kaplan_meier(pd.Series([1.0, 2.0, 3.0], index=[10, 11, 12]), events)
+
+
+def test_where_lifelines_converges_it_agrees_with_the_newton_raphson_fit():
+    """lifelines (a required library) is the independent check: with 'none' as the reference
+    its optimiser converges on this set, and the two fits agree."""
+    from lifelines import CoxPHFitter
+
+    from analysis.survival import SurvivalByGroup
+
+    frame = pd.DataFrame(GROUPS["data"]).rename(columns={"status": "event"})
+    ours = SurvivalByGroup().fit(frame, reference="none").cox.table.set_index("term")
+    design = frame.assign(radiotherapy=(frame.group == "radiotherapy").astype(float),
+                          surgery=(frame.group == "surgery").astype(float))
+    fitter = CoxPHFitter().fit(design[["time", "event", "radiotherapy", "surgery"]], "time",
+                               "event", fit_options={"precision": 1e-12, "r_precision": 1e-14,
+                                                     "max_steps": 500})
+    for term in ("radiotherapy", "surgery"):
+        assert ours.loc[f"group: {term}", "coef"] == pytest.approx(
+            fitter.params_[term], abs=1e-5)
+        assert ours.loc[f"group: {term}", "se"] == pytest.approx(
+            fitter.standard_errors_[term], abs=1e-5)
