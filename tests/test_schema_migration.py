@@ -21,6 +21,8 @@ NEW_FIELD = ("    - name: notes\n",
              "    - name: ecog\n      type: integer\n      min: 0\n      max: 4\n"
              "      description: ECOG performance status.\n    - name: notes\n")
 RENAME = ("    - name: country\n", "    - name: country_of_report\n      renamed_from: country\n")
+# The protocol's other references to the field follow it (here the duplicate-patient screen).
+RENAME_REFERENCE = ("differ_not: [country, etiology]", "differ_not: [country_of_report, etiology]")
 
 
 def column(workspace: Workspace, name: str) -> list[str]:
@@ -30,7 +32,7 @@ def column(workspace: Workspace, name: str) -> list[str]:
 
 def test_migrate_adds_renames_and_keeps_every_cell(hcc_workspace, run_cli):
     countries = column(hcc_workspace, "country")
-    workspace = edit(edit(hcc_workspace, *NEW_FIELD), *RENAME)
+    workspace = edit(edit(edit(hcc_workspace, *NEW_FIELD), *RENAME), *RENAME_REFERENCE)
     status, out, _ = run_cli("--project", workspace.root, "extract", "validate")
     assert status == 1
     assert "ecog: missing column" in out and "review extract migrate" in out
@@ -51,7 +53,8 @@ def test_migrate_refuses_to_drop_a_column_holding_data_unless_told(hcc_workspace
     text = hcc_workspace.protocol_path.read_text()
     start = text.index("    - name: country\n")
     end = text.index("    - name:", start + 10)
-    hcc_workspace.protocol_path.write_text(text[:start] + text[end:])
+    hcc_workspace.protocol_path.write_text((text[:start] + text[end:]).replace(
+        "differ_not: [country, etiology]", "differ_not: [etiology]"))
     filled = sum(bool(value) for value in column(hcc_workspace, "country"))
     status, _, err = run_cli("--project", hcc_workspace.root, "extract", "migrate")
     assert status == 2
@@ -75,7 +78,7 @@ def test_a_workbook_from_before_the_change_imports_by_column_name(hcc_workspace,
     sheet.cell(row=2, column=country).value = "Atlantis"
     workbook.save(workbook_path)
 
-    workspace = edit(edit(hcc_workspace, *NEW_FIELD), *RENAME)
+    workspace = edit(edit(edit(hcc_workspace, *NEW_FIELD), *RENAME), *RENAME_REFERENCE)
     assert run_cli("--project", workspace.root, "extract", "migrate")[0] == 0
     status, out, err = run_cli("--project", workspace.root, "extract", "import", workbook_path)
     assert status == 0, out + err

@@ -206,9 +206,7 @@ class ReviewApp:
         decisions changed on disk (by the CLI too): a click must not re-run it. The
         de-duplication runs in a worker thread, never in the event loop; while it runs after
         a change, pages are served from the last result."""
-        key = tuple((path.stat().st_mtime_ns, path.stat().st_size) if path.exists() else None
-                    for path in (workspace.search_dir / "records.jsonl",
-                                 workspace.data_dir / "dedup" / "decisions.csv"))
+        key = self._inputs_stamp(workspace)
         prepared = self._prepared
         if prepared is None:
             await run_in_threadpool(self._prepare, workspace, key)
@@ -218,6 +216,12 @@ class ReviewApp:
                              name="dedup").start()
         assert self._prepared is not None
         return screening_state(workspace, self._prepared[1])
+
+    @staticmethod
+    def _inputs_stamp(workspace: Workspace) -> tuple:
+        return tuple((path.stat().st_mtime_ns, path.stat().st_size) if path.exists() else None
+                     for path in (workspace.search_dir / "records.jsonl",
+                                  workspace.data_dir / "dedup" / "decisions.csv"))
 
     def _prepare(self, workspace: Workspace, key: tuple) -> None:
         with self._preparation:  # one de-duplication at a time; a second caller reuses it
@@ -441,6 +445,9 @@ class ReviewApp:
         if pair not in open_pairs or form.get("verdict") not in ("same", "different"):
             return self.refuse(request, 400, "That pair is not waiting for a decision.")
         update_dedup(workspace, [PairDecision(*pair, form["verdict"] == "same", reviewer)])
+        # The reviewer's own verdict must show on the next page: wait (in a worker thread,
+        # not the event loop) for the de-duplication it changed, instead of serving the last.
+        await run_in_threadpool(self._prepare, workspace, self._inputs_stamp(workspace))
         return RedirectResponse("/dedup", status_code=303)
 
     # Extraction ----------------------------------------------------------------------------
