@@ -819,3 +819,32 @@ def test_enter_in_the_note_records_no_decision(server, web_workspace):
     [line] = decision_lines(web_workspace, "title-abstract", "ana")
     assert (line["record"], line["decision"], line["note"]) == (
         record, "exclude", "check the full text first")
+
+
+def test_every_page_names_the_review_and_links_only_what_the_person_may_open(server,
+                                                                             web_workspace):
+    protocol = web_workspace.protocol
+    heading = f"{protocol.title} <small>(protocol {protocol.version})</small>"
+
+    def signed_in_browser(name: str) -> urllib.request.OpenerDirector:
+        browser = opener()
+        page = browser.open(server + "/").read().decode()
+        assert heading in page  # the sign-in page too
+        post(browser, server + "/signin", {"reviewer": name, "csrf": csrf_of(page)})
+        return browser
+
+    ana = signed_in_browser("ana")
+    page = ana.open(server + "/screen/title-abstract").read().decode()
+    assert heading in page
+    assert '<a href="/screen/title-abstract">screen: title-abstract</a>' in page
+    assert "/conflicts/" not in page  # ana screens; the conflicts pages would answer 403
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        ana.open(server + "/conflicts/title-abstract")
+    assert refused.value.code == 403
+    error_page = refused.value.read().decode()
+    assert heading in error_page and '<a href="/progress">progress</a>' in error_page
+    judge = signed_in_browser("judge")
+    page = judge.open(server + "/progress").read().decode()
+    assert page.count('<a href="/conflicts/title-abstract">conflicts: title-abstract</a>') == 1
+    assert '<a href="/conflicts/full-text">conflicts: full-text</a>' in page
+    assert "/screen/" not in page  # judge adjudicates but does not screen

@@ -240,9 +240,21 @@ class ReviewApp:
 
     def page(self, name: str, request: Request, status: int = 200,
              **context: Any) -> HTMLResponse:
+        """A page with the review's title and protocol version, and navigation to what the
+        signed-in person may open (on error pages too)."""
+        reviewer = self.signed_in(request)
+        protocol = self.workspace.protocol
+        screening = protocol.screening
+        navigation = {
+            "review_title": protocol.title, "protocol_version": protocol.version,
+            "screens": [stage for stage in screening.stages
+                        if reviewer in screening.reviewers],
+            "adjudicates": screening.stages if reviewer is not None
+            and self.adjudicates(self.workspace, reviewer) else [],
+        }
         body = TEMPLATES.get_template(name).render(
-            reviewer=self.signed_in(request), csrf=request.session.get("csrf", ""),
-            **context)
+            reviewer=reviewer, csrf=request.session.get("csrf", ""),
+            **{**navigation, **context})
         return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
 
     def expired(self, request: Request, form: FormData, reviewer: str | None) -> HTMLResponse:
@@ -358,7 +370,7 @@ class ReviewApp:
             total=len(records), done=len(mine), own=mine.get(record.record_id) if record else None,
             reasons=screening.exclusion_reasons, mark=mark, error=request.query_params.get(
                 "error", ""), found=found[:200], query=query,
-            stages=screening.stages, full_text=stage == "full-text", queue=queue,
+            full_text=stage == "full-text", queue=queue,
             verdict=queue_verdict(queue, workspace.protocol) if queue.ranking else None)
 
     @signed_in_action
@@ -432,8 +444,7 @@ class ReviewApp:
                 rows.append((name, left, right, left.strip().lower() != right.strip().lower()))
             pairs.append({"first": first, "second": second, "reason": reason, "rows": rows})
         return self.page("dedup.html", request, pairs=pairs,
-                         remaining=len(state.dedup.uncertain),
-                         stages=workspace.protocol.screening.stages)
+                         remaining=len(state.dedup.uncertain))
 
     @signed_in_action
     async def dedup_decide(self, request: Request, reviewer: str,
@@ -462,8 +473,7 @@ class ReviewApp:
         studies = study_table(cases, schema)
         return self.page("extract.html", request, studies=studies.to_dict("records"),
                          cases=cases.to_dict("records"), key=schema.study.key,
-                         id_field=schema.study.id_field,
-                         stages=workspace.protocol.screening.stages)
+                         id_field=schema.study.id_field)
 
     @signed_in_page
     async def extract_form(self, request: Request, reviewer: str) -> Response:
@@ -499,8 +509,7 @@ class ReviewApp:
                    "problems": problems.get(spec.name, [])} for spec in schema.fields]
         return self.page("extract_form.html", request, fields=fields, editing=editing,
                          general=problems.get("", []), saved=request.query_params.get("saved"),
-                         id_field=schema.study.id_field, status=status, version=version,
-                         stages=workspace.protocol.screening.stages)
+                         id_field=schema.study.id_field, status=status, version=version)
 
     @signed_in_action
     async def extract_save(self, request: Request, reviewer: str,
@@ -597,8 +606,7 @@ class ReviewApp:
         return self.page("appraisal.html", request, study=study, tool=schema.appraisal,
                          answers=answers or {}, problems=[],
                          saved=request.query_params.get("saved"),
-                         version=version_of(answers, appraisal_columns(schema.appraisal)),
-                         stages=workspace.protocol.screening.stages)
+                         version=version_of(answers, appraisal_columns(schema.appraisal)))
 
     @signed_in_action
     async def appraisal_save(self, request: Request, reviewer: str,
@@ -615,8 +623,7 @@ class ReviewApp:
         def again(status: int, problems: list[str], version: str) -> HTMLResponse:
             return self.page("appraisal.html", request, study=row["study_id"],
                              tool=schema.appraisal, answers=row, status=status,
-                             problems=problems, saved=None, version=version,
-                             stages=workspace.protocol.screening.stages)
+                             problems=problems, saved=None, version=version)
 
         def save() -> Response:
             with workspace_lock(workspace.root, "web appraisal", wait=WEB_LOCK_WAIT):
@@ -674,7 +681,7 @@ class ReviewApp:
         titles = {r.record_id: r.title for r in state.records}
         return self.page("conflicts.html", request, stage=stage,
                          conflicts=conflicts(state, stage), titles=titles,
-                         reasons=screening.exclusion_reasons, stages=screening.stages,
+                         reasons=screening.exclusion_reasons,
                          error=request.query_params.get("error", ""))
 
     @signed_in_action
@@ -705,8 +712,7 @@ class ReviewApp:
         diagram = inline_svg(figure_files(prisma_diagram(counts))["svg"], "prisma",
                              "PRISMA 2020 flow diagram")
         return self.page("progress.html", request, counts=counts, per_reviewer=per_reviewer,
-                         agreements=agreements, diagram=Markup(diagram),
-                         stages=workspace.protocol.screening.stages)
+                         agreements=agreements, diagram=Markup(diagram))
 
 
 def host_name(value: str) -> str:
