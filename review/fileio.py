@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from review.errors import ReviewError
+from review.errors import ReviewError, one_line
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -62,7 +62,7 @@ def decode_text(data: bytes, source: str | os.PathLike, encoding: str | None = N
         try:
             return data.decode(encoding).removeprefix("\ufeff")
         except (LookupError, UnicodeDecodeError) as exc:
-            raise ReviewError(f"{source}: cannot decode as {encoding}: {exc}") from None
+            raise ReviewError(f"{source}: cannot decode as {encoding}: {one_line(exc)}") from None
     try:
         return data.removeprefix(UTF8_BOM).decode("utf-8")
     except UnicodeDecodeError as exc:

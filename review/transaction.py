@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from review.errors import ReviewError
+from review.errors import ReviewError, one_line
 from review.fileio import is_temporary, write_atomically, write_files_atomically
 
 STATE_FOLDER = ".review"
@@ -149,7 +149,7 @@ def recover(root: Path) -> None:
         try:
             renames = json.loads(journal.read_text(encoding="utf-8"))["renames"]
         except (ValueError, KeyError, OSError) as error:
-            raise ReviewError(f"{journal}: unreadable ({error}); the previous change was "
+            raise ReviewError(f"{journal}: unreadable ({one_line(error)}); the previous change was "
                               "interrupted; compare the data with git before deleting "
                               "it") from None
         for temporary, target in renames:

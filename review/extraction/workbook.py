@@ -29,7 +29,7 @@ from openpyxl.utils import get_column_letter, quote_sheetname
 from openpyxl.utils.exceptions import InvalidFileException
 from openpyxl.worksheet.datavalidation import DataValidation
 
-from review.errors import DataProblems, Problem, ReviewError
+from review.errors import DataProblems, Problem, ReviewError, one_line
 from review.extraction.appraisal import appraisal_columns, read_appraisal
 from review.extraction.migrate import apply_plan, plan_columns
 from review.extraction.sheet import (
@@ -424,7 +424,7 @@ def read_workbook(path: str | os.PathLike, protocol: Protocol) -> WorkbookConten
                           "'Excel Workbook (*.xlsx)'") from None
     except (InvalidFileException, *DAMAGED_WORKBOOK) as error:
         raise ReviewError(f"{source}: a damaged Excel workbook ({type(error).__name__}: "
-                          f"{str(error)[:80]}); save it again from Excel") from None
+                          f"{one_line(error)[:80]}); save it again from Excel") from None
     try:
         if CASES_SHEET not in workbook.sheetnames:
             made_for = workbook.properties.identifier
@@ -456,7 +456,7 @@ def read_workbook(path: str | os.PathLike, protocol: Protocol) -> WorkbookConten
                                                       f"'{made_for}', not '{protocol.id}'"))
     except DAMAGED_WORKBOOK as error:
         raise ReviewError(f"{source}: a damaged Excel workbook ({type(error).__name__}: "
-                          f"{str(error)[:80]}); save it again from Excel") from None
+                          f"{one_line(error)[:80]}); save it again from Excel") from None
     finally:
         workbook.close()
         formulas.close()

@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from review.errors import ReviewError
+from review.errors import ReviewError, one_line
 from review.protocol import Protocol
 
 STAGES = ("title-abstract", "full-text")
@@ -198,7 +198,7 @@ def read_decision_file(path: Path, stage: str) -> list[Decision]:
             fields = json.loads(line)
             decision = Decision(**fields)
         except (ValueError, TypeError) as error:
-            raise ReviewError(f"{path}:{number}: not a decision ({str(error)[:60]}); "
+            raise ReviewError(f"{path}:{number}: not a decision ({one_line(error)[:60]}); "
                               f"{FIX}") from None
         if decision.decision not in CHOICES:
             raise ReviewError(f"{path}:{number}: decision '{decision.decision}' is not one of "

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from review.errors import ReviewError
+from review.errors import ReviewError, one_line
 from review.protocol import Prioritisation, StoppingRule
 from review.screening.ranking import TextFeatures, random_order, rank_records
 from review.screening.stopping import h0_p_value
@@ -54,7 +54,7 @@ def read_labelled(path: str | os.PathLike, label_column: str = "label_included",
             frame = pd.read_csv(source, dtype=str, keep_default_na=False,
                                 sep="\t" if suffix in (".tsv", ".tab") else ",")
     except (ValueError, OSError, pd.errors.ParserError) as error:
-        raise ReviewError(f"{source}: not a readable labelled table ({error})") from None
+        raise ReviewError(f"{source}: not a readable labelled table ({one_line(error)})") from None
     columns = {name.strip().lower(): name for name in frame.columns}
     if label_column.lower() not in columns:
         raise ReviewError(f"{source}: no label column '{label_column}' (columns: "

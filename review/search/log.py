@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from review.errors import ReviewError
+from review.errors import ReviewError, one_line
 from review.fileio import read_text, write_atomically
 from review.workspace import Workspace
 
@@ -24,7 +24,7 @@ def read_log(workspace: Workspace) -> list[dict]:
             try:
                 entries.append(json.loads(line))
             except ValueError as error:
-                raise ReviewError(f"{path}:{number}: not a log entry ({error})") from None
+                raise ReviewError(f"{path}:{number}: not a log entry ({one_line(error)})") from None
     return entries
 
 

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from review.errors import ReviewError
+from review.errors import ReviewError, one_line
 from review.fileio import read_text, write_atomically
 
 # Reports found by reference lists, web searches and the like, not by a database search.
@@ -213,7 +213,8 @@ class RecordStore:
             try:
                 records.append(Record.from_json(line))
             except (ValueError, TypeError) as error:
-                raise ReviewError(f"{self.path}:{number}: not a record ({error})") from None
+                raise ReviewError(f"{self.path}:{number}: not a record "
+                                  f"({one_line(error)})") from None
         return records
 
     def contents_after(self, new: Iterable[Record], upgraded: Iterable[Record] = ()) -> bytes:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from review import __version__
-from review.errors import ReviewError
+from review.errors import ReviewError, one_line
 from review.fileio import write_atomically
 from review.search.eutils import EutilsClient, RetryableReply, SearchResult
 from review.search.log import log_contents, log_path
@@ -87,7 +87,8 @@ def _load_state(path: Path) -> dict:
     try:
         return json.loads((path / "state.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise ReviewError(f"{path / 'state.json'}: unreadable run state ({error})") from None
+        raise ReviewError(f"{path / 'state.json'}: unreadable run state "
+                          f"({one_line(error)})") from None
 
 
 def _state_text(state: dict) -> str:

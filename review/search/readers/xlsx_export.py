@@ -8,7 +8,7 @@ import io
 
 from openpyxl import load_workbook
 
-from review.errors import ReviewError
+from review.errors import ReviewError, one_line
 from review.fileio import DAMAGED_WORKBOOK
 from review.search.readers.columns import records_from_rows
 
@@ -27,7 +27,8 @@ def read(data: bytes, source_file: str) -> list[tuple[int, dict[str, object]]]:
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except DAMAGED_WORKBOOK as error:
-        raise ReviewError(f"{source_file}:1: not a readable XLSX workbook ({error})") from None
+        raise ReviewError(f"{source_file}:1: not a readable XLSX workbook "
+                          f"({one_line(error)})") from None
     try:
         sheet = workbook.worksheets[0]
         rows = sheet.iter_rows(values_only=True)
@@ -39,7 +40,7 @@ def read(data: bytes, source_file: str) -> list[tuple[int, dict[str, object]]]:
                  + [""] * (len(header) - len(row)))
                 for number, row in enumerate(rows, start=2)]
     except DAMAGED_WORKBOOK as error:
-        raise ReviewError(f"{source_file}:1: damaged XLSX workbook ({error})") from None
+        raise ReviewError(f"{source_file}:1: damaged XLSX workbook ({one_line(error)})") from None
     finally:
         workbook.close()
     return records_from_rows(body, header, source_file)
