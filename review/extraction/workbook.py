@@ -540,10 +540,10 @@ def merge_rows(
             elif was is not None and current is None:
                 if all(mine[column] == was.get(column, "") for column in columns):
                     continue  # removed from the sheet since the export, unchanged here
-                if conflict(source, number, key[0], f"'{ident[0]}' was removed from the "
-                            "sheet since the export, but this workbook changed it", "add",
-                            "skip") == "skip":
-                    continue
+                conflict(source, number, key[0], f"'{ident[0]}' was removed from the sheet "
+                         "since the export, but this workbook changed it", "its row", "no row")
+                if prefer == "sheet":
+                    continue  # the removal stands
             elif was is not None and current is not None:
                 for column in columns:
                     before, ours, theirs = was.get(column, ""), mine[column], current[column]

@@ -243,14 +243,15 @@ class ReviewApp:
         """A page with the review's title and protocol version, and navigation to what the
         signed-in person may open (on error pages too)."""
         reviewer = self.signed_in(request)
-        protocol = self.workspace.protocol
+        workspace = self.workspace
+        protocol = workspace.protocol
         screening = protocol.screening
         navigation = {
             "review_title": protocol.title, "protocol_version": protocol.version,
             "screens": [stage for stage in screening.stages
                         if reviewer in screening.reviewers],
             "adjudicates": screening.stages if reviewer is not None
-            and self.adjudicates(self.workspace, reviewer) else [],
+            and self.adjudicates(workspace, reviewer) else [],
         }
         body = TEMPLATES.get_template(name).render(
             reviewer=reviewer, csrf=request.session.get("csrf", ""),
