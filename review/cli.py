@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from review import __version__
 from review.errors import DataProblems, ReviewError, ReviewErrors, one_line
+from review.fulltext.commands import add_fulltext_commands
 from review.protocol import RANKING_MODELS
 from review.workspace import PROJECT_VARIABLE, Workspace
 
@@ -1078,6 +1079,8 @@ def build_parser() -> argparse.ArgumentParser:
                                "simulation studies do")
     simulate.add_argument("--json", action="store_true", help="print one JSON object")
     simulate.set_defaults(handler=cmd_screen_simulate)
+
+    add_fulltext_commands(commands, _workspace)
 
     serve = commands.add_parser(
         "serve", help="the reviewers' web app: screening, conflicts, progress",

@@ -251,6 +251,22 @@ class ScreeningSpec:
     stopping: StoppingRule = StoppingRule()
 
 
+FULLTEXT_SERVICES = ("unpaywall", "pmc")
+
+
+@dataclass(frozen=True)
+class FullTextSpec:
+    """Where `review fulltext find` looks for open copies, in order, and the largest PDF the
+    store takes."""
+
+    services: tuple[str, ...] = FULLTEXT_SERVICES
+    max_megabytes: float = 50.0
+
+    @property
+    def max_bytes(self) -> int:
+        return int(self.max_megabytes * 1_000_000)
+
+
 @dataclass(frozen=True)
 class SiteRegion:
     id: str
@@ -363,6 +379,7 @@ class Protocol:
     extraction: ExtractionSchema
     analysis: AnalysisSpec | None
     path: Path | None = None
+    fulltext: FullTextSpec = FullTextSpec()
 
 
 class _Checker:
@@ -847,6 +864,20 @@ def _parse_screening(check: _Checker, raw: Any, path: str) -> ScreeningSpec:
     )
 
 
+def _parse_fulltext(check: _Checker, raw: Any, path: str) -> FullTextSpec:
+    data = check.mapping(raw or {}, path, (), ("services", "max_megabytes"))
+    services = (check.texts(data["services"], _join(path, "services")) if "services" in data
+                else FullTextSpec.services)
+    for i, service in enumerate(services):
+        check.member(service, FULLTEXT_SERVICES, f"{path}.services[{i}]")
+    limit = check.number(data.get("max_megabytes"), _join(path, "max_megabytes"))
+    if limit is not None and not 0 < limit <= 2000:
+        check.fail(_join(path, "max_megabytes"), f"a size in MB above 0 and up to 2000, got "
+                                                  f"{limit:g}")
+    return FullTextSpec(services=services,
+                        max_megabytes=limit if limit is not None else FullTextSpec.max_megabytes)
+
+
 def _origin_field(check: _Checker, data: dict[str, Any], path: str,
                   coded_field: Callable[[Any, str], FieldSpec | None]) -> dict[str, str | None]:
     if ("origin_field" in data) != ("origin_value" in data):
@@ -1087,7 +1118,7 @@ def parse_protocol(document: Any, source: str = "protocol", path: Path | None = 
         document, "",
         ("id", "version", "title", "question", "eligibility", "search", "screening",
          "extraction"),
-        ("registration", "analysis"),
+        ("registration", "analysis", "fulltext"),
     )
     question = check.mapping(data.get("question"), "question",
                              ("population", "condition", "outcomes", "designs"),
@@ -1112,6 +1143,7 @@ def parse_protocol(document: Any, source: str = "protocol", path: Path | None = 
     screening = _parse_screening(check, data.get("screening"), "screening")
     extraction = _parse_extraction(check, data.get("extraction"), "extraction")
     analysis = _parse_analysis(check, data.get("analysis"), "analysis", extraction)
+    fulltext = _parse_fulltext(check, data.get("fulltext"), "fulltext")
     protocol = Protocol(
         id=_identifier(check, data.get("id"), "id"),
         version=check.text(data.get("version"), "version"),
@@ -1124,6 +1156,7 @@ def parse_protocol(document: Any, source: str = "protocol", path: Path | None = 
         extraction=extraction,
         analysis=analysis,
         path=path,
+        fulltext=fulltext,
     )
     if check.errors:
         lines = lines or {}

@@ -39,6 +39,19 @@ def _field_row(spec: FieldSpec, separator: str) -> str:
             f"{_cell(spec.description)} |")
 
 
+SERVICE_NAMES = {"unpaywall": "Unpaywall", "pmc": "the PubMed Central open-access subset"}
+
+
+def _fulltext_retrieval(protocol: Protocol) -> str:
+    spec = protocol.fulltext
+    services = " then ".join(SERVICE_NAMES[name] for name in spec.services)
+    sought = (f"open copies are sought by DOI and PMID in {services}"
+              if services else "no open-access service is asked")
+    return (f"Full texts: {sought}; the others are obtained by the reviewers and attached. "
+            f"PDFs up to {spec.max_megabytes:g} MB are stored; a report whose full text "
+            "cannot be obtained is recorded as not retrieved.")
+
+
 def _screening_order(protocol: Protocol) -> str:
     order, rule = protocol.screening.prioritisation, protocol.screening.stopping
     ways = {"prioritised": f"prioritised (records ranked by each reviewer's own decisions, "
@@ -165,6 +178,8 @@ def render_protocol_markdown(protocol: Protocol, source_name: str) -> str:
         f"{', '.join(protocol.screening.exclude_keywords) or 'none'}.",
         "",
         _screening_order(protocol),
+        "",
+        _fulltext_retrieval(protocol),
         "",
         "## 13. Data extraction (selection and coding)",
         "",

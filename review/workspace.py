@@ -1,8 +1,8 @@
 """A review workspace: a folder holding protocols/, data/ and reports/.
 
 Where each step keeps its files is decided here and nowhere else, so the folders show the flow
-protocol → search records → deduplicated records → screening decisions → extraction sheet →
-analysis tables → report.
+protocol → search records → deduplicated records → screening decisions → full texts →
+extraction sheet → analysis tables → report.
 """
 
 from __future__ import annotations
@@ -77,6 +77,11 @@ class Workspace:
     @property
     def screening_dir(self) -> Path:
         return self.data_dir / "screening"
+
+    @property
+    def fulltext_dir(self) -> Path:
+        """The full texts' index and lookups (committed) and their PDFs (`files/`, ignored)."""
+        return self.data_dir / "fulltext"
 
     @property
     def extraction_dir(self) -> Path:

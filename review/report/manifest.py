@@ -18,11 +18,12 @@ from pathlib import Path
 
 from review import __version__
 from review.fileio import is_temporary
+from review.fulltext.store import FullTextStore
 from review.workspace import Workspace
 
 MANIFEST = "manifest.json"
 PACKAGES = ("pandas", "numpy", "scipy", "statsmodels", "lifelines", "matplotlib", "biopython",
-            "openpyxl", "PyYAML", "scikit-learn")
+            "openpyxl", "PyYAML", "scikit-learn", "pypdf")
 SOURCE_PACKAGES = ("review", "analysis")
 
 
@@ -31,12 +32,21 @@ def sha256(path: Path) -> str:
 
 
 def input_files(workspace: Workspace) -> list[Path]:
-    """Every file a build reads: the protocol and everything under data/."""
+    """Every file a build reads: the protocol and everything under data/ but the full texts'
+    PDFs, which are not committed (their index, with each PDF's hash, is)."""
     files = [workspace.protocol_path]
+    pdfs = workspace.fulltext_dir / "files"
     if workspace.data_dir.exists():
         files += [path for path in workspace.data_dir.rglob("*")
-                  if path.is_file() and path.name != ".gitkeep" and not is_temporary(path)]
+                  if path.is_file() and path.name != ".gitkeep" and not is_temporary(path)
+                  and not path.is_relative_to(pdfs)]
     return sorted(files)
+
+
+def fulltexts_record(workspace: Workspace) -> dict[str, str]:
+    """record id → SHA-256 of its full text, from the committed index."""
+    return {record: entry.sha256
+            for record, entry in sorted(FullTextStore(workspace).index().items())}
 
 
 def source_fingerprint() -> str:
@@ -141,6 +151,7 @@ def manifest_text(workspace: Workspace, date: BuildDate, outputs: dict[str, byte
                     "source_sha256": source_fingerprint()},
         "packages": package_versions(),
         "inputs": inputs_record(workspace),
+        "fulltexts": fulltexts_record(workspace),
         "outputs": {name: hashlib.sha256(data).hexdigest()
                     for name, data in sorted(outputs.items())},
     }

@@ -1,22 +1,17 @@
 """A fault-tolerant client for NCBI E-utilities (ESearch with the history server, EFetch).
 
 Biopython's Bio.Entrez hard-codes NCBI's host, sets no request timeout and retries server
-errors without waiting, so the HTTP layer is our own: a configurable base URL (mirrors, tests),
-a timeout on every request, NCBI's rate limit (3 requests/s, 10 with an API key), and retries
-with exponential backoff on 429 (honouring Retry-After), 5xx, time-outs, dropped connections
-and 200 replies whose XML is truncated or malformed; then one clear error.
+errors without waiting, so the HTTP layer is our own (`review.http`): a configurable base URL
+(mirrors, tests), NCBI's rate limit (3 requests/s, 10 with an API key), and retries of
+replies whose XML is truncated or malformed as well as of server and network errors.
 """
 
 from __future__ import annotations
 
-import http.client
 import math
 import os
-import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,16 +20,12 @@ from typing import TypeVar
 import yaml
 from lxml import etree
 
-from review import __version__
 from review.errors import ReviewError
+from review.http import PoliteClient, RetryableReply
 
 NCBI_EUTILS = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
 CONFIG_FILE = Path("casereview") / "eutils.yaml"
 T = TypeVar("T")
-
-
-class RetryableReply(Exception):
-    """A reply that may succeed when asked again (truncated, malformed or a backend error)."""
 
 
 @dataclass(frozen=True)
@@ -144,24 +135,16 @@ def parse_esearch(body: bytes) -> SearchResult:
     )
 
 
-class EutilsClient:
+class EutilsClient(PoliteClient):
     """Rate-limited, retrying E-utilities requests; counts what it sends."""
 
     def __init__(self, config: EutilsConfig, *, sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic):
+        super().__init__("E-utilities", requests_per_second=config.requests_per_second,
+                         timeout=config.timeout, max_attempts=config.max_attempts,
+                         backoff=config.backoff, max_backoff=config.max_backoff,
+                         sleep=sleep, clock=clock)
         self.config = config
-        self.sleep = sleep
-        self.clock = clock
-        self.requests = 0
-        self.retries = 0
-        self._next_slot = 0.0
-
-    def _wait_for_slot(self) -> None:
-        now = self.clock()
-        if now < self._next_slot:
-            self.sleep(self._next_slot - now)
-            now = self._next_slot
-        self._next_slot = now + 1.0 / self.config.requests_per_second
 
     def _parameters(self, parameters: dict[str, str]) -> dict[str, str]:
         full = {"tool": self.config.tool, **parameters}
@@ -171,62 +154,14 @@ class EutilsClient:
             full["api_key"] = self.config.api_key
         return full
 
-    def _request(self, endpoint: str, parameters: dict[str, str], post: bool) -> bytes:
+    def call(self, endpoint: str, parameters: dict[str, str],  # type: ignore[override]
+             read: Callable[[bytes], T], *, post: bool = False) -> T:
+        """One E-utilities call, retried until `read` accepts the reply."""
         url = self.config.base_url + endpoint
         encoded = urllib.parse.urlencode(self._parameters(parameters))
-        request = urllib.request.Request(
-            url if post else f"{url}?{encoded}",
-            data=encoded.encode() if post else None,
-            headers={"User-Agent": f"casereview/{__version__}"},
-        )
-        # The socket timeout bounds each read; the deadline bounds the whole reply, which a
-        # server dripping a few bytes at a time would otherwise stretch without end.
-        deadline = time.monotonic() + self.config.timeout
-        chunks = []
-        with urllib.request.urlopen(request, timeout=self.config.timeout) as response:
-            # read1 returns what has arrived: read(n) would wait for all n bytes, so a reply
-            # dripping faster than the socket timeout would pass the deadline unchecked.
-            while chunk := response.read1(65536):
-                chunks.append(chunk)
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"the reply took longer than {self.config.timeout:g} s")
-        return b"".join(chunks)
-
-    def call(self, endpoint: str, parameters: dict[str, str], read: Callable[[bytes], T], *,
-             post: bool = False) -> T:
-        """One E-utilities call, retried until `read` accepts the reply."""
-        last_problem = ""
-        for attempt in range(self.config.max_attempts):
-            self._wait_for_slot()
-            self.requests += 1
-            delay = min(self.config.backoff * 2**attempt, self.config.max_backoff)
-            try:
-                return read(self._request(endpoint, parameters, post))
-            except urllib.error.HTTPError as error:
-                if error.code != 429 and not 500 <= error.code < 600:
-                    raise ReviewError(f"E-utilities {endpoint}: HTTP {error.code} "
-                                      f"{error.reason}") from None
-                last_problem = f"HTTP {error.code}"
-                retry_after = (error.headers or {}).get("Retry-After", "")
-                if retry_after.strip().isdigit():
-                    asked = float(retry_after)
-                    if asked > self.config.max_backoff:
-                        print(f"review: E-utilities asked to wait {asked:g} s; waiting "
-                              f"{self.config.max_backoff:g} s (the longest this client "
-                              "waits) before trying again", file=sys.stderr)
-                    delay = max(delay, min(asked, self.config.max_backoff))
-            except (urllib.error.URLError, TimeoutError, ConnectionError,
-                    http.client.HTTPException) as error:
-                reason = getattr(error, "reason", error)
-                last_problem = f"{type(reason).__name__}: {reason}"
-            except RetryableReply as problem:
-                last_problem = str(problem)
-            if attempt + 1 < self.config.max_attempts:
-                self.retries += 1
-                self.sleep(delay)
-        raise ReviewError(f"E-utilities {endpoint}: gave up after {self.config.max_attempts} "
-                          f"attempt{'s' if self.config.max_attempts > 1 else ''} "
-                          f"({last_problem})")
+        return super().call(url if post else f"{url}?{encoded}", read,
+                            data=encoded.encode() if post else None,
+                            what=f"E-utilities {endpoint}")
 
     def esearch(self, term: str, *, mindate: str | None = None, maxdate: str | None = None,
                 list_ids: bool = False) -> SearchResult:

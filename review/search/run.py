@@ -21,7 +21,8 @@ from pathlib import Path
 from review import __version__
 from review.errors import ReviewError, one_line
 from review.fileio import write_atomically
-from review.search.eutils import EutilsClient, RetryableReply, SearchResult
+from review.http import RetryableReply
+from review.search.eutils import EutilsClient, SearchResult
 from review.search.log import log_contents, log_path
 from review.search.readers.pubmed_xml import parse_articles
 from review.search.records import Record, RecordStore, make_record
