@@ -133,9 +133,20 @@ def cmd_extract_template(args: argparse.Namespace) -> int:
     cases = ensure_sheet(workspace.cases_path, schema) if args.with_cases else None
     appraisal = read_appraisal(workspace.appraisal_path, schema.appraisal) \
         if args.with_cases and schema.appraisal else None
-    write_atomically(args.out, build_template(protocol, cases, appraisal))
+    prefilled = None
+    if cases is not None:
+        import pandas as pd
+
+        from review.extraction.links import prefilled_patient, reports_to_extract
+
+        prefilled = pd.DataFrame([prefilled_patient(record, schema) for record in
+                                  reports_to_extract(workspace, cases)],
+                                 columns=schema.columns, dtype=object)
+    write_atomically(args.out, build_template(protocol, cases, appraisal, prefilled))
     filled = f" with {len(cases)} {protocol.extraction.unit}s" if cases is not None else ""
-    print(f"wrote {shown(args.out)}{filled}")
+    waiting = (f" and the first {schema.unit} of {len(prefilled)} reports still to extract, "
+               "prefilled" if prefilled is not None and len(prefilled) else "")
+    print(f"wrote {shown(args.out)}{filled}{waiting}")
     return EXIT_OK
 
 
@@ -170,6 +181,24 @@ def cmd_extract_migrate(args: argparse.Namespace) -> int:
     print(f"{shown(workspace.cases_path)}: " + (f"{len(changes)} column changes written"
                                               if changes else "already in the schema's columns"))
     return EXIT_OK
+
+
+def cmd_extract_link(args: argparse.Namespace) -> int:
+    from review.extraction.links import link_sheet
+
+    workspace = _workspace(args)
+    result = link_sheet(workspace)
+    sheet = shown(workspace.cases_path)
+    for row, record, why in result.filled:
+        print(f"{sheet}:{row}: linked to record {record} (by {why})")
+    for row in result.unmatched:
+        print(f"{sheet}:{row}: no record assessed in full text has this row's study id, "
+              "PMID, DOI or title; type its record id")
+    for row, record in result.unknown:
+        print(f"{sheet}:{row}: record id {record} names no record assessed in full text")
+    print(f"{sheet}: {len(result.filled)} rows linked, {len(result.unmatched)} not matched, "
+          f"{len(result.unknown)} with an unknown record id")
+    return EXIT_DATA if result.unmatched or result.unknown else EXIT_OK
 
 
 def _read_any_sheet(path: str, workspace: Workspace) -> pd.DataFrame:
@@ -817,7 +846,9 @@ def build_parser() -> argparse.ArgumentParser:
     template.add_argument("--out", required=True, metavar="FILE.xlsx")
     template.add_argument("--with-cases", action="store_true",
                           help="fill the Cases and Appraisal sheets with the current sheet "
-                               "and appraisals (the import then applies only what you change)")
+                               "and appraisals (the import then applies only what you "
+                               "change), and add the first patient of every report included "
+                               "at full text and not yet extracted, prefilled from its record")
     template.set_defaults(handler=cmd_extract_template)
 
     importer = extract_commands.add_parser(
@@ -843,6 +874,14 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--drop", action="append", metavar="COLUMN",
                          help="remove this column even though it holds data (repeatable)")
     migrate.set_defaults(handler=cmd_extract_migrate)
+
+    link = extract_commands.add_parser(
+        "link", help="give each row the id of its screening record",
+        description="Fill the schema's record field (type record) of every row that lacks "
+                    "it with the record its report names (study id, PMID, DOI or title) "
+                    "among the records assessed in full text; list the rows no record "
+                    "matched. Exit 1 while any row is unlinked.")
+    link.set_defaults(handler=cmd_extract_link)
 
     compare = extract_commands.add_parser(
         "compare", help="agreement and disagreements of two extractors",

@@ -23,6 +23,7 @@ from review.fileio import read_text
 
 FIELD_TYPES = (
     "text", "identifier", "url", "doi", "pmid", "year", "integer", "number", "code", "codes",
+    "record",
 )
 RULE_KINDS = ("requires", "levels_need_sites")
 GROUPING_METHODS = ("glmm", "logit", "freeman_tukey", "arcsine")
@@ -133,6 +134,11 @@ class ExtractionSchema:
     @property
     def columns(self) -> list[str]:
         return [spec.name for spec in self.fields]
+
+    @property
+    def record_field(self) -> FieldSpec | None:
+        """The field that holds each row's screening record id, when the schema has one."""
+        return next((spec for spec in self.fields if spec.type == "record"), None)
 
     def field(self, name: str) -> FieldSpec:
         for spec in self.fields:
@@ -643,6 +649,10 @@ def _parse_extraction(check: _Checker, raw: Any, path: str) -> ExtractionSchema:
     specs = [_parse_field(check, item, item_path)
              for item_path, item in check.objects(data.get("fields"), _join(path, "fields"))]
     check.unique([spec.name for spec in specs], _join(path, "fields"))
+    linking = [spec.name for spec in specs if spec.type == "record"]
+    if len(linking) > 1:
+        check.fail(_join(path, "fields"), f"one field links a row to its screening record; "
+                                          f"{', '.join(linking)} are all of type record")
     by_name = {spec.name: spec for spec in specs}
     former: dict[str, str] = {}
     for index, spec in enumerate(specs):

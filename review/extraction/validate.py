@@ -20,6 +20,7 @@ from review.protocol import ExtractionSchema, FieldSpec, Rule
 
 DOI = re.compile(r"10\.\d{4,9}/\S+")
 PMID = re.compile(r"[1-9]\d{0,8}")
+RECORD_ID = re.compile(r"r[0-9a-f]{16}")
 URL = re.compile(r"https?://[^\s/]+\S*")
 # Excel's cell limit, kept by the sheet too so that every cell survives the workbook round trip.
 CELL_LIMIT = 32_767
@@ -105,6 +106,9 @@ def check_cell(spec: FieldSpec, cell: str, separator: str, latest_year: int) -> 
         message = f"not a DOI ({_got(cell)}{hint}; expected 10.NNNN/...)"
     elif spec.type == "pmid" and not PMID.fullmatch(cell):
         message = f"not a PubMed ID ({_got(cell)}; expected digits)"
+    elif spec.type == "record" and not RECORD_ID.fullmatch(cell):
+        message = (f"not a record id ({_got(cell)}; expected r and 16 hexadecimal digits, the "
+                   "id the screening pages and 'review screen export' show)")
     elif spec.type == "url" and not URL.fullmatch(cell):
         message = f"not a web address ({_got(cell)}; expected http:// or https://...)"
     else:

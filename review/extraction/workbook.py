@@ -54,6 +54,7 @@ APPRAISAL_SHEET = "Appraisal"
 ABOUT_SHEET = "About"
 CASES_BASE_SHEET = "Cases as exported"
 APPRAISAL_BASE_SHEET = "Appraisal as exported"
+PREFILLED_SHEET = "Prefilled"
 VERSION_COLUMN = "row_version"
 APPRAISAL_KEY = ["study_id", "appraiser"]
 Side = Literal["workbook", "sheet"]
@@ -160,9 +161,12 @@ def _write_base(workbook: Any, name: str, rows: pd.DataFrame) -> None:
 
 
 def build_template(protocol: Protocol, cases: pd.DataFrame | None = None,
-                   appraisals: pd.DataFrame | None = None) -> bytes:
+                   appraisals: pd.DataFrame | None = None,
+                   prefilled: pd.DataFrame | None = None) -> bytes:
     """The extraction workbook for a protocol as XLSX bytes, optionally holding the sheet's
-    cases and appraisal rows (with a record of them as exported, see the module's text)."""
+    cases and appraisal rows (with a record of them as exported, see the module's text), and
+    the first patients of reports still to extract, prefilled from their records (a row left
+    as prefilled is not imported)."""
     schema = protocol.extraction
     workbook = Workbook()
     workbook.properties.title = f"Extraction workbook: {protocol.title}"[:255]
@@ -196,6 +200,9 @@ def build_template(protocol: Protocol, cases: pd.DataFrame | None = None,
         sheet.add_data_validation(validation)
     if cases is not None:
         for row in cases[schema.columns].itertuples(index=False):
+            _append_text(sheet, list(row))
+    if prefilled is not None:
+        for row in prefilled[schema.columns].itertuples(index=False):
             _append_text(sheet, list(row))
 
     if appraisal:
@@ -239,6 +246,8 @@ def build_template(protocol: Protocol, cases: pd.DataFrame | None = None,
         _write_base(workbook, CASES_BASE_SHEET, cases[schema.columns])
         if appraisals is not None and appraisal:
             _write_base(workbook, APPRAISAL_BASE_SHEET, appraisals[appraisal_columns(appraisal)])
+    if prefilled is not None and len(prefilled):
+        _write_base(workbook, PREFILLED_SHEET, prefilled[schema.columns])
     buffer = io.BytesIO()
     workbook.save(buffer)
     return _fixed_times(buffer.getvalue())
@@ -357,6 +366,16 @@ def _unstarted_removed(rows: SheetRows) -> SheetRows:
                      [rows.locations[i] for i in kept])
 
 
+def _untouched_prefills_removed(rows: SheetRows, prefilled: Base, columns: list[str]
+                                ) -> SheetRows:
+    """Drop the prefilled first patients nobody began: a report still to extract is not a
+    patient until someone extracts one."""
+    values = rows.frame[columns].fillna("").astype(str).itertuples(index=False)
+    kept = [i for i, row in enumerate(values) if tuple(row) not in prefilled]
+    return SheetRows(rows.frame.iloc[kept].reset_index(drop=True),
+                     [rows.locations[i] for i in kept])
+
+
 # The rows of a sheet as exported, by their key: the base of the three-way merge.
 Base = dict[tuple[str, ...], dict[str, str]]
 
@@ -446,6 +465,10 @@ def read_workbook(path: str | os.PathLike, protocol: Protocol) -> WorkbookConten
                 workbook, formulas, APPRAISAL_SHEET, appraisal_columns(schema.appraisal),
                 source, problems))
         renamed = {old: spec.name for spec in schema.fields for old in spec.renamed_from}
+        prefilled = _read_base(workbook, PREFILLED_SHEET, schema.columns, renamed, source,
+                               problems)
+        if prefilled:
+            cases = _untouched_prefills_removed(cases, prefilled, schema.columns)
         cases_base = _read_base(workbook, CASES_BASE_SHEET, [schema.study.id_field], renamed,
                                 source, problems)
         appraisal_base = _read_base(workbook, APPRAISAL_BASE_SHEET, APPRAISAL_KEY, {}, source,

@@ -49,16 +49,18 @@ def read_pdf_file(path: Path, max_bytes: int) -> bytes:
 
 
 def attach(workspace: Workspace, record: str, data: bytes, *, source: str, origin: str,
-           shown_as: str, replace: bool = False,
-           records: Iterable[Record] | None = None) -> tuple[FullText, bool]:
+           shown_as: str, replace: bool = False, records: Iterable[Record] | None = None,
+           wait: float | None = None) -> tuple[FullText, bool]:
     """Check `data` as a PDF and store it as the full text of `record` (its id or a unique
-    start of it); `shown_as` names the file in errors."""
+    start of it) among `records` (default: those sought in full text); `shown_as` names the
+    file in errors."""
     known = [item.record_id for item in (records if records is not None
                                          else full_text_records(workspace))]
     record_id = resolve_record(record, known, "full-text")
     checked = check_pdf(data, shown_as, workspace.protocol.fulltext.max_bytes)
     return FullTextStore(workspace).store(record_id, data, checked, source=source,
-                                          origin=origin, added=now(), replace=replace)
+                                          origin=origin, added=now(), replace=replace,
+                                          wait=wait)
 
 
 def _doi_forms(doi: str) -> set[str]:

@@ -189,13 +189,15 @@ class FullTextStore:
         return buffer.getvalue().encode("utf-8")
 
     def store(self, record_id: str, data: bytes, checked: CheckedPdf, *, source: str,
-              origin: str, added: str, replace: bool = False) -> tuple[FullText, bool]:
+              origin: str, added: str, replace: bool = False, wait: float | None = None
+              ) -> tuple[FullText, bool]:
         """Store a checked PDF as the record's full text; returns the entry and whether the
-        index changed (the same bytes attached again change nothing)."""
+        index changed (the same bytes attached again change nothing); `wait` bounds the wait
+        for the workspace lock (see `workspace_lock`)."""
         if source not in SOURCES:
             raise ValueError(f"unknown source {source!r}")
         digest = hashlib.sha256(data).hexdigest()
-        with workspace_lock(self.workspace.root, "fulltext attach"):
+        with workspace_lock(self.workspace.root, "fulltext attach", wait=wait):
             entries = self.index()
             present = entries.get(record_id)
             if present is not None and present.sha256 == digest:

@@ -43,7 +43,6 @@ from review.search.records import (
     Record,
     RecordStore,
     identified_via_other_methods,
-    normalise_doi,
 )
 from review.transaction import settle
 from review.workspace import Workspace
@@ -311,25 +310,20 @@ def prisma_counts_for(workspace: Workspace, state: ScreeningState | None = None
     for entry in read_log(workspace):
         if entry.get("kind") == "import":
             removed_empty[entry.get("source", "")] += int(entry.get("empty_records", 0))
-    return prisma_counts(state or screening_state(workspace), int(studies), len(cases), labels,
-                         extracted_report_test(cases, schema), removed_empty)
+    state = state or screening_state(workspace)
+    return prisma_counts(state, int(studies), len(cases), labels,
+                         extracted_report_test(cases, schema, state), removed_empty)
 
 
-def extracted_report_test(cases: pd.DataFrame, schema: ExtractionSchema
-                          ) -> Callable[[Record], bool] | None:
-    """Whether a record's report is in the sheet: by the study id a record made from the sheet
-    carries, or by a PMID or DOI column of the sheet; None when the sheet has neither column,
-    so that no report can be told apart."""
-    if not any(spec.type in ("pmid", "doi") for spec in schema.fields):
+def extracted_report_test(cases: pd.DataFrame, schema: ExtractionSchema,
+                          state: ScreeningState) -> Callable[[Record], bool] | None:
+    """Whether an included record's report is in the sheet, by the links of its rows (their
+    record id, else the study id, PMID, DOI or title their report shares with a record);
+    None when the schema has no column that could link a row, so no report can be told
+    apart."""
+    from review.extraction.links import can_link, linked_included
+
+    if not can_link(schema):
         return None
-    study_ids = set(cases[schema.study.key])
-    pmids: set[str] = set()
-    dois: set[str] = set()
-    for spec in schema.fields:
-        if spec.name in cases and spec.type == "pmid":
-            pmids |= {value.strip() for value in cases[spec.name] if value}
-        elif spec.name in cases and spec.type == "doi":
-            dois |= {normalise_doi(value) for value in cases[spec.name] if value}
-    return lambda record: (record.extra.get("study_id") in study_ids
-                           or (bool(record.pmid) and record.pmid in pmids)
-                           or (bool(record.doi) and normalise_doi(record.doi) in dois))
+    linked = linked_included(cases, schema, state)
+    return lambda record: record.record_id in linked

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -32,13 +32,23 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from review.errors import ReviewError
+from review.errors import ReviewError, one_line
 from review.extraction.appraisal import appraisal_columns, read_appraisal
+from review.extraction.links import (
+    included_records,
+    link_rows,
+    prefilled_patient,
+    reports_to_extract,
+)
 from review.extraction.sheet import ensure_sheet, format_cases_csv, row_version, study_table
 from review.extraction.validate import validate_cases
 from review.extraction.workbook import validate_appraisal
 from review.figure_style import figure_files
 from review.fileio import write_atomically
+from review.fulltext.attach import attach
+from review.fulltext.find import read_lookups
+from review.fulltext.reading import keyword_hits, search_text
+from review.fulltext.store import FullTextStore
 from review.report.html import inline_svg
 from review.screening.decisions import (
     ADJUDICATOR,
@@ -73,7 +83,7 @@ WEB_LOCK_WAIT = 2.0
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
                                "script-src 'unsafe-inline'; form-action 'self'; "
-                               "frame-ancestors 'none'",
+                               "frame-src 'self'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     # Not no-referrer: under it a browser posts the app's own forms with "Origin: null",
     # which the Origin check below must refuse; same-origin still tells other sites nothing.
@@ -363,6 +373,8 @@ class ReviewApp:
         screening = workspace.protocol.screening
         mark = functools.partial(highlight, include=screening.include_keywords,
                                  exclude=screening.exclude_keywords)
+        panel = self.fulltext_panel(request, workspace, record, f"/screen/{stage}") \
+            if stage == "full-text" and record is not None else None
         found = [(r, mine[r.record_id]) for r in records if r.record_id in mine
                  and (not query or query in r.title.lower()
                       or query in mine[r.record_id].decision)]
@@ -372,7 +384,8 @@ class ReviewApp:
             reasons=screening.exclusion_reasons, mark=mark, error=request.query_params.get(
                 "error", ""), found=found[:200], query=query,
             full_text=stage == "full-text", queue=queue,
-            verdict=queue_verdict(queue, workspace.protocol) if queue.ranking else None)
+            verdict=queue_verdict(queue, workspace.protocol) if queue.ranking else None,
+            panel=panel, wide=panel is not None)
 
     @signed_in_action
     async def decide(self, request: Request, reviewer: str,
@@ -472,9 +485,10 @@ class ReviewApp:
         schema = workspace.protocol.extraction
         cases = ensure_sheet(workspace.cases_path, schema)
         studies = study_table(cases, schema)
+        waiting = reports_to_extract(workspace, cases, await self.state(workspace))
         return self.page("extract.html", request, studies=studies.to_dict("records"),
                          cases=cases.to_dict("records"), key=schema.study.key,
-                         id_field=schema.study.id_field)
+                         id_field=schema.study.id_field, waiting=waiting)
 
     @signed_in_page
     async def extract_form(self, request: Request, reviewer: str) -> Response:
@@ -483,9 +497,16 @@ class ReviewApp:
         cases = ensure_sheet(workspace.cases_path, schema)
         case = request.query_params.get("case", "")
         study = request.query_params.get("study", "")
+        from_record = request.query_params.get("record", "")
         row = {name: "" for name in schema.columns}
         version = NEW_ROW
-        if case:
+        if from_record:
+            included = {r.record_id: r for r in included_records(await self.state(workspace))}
+            if from_record not in included:
+                return self.refuse(request, 404, f"No report '{from_record}' included at "
+                                                 "full text.")
+            row = prefilled_patient(included[from_record], schema)
+        elif case:
             found = cases[cases[schema.study.id_field] == case]
             if found.empty:
                 return self.refuse(request, 404, f"No patient '{case}' in the sheet.")
@@ -497,12 +518,23 @@ class ReviewApp:
                 for name in (schema.study.key, *schema.study.fields):
                     row[name] = str(first.iloc[0][name] or "")
         return self.extraction_page(request, workspace, row, {}, editing=bool(case),
-                                    version=version)
+                                    version=version, state=await self.state(workspace))
 
     def extraction_page(self, request: Request, workspace: Workspace, row: dict[str, str],
                         problems: dict[str, list[str]], editing: bool, version: str,
-                        status: int = 200) -> HTMLResponse:
+                        status: int = 200, state: ScreeningState | None = None
+                        ) -> HTMLResponse:
         schema = workspace.protocol.extraction
+        panel = None
+        if state is not None and any(row.values()):
+            included = included_records(state)
+            [linked] = link_rows(pd.DataFrame([row], columns=schema.columns, dtype=object),
+                                 schema, included).records
+            record = next((r for r in included if r.record_id == linked), None)
+            query = urlencode({key: value for key, value in request.query_params.items()
+                               if key in ("case", "record", "study")})
+            panel = self.fulltext_panel(request, workspace, record, f"/extract/case?{query}") \
+                if record is not None else None
         separator = schema.list_separator
         fields = [{"spec": spec, "value": row.get(spec.name, ""),
                    "chosen": {item.strip() for item in row.get(spec.name, "").split(separator)
@@ -510,7 +542,8 @@ class ReviewApp:
                    "problems": problems.get(spec.name, [])} for spec in schema.fields]
         return self.page("extract_form.html", request, fields=fields, editing=editing,
                          general=problems.get("", []), saved=request.query_params.get("saved"),
-                         id_field=schema.study.id_field, status=status, version=version)
+                         id_field=schema.study.id_field, status=status, version=version,
+                         panel=panel, wide=panel is not None)
 
     @signed_in_action
     async def extract_save(self, request: Request, reviewer: str,
@@ -526,6 +559,7 @@ class ReviewApp:
                 row[spec.name] = str(form.get(spec.name, "")).strip()
         editing = form.get("editing") == "yes"
         opened_on = str(form.get("version", ""))
+        state = await self.state(workspace)
 
         def save() -> Response:
             with workspace_lock(workspace.root, "web extraction", wait=WEB_LOCK_WAIT):
@@ -536,7 +570,7 @@ class ReviewApp:
                     problems = {schema.study.id_field: [
                         f"'{case}' is already a patient of the sheet; open it to edit it"]}
                     return self.extraction_page(request, workspace, row, problems, editing,
-                                                opened_on, 422)
+                                                opened_on, 422, state=state)
                 current = {name: str(value or "") for name, value in
                            cases[existing].iloc[0].items()} if existing.any() else None
                 now_version = version_of(current, schema.columns)
@@ -551,7 +585,7 @@ class ReviewApp:
                                     "back."]
                     return self.extraction_page(request, workspace, row,
                                                 {"": general, **changed}, editing,
-                                                now_version, 409)
+                                                now_version, 409, state=state)
                 incoming = pd.DataFrame([row], columns=schema.columns, dtype=object)
                 if existing.any():
                     merged = cases.copy()
@@ -581,7 +615,7 @@ class ReviewApp:
                             f"{problem.message}")
                 if found:
                     return self.extraction_page(request, workspace, row, found, editing,
-                                                opened_on, 422)
+                                                opened_on, 422, state=state)
                 commit(workspace.root, {workspace.cases_path:
                                         format_cases_csv(merged, schema).encode("utf-8")})
             query = urlencode({"case": case, "saved": "1"})
@@ -591,7 +625,7 @@ class ReviewApp:
             return await run_in_threadpool(save)
         except WorkspaceBusy as busy:
             return self.extraction_page(request, workspace, row, {"": [busy_message(busy)]},
-                                        editing, opened_on, 409)
+                                        editing, opened_on, 409, state=state)
 
     @signed_in_page
     async def appraisal_form(self, request: Request, reviewer: str) -> Response:
@@ -697,6 +731,92 @@ class ReviewApp:
             workspace, form, stage, reviewer, ADJUDICATOR, done=f"/conflicts/{stage}",
             refused=lambda _, error: f"/conflicts/{stage}?{urlencode({'error': error})}")
 
+    # Full texts ----------------------------------------------------------------------------
+
+    def fulltext_panel(self, request: Request, workspace: Workspace, record: Record,
+                       back: str) -> dict[str, Any]:
+        """What the page shows beside a record: its PDF, links, keywords and a search of its
+        text, and the upload form; `back` is where an upload returns to."""
+        store = FullTextStore(workspace)
+        entry = store.index().get(record.record_id)
+        present = entry is not None and store.has_file(entry)
+        query = request.query_params.get("find", "").strip()[:200]
+        found, snippets = search_text(store.read_text(entry), query) if present and query \
+            else (0, [])
+        return {"record": record, "entry": entry, "present": present,
+                "hits": keyword_hits(workspace, entry) if present else [],
+                "query": query, "found": found, "snippets": snippets, "back": back,
+                "back_path": urlsplit(back).path,
+                "back_fields": [(key, value) for key, value in parse_qsl(urlsplit(back).query)
+                                if key not in ("find", "record")],
+                "lookup": read_lookups(workspace).get(record.record_id),
+                "open_copy": entry.origin if entry is not None
+                and entry.origin.startswith(("https://", "http://")) else "",
+                "limit": workspace.protocol.fulltext.max_megabytes}
+
+    async def fulltext_record(self, request: Request, workspace: Workspace) -> Record | None:
+        wanted = request.path_params["record"]
+        return next((record for record in (await self.state(workspace)).full_text
+                     if record.record_id == wanted), None)
+
+    @signed_in_page
+    async def fulltext_pdf(self, request: Request, reviewer: str) -> Response:
+        workspace = self.workspace
+        record = await self.fulltext_record(request, workspace)
+        store = FullTextStore(workspace)
+        entry = store.index().get(record.record_id) if record is not None else None
+        if entry is None or not store.has_file(entry):
+            return self.refuse(request, 404, "No full text of that record on this machine.")
+        return Response(store.read_pdf(entry), media_type="application/pdf", headers={
+            "Content-Disposition": f'inline; filename="{entry.record_id}.pdf"',
+            "X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-cache",
+            # The browser's PDF viewer runs in a frame of the app's own pages, and only there.
+            "Content-Security-Policy": "frame-ancestors 'self'"})
+
+    async def fulltext_upload(self, request: Request) -> Response:
+        reviewer = self.signed_in(request)
+        workspace = self.workspace
+        limit = workspace.protocol.fulltext.max_bytes
+        length = request.headers.get("content-length", "")
+        if not length.isdigit():
+            return self.refuse(request, 411, "An upload must state its length.")
+        if int(length) > limit + 65_536:
+            return self.refuse(request, 413, f"The file is over the protocol's limit of "
+                                             f"{limit / 1e6:g} MB.")
+        form = await request.form(max_files=1, max_fields=3)
+        if reviewer is None or not self.csrf_matches(request, form):
+            return self.refuse(request, 403, "The page had expired; reload it and upload the "
+                                             "file again.")
+        record = await self.fulltext_record(request, workspace)
+        if record is None:
+            return self.refuse(request, 404, "No record of that id is sought in full text.")
+        upload = form.get("pdf")
+        if isinstance(upload, str) or upload is None or not upload.filename:
+            return self.refuse(request, 400, "Choose a PDF file to upload.")
+        data = await upload.read(limit + 1)
+        # Only the base name, for the index: the path a browser sends is never used.
+        name = one_line(upload.filename.replace("\\", "/").rsplit("/", 1)[-1])[:200]
+        back = str(form.get("back", ""))
+        if not back.startswith("/") or back.startswith("//"):
+            back = "/screen/full-text"
+        state = await self.state(workspace)
+
+        def store() -> None:
+            attach(workspace, record.record_id, data, source="uploaded", origin=name,
+                   shown_as=f"'{name}'", replace=True, records=state.full_text,
+                   wait=WEB_LOCK_WAIT)
+
+        try:
+            await run_in_threadpool(store)
+        except WorkspaceBusy as busy:
+            return self.refuse(request, 409, busy_message(busy))
+        except ReviewError as error:
+            return self.refuse(request, 422, f"Not stored: {one_line(error)}")
+        separator = "&" if "?" in back else "?"
+        target = back if "record=" in back or "case=" in back else \
+            f"{back}{separator}{urlencode({'record': record.record_id})}"
+        return RedirectResponse(target, status_code=303)
+
     @signed_in_page
     async def progress(self, request: Request, reviewer: str) -> Response:
         workspace = self.workspace
@@ -778,6 +898,8 @@ def create_app(root: Path, tokens: dict[str, str] | None = None,
         Route("/extract/save", pages.extract_save, methods=["POST"]),
         Route("/extract/appraisal", pages.appraisal_form, methods=["GET"]),
         Route("/extract/appraisal/save", pages.appraisal_save, methods=["POST"]),
+        Route("/fulltext/{record}.pdf", pages.fulltext_pdf, methods=["GET"]),
+        Route("/fulltext/{record}/upload", pages.fulltext_upload, methods=["POST"]),
         Route("/progress", pages.progress, methods=["GET"]),
     ]
     workspace_key = hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:10]
