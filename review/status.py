@@ -15,7 +15,8 @@ from review.workspace import Workspace
 
 def status_inputs(workspace: Workspace) -> list[Path]:
     """Every file the status is computed from."""
-    files = [workspace.protocol_path, workspace.cases_path]
+    files = [workspace.protocol_path, workspace.cases_path,
+             workspace.fulltext_dir / "index.csv", workspace.fulltext_dir / "lookups.csv"]
     for folder in (workspace.search_dir, workspace.data_dir / "dedup",
                    workspace.screening_dir):
         if folder.is_dir():
@@ -33,6 +34,7 @@ def review_status(workspace: Workspace) -> dict[str, Any]:
 
 
 def _review_status(workspace: Workspace) -> dict[str, Any]:
+    from review.fulltext.status import fulltext_status
     from review.screening.flow import agreement, prisma_counts_for, screening_state
 
     records = RecordStore(workspace.search_dir / "records.jsonl").load()
@@ -40,6 +42,7 @@ def _review_status(workspace: Workspace) -> dict[str, Any]:
     searches = [entry for entry in log if entry.get("kind") == "search"]
     state = screening_state(workspace)
     counts = prisma_counts_for(workspace, state)
+    fulltexts = fulltext_status(workspace, state)
     agreements = {stage: found.to_dict() for stage in ("title-abstract", "full-text")
                   if (found := agreement(stage, state.decisions[stage])) is not None}
     return {
@@ -55,6 +58,10 @@ def _review_status(workspace: Workspace) -> dict[str, Any]:
         "last_search": ({key: searches[-1].get(key) for key in
                          ("run_id", "finished", "count", "new_records")} if searches else None),
         "imports": sum(entry.get("kind") == "import" for entry in log),
+        "fulltexts": {"sought": len(fulltexts.sought), "retrieved": len(fulltexts.retrieved),
+                      "not_retrieved": len(fulltexts.not_retrieved),
+                      "no_open_copy": len(fulltexts.no_open_copy),
+                      "lookup_failed": len(fulltexts.failed)},
         # What the sheet holds; PRISMA calls the same numbers studies and cases included.
         "studies_extracted": counts["studies_included"],
         "cases_extracted": counts["cases_included"],
@@ -92,6 +99,14 @@ def status_lines(status: dict[str, Any]) -> list[str]:
     lines.append(f"full text: {status['reports_assessed'] + status['other_reports_assessed']} "
                  f"assessed, {status['reports_included'] + status['other_reports_included']} "
                  f"included, {status['reports_awaiting_assessment']} awaiting")
+    texts = status["fulltexts"]
+    if texts["sought"]:
+        lines.append(f"full texts: {texts['retrieved']} of {texts['sought']} retrieved, "
+                     f"{texts['not_retrieved']} not retrieved"
+                     + (f", {texts['no_open_copy']} with no open copy" if texts["no_open_copy"]
+                        else "")
+                     + (f", {texts['lookup_failed']} lookups failed" if texts["lookup_failed"]
+                        else ""))
     for stage, found in status["agreement"].items():
         low, high = found["kappa_ci"]
         if found["kappa"] is None:

@@ -375,3 +375,45 @@ def test_the_manifest_lists_the_hashes_and_never_reads_the_pdfs(workspace, run_c
     read = {path.relative_to(workspace.root).as_posix() for path in input_files(workspace)}
     assert "data/fulltext/index.csv" in read
     assert not any(name.startswith("data/fulltext/files/") for name in read)
+
+
+def test_find_on_the_command_line_stores_what_it_can_and_exits_1_on_a_failure(
+        workspace, services, run_cli, monkeypatch):
+    ids = record_ids(workspace)
+    services.files = {"b.pdf": ("pdf", make_pdf("Open")), "gone.pdf": ("404", b"")}
+    services.unpaywall = {RECORDS[0][1]: ["b.pdf"], RECORDS[1][1]: ["gone.pdf"]}
+    monkeypatch.setenv("REVIEW_UNPAYWALL_URL", f"{services.base}/unpaywall")
+    monkeypatch.setenv("REVIEW_PMC_URL", f"{services.base}/pmc")
+    monkeypatch.setenv("NCBI_EMAIL", "team@example.org")
+    monkeypatch.delenv("UNPAYWALL_EMAIL", raising=False)
+    status, out, err = run_cli("--project", workspace.root, "fulltext", "find", "--timeout",
+                               "5", "--max-attempts", "1")
+    assert status == 1, err
+    assert f"{ids[0]}: retrieved from Unpaywall (1 pages)" in out
+    assert f"{ids[1]}: not retrieved: {services.base}/files/gone.pdf: HTTP 404" in out
+    assert "1 retrieved, 3 with no open copy, 1 failed (tried again by the next run)" in out
+    status, out, _ = run_cli("--project", workspace.root, "status")
+    assert "full texts: 1 of 5 retrieved, 0 not retrieved, 3 with no open copy, 1 lookups " \
+        "failed" in out
+
+
+def test_build_check_passes_on_a_clone_without_the_pdfs(hcc_workspace, run_cli, tmp_path,
+                                                        monkeypatch):
+    import shutil
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1780000000")
+    hcc_workspace.search_dir.mkdir(parents=True)
+    shutil.copy(ROOT / "data" / "search" / "records.jsonl", hcc_workspace.search_dir)
+    shutil.copytree(ROOT / "data" / "screening", hcc_workspace.screening_dir)
+    record = record_ids(hcc_workspace)[0]
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(make_pdf("An HCC report"))
+    assert run_cli("--project", hcc_workspace.root, "fulltext", "attach", record, pdf)[0] == 0
+    out = tmp_path / "report"
+    assert run_cli("--project", hcc_workspace.root, "build", "--quiet", "--out", out)[0] == 0
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["fulltexts"] == {record: FullTextStore(hcc_workspace).index()[record].sha256}
+    shutil.rmtree(hcc_workspace.fulltext_dir / "files")  # as a clone has it
+    status, text, _ = run_cli("--project", hcc_workspace.root, "build", "--check", "--quiet",
+                              "--out", out)
+    assert status == 0 and text.strip().endswith("up to date with the data")
