@@ -107,12 +107,14 @@ def test_uploads_that_are_not_pdfs_strangers_and_other_sites_are_refused(fulltex
             timeout=10).read()
         page = browser.open(f"{url}/screen/full-text?record={first}", timeout=10).read().decode()
         token = csrf_of(page)
+        landed: list[str] = []
 
-        def upload(record: str, name: str, data: bytes, csrf: str = token) -> tuple[int, str]:
+        def upload(record: str, name: str, data: bytes, csrf: str = token,
+                   back: str = "/screen/full-text") -> tuple[int, str]:
             boundary = "----casereview"
             body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n"
                     f"{csrf}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"back\""
-                    f"\r\n\r\n/screen/full-text\r\n--{boundary}\r\nContent-Disposition: "
+                    f"\r\n\r\n{back}\r\n--{boundary}\r\nContent-Disposition: "
                     f"form-data; name=\"pdf\"; filename=\"{name}\"\r\nContent-Type: "
                     "application/pdf\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
             request = urllib.request.Request(
@@ -120,6 +122,7 @@ def test_uploads_that_are_not_pdfs_strangers_and_other_sites_are_refused(fulltex
                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
             try:
                 with browser.open(request, timeout=30) as reply:
+                    landed.append(reply.url)
                     return reply.status, reply.read().decode()
             except urllib.error.HTTPError as error:
                 return error.code, error.read().decode()
@@ -133,8 +136,17 @@ def test_uploads_that_are_not_pdfs_strangers_and_other_sites_are_refused(fulltex
         assert status == 404
         status, text = upload(first, "x.pdf", make_pdf("x"), csrf="forged")
         assert status == 403
+        for elsewhere in ("//evil.example/x", "/\\evil.example/x", "https://evil.example/"):
+            status, _ = upload(first, "y.pdf", make_pdf("y"), back=elsewhere)
+            assert status == 200 and landed[-1] == f"{url}/screen/full-text?record={first}"
+        broken = urllib.request.Request(
+            f"{url}/fulltext/{first}/upload", data=b"--x\r\nnot a part",
+            headers={"Content-Type": "multipart/form-data; boundary=x"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            browser.open(broken, timeout=10)
+        assert refused.value.code in (400, 403)
     files = sorted(p.name for p in (fulltext_workspace.fulltext_dir / "files").iterdir())
-    assert len([name for name in files if name.endswith(".pdf")]) == 1
+    assert len([name for name in files if name.endswith(".pdf")]) == 2
     assert not list(Path(fulltext_workspace.root).rglob("passwd*"))
 
 

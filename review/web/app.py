@@ -26,6 +26,7 @@ from markupsafe import Markup, escape
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
@@ -80,6 +81,8 @@ ALL_ADDRESSES = ("0.0.0.0", "::")
 # A save waits this long for a command holding the workspace (in a worker thread, so other
 # reviewers' pages go on), then comes back to its form, values kept.
 WEB_LOCK_WAIT = 2.0
+# The pages that show a full text and its upload form, where an upload returns.
+UPLOAD_PAGES = ("/screen/full-text", "/extract/case?")
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
                                "script-src 'unsafe-inline'; form-action 'self'; "
@@ -783,7 +786,10 @@ class ReviewApp:
         if int(length) > limit + 65_536:
             return self.refuse(request, 413, f"The file is over the protocol's limit of "
                                              f"{limit / 1e6:g} MB.")
-        form = await request.form(max_files=1, max_fields=3)
+        try:
+            form = await request.form(max_files=1, max_fields=3)
+        except HTTPException as error:  # a malformed multipart body, or more than one file
+            return self.refuse(request, 400, f"Not an upload this page sends ({error.detail}).")
         if reviewer is None or not self.csrf_matches(request, form):
             return self.refuse(request, 403, "The page had expired; reload it and upload the "
                                              "file again.")
@@ -797,7 +803,8 @@ class ReviewApp:
         # Only the base name, for the index: the path a browser sends is never used.
         name = one_line(upload.filename.replace("\\", "/").rsplit("/", 1)[-1])[:200]
         back = str(form.get("back", ""))
-        if not back.startswith("/") or back.startswith("//"):
+        # Back only to the pages that upload: never elsewhere (browsers read "/\\x" as "//x").
+        if not back.startswith(UPLOAD_PAGES) or "\\" in back or urlsplit(back).netloc:
             back = "/screen/full-text"
         state = await self.state(workspace)
 
