@@ -217,6 +217,17 @@ def test_two_reviewers_screen_by_keyboard_and_the_adjudicator_resolves(server, w
         assert judge.inner_text("#count") == "1 conflicts"
         section = judge.locator(f'section[data-record="{order[0]}"]')
         assert "ana: include" in section.inner_text() and "ben: exclude" in section.inner_text()
+        # The adjudicator decides informed: the record as the reviewers saw it, and each
+        # vote's reason by its label.
+        reason = web_workspace.protocol.screening.exclusion_reasons[1]
+        assert f"ben: exclude ({reason.label})" in section.inner_text()
+        shown_record = next(r for r in screening_state(web_workspace).records
+                            if r.record_id == order[0])
+        assert section.locator("details.abstract p").inner_text().strip() == \
+            (shown_record.abstract or "(no abstract)")
+        assert section.locator("a", has_text="PMID").count() == int(bool(shown_record.pmid))
+        assert section.locator(".authors").inner_text().strip() == \
+            ", ".join(shown_record.authors)
         with judge.expect_navigation():
             section.locator('button[value="include"]').click()
         assert judge.inner_text("#count") == "0 conflicts"

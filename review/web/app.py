@@ -716,10 +716,16 @@ class ReviewApp:
             return self.refuse(request, 403, "Only an adjudicator sees the conflicts: a "
                                              "reviewer never sees another's decisions.")
         state = await self.state(workspace)
-        titles = {r.record_id: r.title for r in state.records}
+        records = {r.record_id: r for r in state.records}
+        store = FullTextStore(workspace)
+        pdfs = {record for record, entry in store.index().items() if store.has_file(entry)} \
+            if stage == "full-text" else set()
+        mark = functools.partial(highlight, include=screening.include_keywords,
+                                 exclude=screening.exclude_keywords)
         return self.page("conflicts.html", request, stage=stage,
-                         conflicts=conflicts(state, stage), titles=titles,
-                         reasons=screening.exclusion_reasons,
+                         conflicts=conflicts(state, stage), records=records, pdfs=pdfs,
+                         mark=mark, reasons=screening.exclusion_reasons,
+                         reason_labels={r.id: r.label for r in screening.exclusion_reasons},
                          error=request.query_params.get("error", ""))
 
     @signed_in_action
