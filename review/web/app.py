@@ -81,6 +81,8 @@ ALL_ADDRESSES = ("0.0.0.0", "::")
 # A save waits this long for a command holding the workspace (in a worker thread, so other
 # reviewers' pages go on), then comes back to its form, values kept.
 WEB_LOCK_WAIT = 2.0
+REFUSALS = {400: "Not understood", 403: "Not permitted", 404: "Not found", 409: "Not saved",
+            411: "Not understood", 413: "Too large", 422: "Not saved"}
 # The pages that show a full text and its upload form, where an upload returns.
 UPLOAD_PAGES = ("/screen/full-text", "/extract/case?")
 SECURITY_HEADERS = {
@@ -284,7 +286,8 @@ class ReviewApp:
                          action=request.url.path)
 
     def refuse(self, request: Request, status: int, message: str) -> HTMLResponse:
-        return self.page("message.html", request, status=status, message=message)
+        return self.page("message.html", request, status=status, message=message,
+                         heading=REFUSALS.get(status, "Not done"))
 
     @staticmethod
     def csrf_matches(request: Request, form: Any) -> bool:
