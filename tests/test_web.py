@@ -859,3 +859,34 @@ def test_every_page_names_the_review_and_links_only_what_the_person_may_open(ser
     assert page.count('<a href="/conflicts/title-abstract">conflicts: title-abstract</a>') == 1
     assert '<a href="/conflicts/full-text">conflicts: full-text</a>' in page
     assert "/screen/" not in page  # judge adjudicates but does not screen
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (Debian package "
+                                             "'chromium'; .ci/run installs it)")
+def test_question_mark_lists_every_key_and_no_key_decides_while_the_list_is_open(
+        server, web_workspace):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        page = browser.new_page()
+        sign_in(page, server, "ana")
+        page.wait_for_selector("#record")
+        record = page.get_attribute("#record", "data-record")
+        assert not page.locator("#help").is_visible()
+        page.keyboard.press("?")
+        assert page.locator("#help").is_visible()
+        listed = page.locator("#help-keys").inner_text()
+        for key in ("i", "e", "m", "1", "9", "n", "Enter", "u", "?", "Esc"):
+            assert f"{key}\t" in listed or f"{key}–" in listed or f" {key} " in f" {listed} ", key
+        page.keyboard.press("i")  # the list is open: nothing is recorded
+        page.wait_for_timeout(300)
+        assert page.get_attribute("#record", "data-record") == record
+        page.keyboard.press("Escape")
+        assert not page.locator("#help").is_visible()
+        page.click("#show-keys")  # the same list without the keyboard
+        assert page.locator("#help").is_visible()
+        page.click("#close-keys")
+        assert not page.locator("#help").is_visible()
+        browser.close()
+    assert not DecisionStore(web_workspace.screening_dir).path("title-abstract", "ana").exists()

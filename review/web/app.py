@@ -387,7 +387,9 @@ class ReviewApp:
         return self.page(
             "screen.html", request, stage=stage, record=record, position=position,
             total=len(records), done=len(mine), own=mine.get(record.record_id) if record else None,
-            reasons=screening.exclusion_reasons, mark=mark, error=request.query_params.get(
+            reasons=screening.exclusion_reasons,
+            reason_labels={r.id: r.label for r in screening.exclusion_reasons},
+            mark=mark, error=request.query_params.get(
                 "error", ""), found=found[:200], query=query,
             full_text=stage == "full-text", queue=queue,
             verdict=queue_verdict(queue, workspace.protocol) if queue.ranking else None,
