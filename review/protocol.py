@@ -253,6 +253,8 @@ class ScreeningSpec:
     include_keywords: tuple[str, ...]
     exclude_keywords: tuple[str, ...]
     adjudicators: tuple[str, ...] = ()
+    # Who may import exports in the web app, besides the adjudicators.
+    managers: tuple[str, ...] = ()
     prioritisation: Prioritisation = Prioritisation()
     stopping: StoppingRule = StoppingRule()
 
@@ -839,8 +841,8 @@ def _parse_stopping(check: _Checker, raw: Any, path: str) -> StoppingRule:
 
 def _parse_screening(check: _Checker, raw: Any, path: str) -> ScreeningSpec:
     data = check.mapping(raw, path, ("stages", "exclusion_reasons"),
-                         ("keywords", "reviewers", "adjudicators", "order", "ranking",
-                          "stopping"))
+                         ("keywords", "reviewers", "adjudicators", "managers", "order",
+                          "ranking", "stopping"))
     stages = check.texts(data.get("stages"), _join(path, "stages"), allow_empty=False)
     for i, stage in enumerate(stages):
         check.member(stage, ("title-abstract", "full-text"), f"{path}.stages[{i}]")
@@ -857,7 +859,9 @@ def _parse_screening(check: _Checker, raw: Any, path: str) -> ScreeningSpec:
                              ("include", "exclude"))
     reviewers = check.texts(data.get("reviewers"), _join(path, "reviewers"))
     adjudicators = check.texts(data.get("adjudicators"), _join(path, "adjudicators"))
-    for key, names in (("reviewers", reviewers), ("adjudicators", adjudicators)):
+    managers = check.texts(data.get("managers"), _join(path, "managers"))
+    for key, names in (("reviewers", reviewers), ("adjudicators", adjudicators),
+                       ("managers", managers)):
         for i, name in enumerate(names):
             if not re.fullmatch(r"[a-z][a-z0-9_-]{0,39}", name):
                 check.fail(f"{path}.{key}[{i}]", f"'{name}': use lower-case letters, digits, "
@@ -869,6 +873,7 @@ def _parse_screening(check: _Checker, raw: Any, path: str) -> ScreeningSpec:
         include_keywords=check.texts(keywords.get("include"), f"{path}.keywords.include"),
         exclude_keywords=check.texts(keywords.get("exclude"), f"{path}.keywords.exclude"),
         adjudicators=adjudicators,
+        managers=managers,
         prioritisation=_parse_prioritisation(check, data, path),
         stopping=_parse_stopping(check, data.get("stopping"), _join(path, "stopping")),
     )

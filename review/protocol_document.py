@@ -166,7 +166,9 @@ def render_protocol_markdown(protocol: Protocol, source_name: str) -> str:
         f"Stages: {', '.join(protocol.screening.stages)}. Reviewers: "
         f"{', '.join(protocol.screening.reviewers) or 'not listed'}."
         + (f" Conflicts are adjudicated by {', '.join(protocol.screening.adjudicators)}."
-           if protocol.screening.adjudicators else "") + " Reasons for exclusion:",
+           if protocol.screening.adjudicators else "")
+        + (f" Exports are imported by {', '.join(protocol.screening.managers)}."
+           if protocol.screening.managers else "") + " Reasons for exclusion:",
         "",
         "| Code | Reason |",
         "|---|---|",

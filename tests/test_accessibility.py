@@ -45,7 +45,7 @@ def test_no_page_has_an_accessibility_violation(fulltext_workspace, run_cli,  # 
     pages = ["/screen/full-text", f"/screen/full-text?record={first}&find=abscess",
              "/screen/title-abstract", "/extract", f"/extract/case?record={first}",
              "/extract/case", "/dedup", "/progress", "/conflicts/full-text",
-             "/extract/case?record=r0000000000000000"]
+             "/extract/case?record=r0000000000000000", "/import"]
     found: dict[str, list[str]] = {}
     with running_server(fulltext_workspace.root) as (url, _), sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])

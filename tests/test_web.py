@@ -890,3 +890,42 @@ def test_question_mark_lists_every_key_and_no_key_decides_while_the_list_is_open
         assert not page.locator("#help").is_visible()
         browser.close()
     assert not DecisionStore(web_workspace.screening_dir).path("title-abstract", "ana").exists()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (Debian package "
+                                             "'chromium'; .ci/run installs it)")
+def test_an_export_imported_in_the_browser_gives_the_records_the_cli_gives(
+        web_workspace, run_cli, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    export = EXPORTS / "scopus.ris"
+    by_cli = tmp_path / "by-cli"
+    shutil.copytree(web_workspace.root, by_cli)
+    assert run_cli("--project", by_cli, "import", export, "--source", "Scopus")[0] == 0
+    broken = tmp_path / "broken.csv"
+    broken.write_text("Authors,Journal\nSmith J,Spine\n")
+    with running_server(web_workspace.root) as (url, _), sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        ana = browser.new_page()
+        sign_in(ana, url, "ana")
+        assert ana.locator("nav a", has_text="import").count() == 0
+        assert ana.goto(url + "/import").status == 403
+        page = browser.new_page()
+        sign_in(page, url, "judge")
+        page.click("nav a:has-text('import')")
+        page.set_input_files("#export-file", str(broken))
+        page.fill("#source", "Scopus")
+        with page.expect_navigation():
+            page.click("#import-button")
+        [error] = page.locator(".problem").all_inner_texts()
+        assert error.startswith("broken.csv:1: no title column") and "\n" not in error
+        assert page.input_value("#source") == "Scopus"  # kept for the next try
+        page.set_input_files("#export-file", str(export))
+        with page.expect_navigation():
+            page.click("#import-button")
+        summary = page.locator("#imported").inner_text()
+        assert "stored" in summary and "from Scopus" in summary
+        assert "records to screen" in page.locator("#dedup-summary").inner_text()
+        browser.close()
+    records = (web_workspace.search_dir / "records.jsonl").read_bytes()
+    assert records == (by_cli / "data" / "search" / "records.jsonl").read_bytes()

@@ -14,6 +14,7 @@ import functools
 import hashlib
 import json
 import secrets
+import tempfile
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -72,7 +73,9 @@ from review.screening.flow import (
 from review.screening.prisma import prisma_diagram
 from review.screening.ranking import Prioritiser, queue_verdict
 from review.screening.screener import keyword_marker
-from review.search.records import Record
+from review.search.importing import ImportedFile, import_exports
+from review.search.readers import NAMES as READER_NAMES
+from review.search.records import Record, RecordStore
 from review.transaction import WorkspaceBusy, commit, state_folder, workspace_lock
 from review.workspace import Workspace
 
@@ -81,6 +84,8 @@ ALL_ADDRESSES = ("0.0.0.0", "::")
 # A save waits this long for a command holding the workspace (in a worker thread, so other
 # reviewers' pages go on), then comes back to its form, values kept.
 WEB_LOCK_WAIT = 2.0
+# An export uploaded in the browser; larger ones go through `review import`.
+IMPORT_LIMIT = 200_000_000
 REFUSALS = {400: "Not understood", 403: "Not permitted", 404: "Not found", 409: "Not saved",
             411: "Not understood", 413: "Too large", 422: "Not saved"}
 # The pages that show a full text and its upload form, where an upload returns.
@@ -267,6 +272,7 @@ class ReviewApp:
                         if reviewer in screening.reviewers],
             "adjudicates": screening.stages if reviewer is not None
             and self.adjudicates(workspace, reviewer) else [],
+            "imports": reviewer is not None and self.manages(workspace, reviewer),
         }
         body = TEMPLATES.get_template(name).render(
             reviewer=reviewer, csrf=request.session.get("csrf", ""),
@@ -704,6 +710,11 @@ class ReviewApp:
 
     # Conflicts and progress ----------------------------------------------------------------
 
+    def manages(self, workspace: Workspace, person: str) -> bool:
+        """Who may import exports: the protocol's managers and its adjudicators."""
+        return person in workspace.protocol.screening.managers or \
+            self.adjudicates(workspace, person)
+
     @staticmethod
     def adjudicates(workspace: Workspace, person: str) -> bool:
         """The protocol's adjudicators, or its reviewers when it names none."""
@@ -744,6 +755,82 @@ class ReviewApp:
         return await self.record_decision(
             workspace, form, stage, reviewer, ADJUDICATOR, done=f"/conflicts/{stage}",
             refused=lambda _, error: f"/conflicts/{stage}?{urlencode({'error': error})}")
+
+    # Imports -------------------------------------------------------------------------------
+
+    def import_page(self, request: Request, workspace: Workspace, status: int = 200,
+                    **context: Any) -> HTMLResponse:
+        sources = sorted({record.source for record in
+                          RecordStore(workspace.search_dir / "records.jsonl").load()}
+                         | set(workspace.protocol.search.databases))
+        return self.page("import.html", request, status=status, sources=sources,
+                         formats=READER_NAMES, **context)
+
+    @signed_in_page
+    async def import_form(self, request: Request, reviewer: str) -> Response:
+        workspace = self.workspace
+        if not self.manages(workspace, reviewer):
+            return self.refuse(request, 403, "Only an adjudicator or a manager imports exports.")
+        return self.import_page(request, workspace)
+
+    async def import_upload(self, request: Request) -> Response:
+        """An export uploaded and imported by `review import`'s own code path and lock."""
+        reviewer = self.signed_in(request)
+        workspace = self.workspace
+        length = request.headers.get("content-length", "")
+        if not length.isdigit():
+            return self.refuse(request, 411, "An upload must state its length.")
+        if int(length) > IMPORT_LIMIT:
+            return self.refuse(request, 413, f"The file is over {IMPORT_LIMIT / 1e6:g} MB; "
+                                             "import it with 'review import'.")
+        try:
+            form = await request.form(max_files=1, max_fields=4)
+        except HTTPException as error:
+            return self.refuse(request, 400, f"Not an upload this page sends ({error.detail}).")
+        if reviewer is None or not self.csrf_matches(request, form):
+            return self.refuse(request, 403, "The page had expired; reload it and upload the "
+                                             "file again.")
+        if not self.manages(workspace, reviewer):
+            return self.refuse(request, 403, "Only an adjudicator or a manager imports exports.")
+        upload = form.get("export")
+        source = one_line(str(form.get("source", "")))[:200]
+        chosen = str(form.get("format", ""))
+        kept = {"source": source, "format": chosen}
+        if isinstance(upload, str) or upload is None or not upload.filename:
+            return self.import_page(request, workspace, 422, errors=["Choose a file."], **kept)
+        if not source:
+            return self.import_page(request, workspace, 422, errors=[
+                "Name the source (the database or other method the export comes from)."],
+                **kept)
+        if chosen and chosen not in READER_NAMES:
+            return self.import_page(request, workspace, 422, errors=[
+                f"Unknown format '{chosen}'."], **kept)
+        data = await upload.read(IMPORT_LIMIT + 1)
+        name = one_line(upload.filename.replace("\\", "/").rsplit("/", 1)[-1])[:200] or "export"
+
+        def run_import() -> list[ImportedFile]:
+            # The reader reads a file, as on the command line: the upload is written under
+            # its own base name in a private folder, never into the workspace.
+            with tempfile.TemporaryDirectory(prefix="casereview-import-") as folder:
+                path = Path(folder) / name
+                path.write_bytes(data)
+                try:
+                    return import_exports(workspace, [path], source, declared=chosen or None)
+                except ReviewError as error:
+                    raise ReviewError(str(error).replace(str(path), name)) from None
+
+        try:
+            results = await run_in_threadpool(run_import)
+        except WorkspaceBusy as busy:
+            return self.import_page(request, workspace, 409, errors=[busy_message(busy)],
+                                    **kept)
+        except ReviewError as error:
+            return self.import_page(request, workspace, 422, errors=[one_line(error)], **kept)
+        # The de-duplication of the new records, once, off the event loop; then its summary.
+        await run_in_threadpool(self._prepare, workspace, self._inputs_stamp(workspace))
+        state = await self.state(workspace)
+        return self.import_page(request, workspace, results=results, state=state, file_name=name,
+                                source=source)
 
     # Full texts ----------------------------------------------------------------------------
 
@@ -918,6 +1005,8 @@ def create_app(root: Path, tokens: dict[str, str] | None = None,
         Route("/extract/appraisal/save", pages.appraisal_save, methods=["POST"]),
         Route("/fulltext/{record}.pdf", pages.fulltext_pdf, methods=["GET"]),
         Route("/fulltext/{record}/upload", pages.fulltext_upload, methods=["POST"]),
+        Route("/import", pages.import_form, methods=["GET"]),
+        Route("/import", pages.import_upload, methods=["POST"]),
         Route("/progress", pages.progress, methods=["GET"]),
     ]
     workspace_key = hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:10]
