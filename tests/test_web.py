@@ -929,3 +929,35 @@ def test_an_export_imported_in_the_browser_gives_the_records_the_cli_gives(
         browser.close()
     records = (web_workspace.search_dir / "records.jsonl").read_bytes()
     assert records == (by_cli / "data" / "search" / "records.jsonl").read_bytes()
+
+
+def test_the_adjudicator_downloads_the_cli_export_and_a_reviewer_cannot(server, web_workspace,
+                                                                       run_cli):
+    def signed_in(name: str) -> urllib.request.OpenerDirector:
+        browser = opener()
+        chooser = browser.open(server + "/", timeout=10).read().decode()
+        post(browser, server + "/signin", {"csrf": csrf_of(chooser), "reviewer": name})
+        return browser
+
+    ana = signed_in("ana")
+    page = ana.open(server + "/screen/title-abstract", timeout=10).read().decode()
+    record = re.search(r'data-record="([^"]+)"', page).group(1)
+    post(ana, server + "/screen/title-abstract/decide",
+         {"csrf": csrf_of(page), "record": record, "decision": "exclude", "note": "=1+1"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        ana.open(server + "/export/title-abstract/csv", timeout=10)
+    assert refused.value.code == 403
+    judge = signed_in("judge")
+    assert 'href="/export/title-abstract/csv"' in judge.open(server + "/progress",
+                                                             timeout=10).read().decode()
+    for kind in ("csv", "ris"):
+        with judge.open(f"{server}/export/title-abstract/{kind}", timeout=30) as reply:
+            served = reply.read()
+            assert "attachment" in reply.headers["Content-Disposition"]
+        status, out, _ = run_cli("--project", web_workspace.root, "screen", "export", "--stage",
+                                 "title-abstract", "--format", kind)
+        assert status == 0 and served.decode("utf-8") == out
+        if kind == "csv":  # ana's note, formula-safe
+            assert "'=1+1" in served.decode("utf-8")
+    with judge.open(f"{server}/export/title-abstract/xlsx", timeout=30) as reply:
+        assert reply.read()[:2] == b"PK"

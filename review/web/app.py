@@ -61,6 +61,7 @@ from review.screening.decisions import (
     validate_decision,
 )
 from review.screening.dedup import PairDecision, update_dedup
+from review.screening.export import export_decisions
 from review.screening.flow import (
     DeduplicatedRecords,
     ScreeningState,
@@ -84,6 +85,10 @@ ALL_ADDRESSES = ("0.0.0.0", "::")
 # A save waits this long for a command holding the workspace (in a worker thread, so other
 # reviewers' pages go on), then comes back to its form, values kept.
 WEB_LOCK_WAIT = 2.0
+EXPORT_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "ris": "application/x-research-info-systems"}
 # An export uploaded in the browser; larger ones go through `review import`.
 IMPORT_LIMIT = 200_000_000
 REFUSALS = {400: "Not understood", 403: "Not permitted", 404: "Not found", 409: "Not saved",
@@ -938,7 +943,28 @@ class ReviewApp:
         diagram = inline_svg(figure_files(prisma_diagram(counts))["svg"], "prisma",
                              "PRISMA 2020 flow diagram")
         return self.page("progress.html", request, counts=counts, per_reviewer=per_reviewer,
-                         agreements=agreements, diagram=Markup(diagram))
+                         agreements=agreements, diagram=Markup(diagram),
+                         exports=self.adjudicates(workspace, reviewer))
+
+    @signed_in_page
+    async def export(self, request: Request, reviewer: str) -> Response:
+        """`review screen export` from the page: every vote is in it, so only adjudicators
+        (who see every vote anyway) may download it; a reviewer stays blind."""
+        workspace = self.workspace
+        stage, kind = request.path_params["stage"], request.path_params["kind"]
+        if stage not in workspace.protocol.screening.stages:
+            return self.no_stage(request, stage)
+        if kind not in EXPORT_TYPES:
+            return self.refuse(request, 404, f"No export as '{kind}'.")
+        if not self.adjudicates(workspace, reviewer):
+            return self.refuse(request, 403, "Only an adjudicator downloads every reviewer's "
+                                             "votes: a reviewer never sees another's.")
+        state = await self.state(workspace)
+        data = await run_in_threadpool(export_decisions, state, stage, workspace.protocol, kind)
+        name = f"{workspace.protocol.id}-{stage}-{'included' if kind == 'ris' else 'decisions'}"
+        return Response(data, media_type=EXPORT_TYPES[kind], headers={
+            "Content-Disposition": f'attachment; filename="{name}.{kind}"',
+            "X-Content-Type-Options": "nosniff"})
 
 
 def host_name(value: str) -> str:
@@ -1008,6 +1034,7 @@ def create_app(root: Path, tokens: dict[str, str] | None = None,
         Route("/import", pages.import_form, methods=["GET"]),
         Route("/import", pages.import_upload, methods=["POST"]),
         Route("/progress", pages.progress, methods=["GET"]),
+        Route("/export/{stage}/{kind}", pages.export, methods=["GET"]),
     ]
     workspace_key = hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:10]
     cookie = f"casereview_{port}_{workspace_key}" if port is not None else "casereview"
