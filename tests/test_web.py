@@ -942,8 +942,12 @@ def test_the_adjudicator_downloads_the_cli_export_and_a_reviewer_cannot(server, 
     ana = signed_in("ana")
     page = ana.open(server + "/screen/title-abstract", timeout=10).read().decode()
     record = re.search(r'data-record="([^"]+)"', page).group(1)
-    post(ana, server + "/screen/title-abstract/decide",
-         {"csrf": csrf_of(page), "record": record, "decision": "exclude", "note": "=1+1"})
+    status, after = post(ana, server + "/screen/title-abstract/decide",
+                         {"csrf": csrf_of(page), "record": record, "decision": "exclude",
+                          "note": "=1+1"})
+    # A visible message after the save, saying what was saved.
+    assert status == 200 and '<p id="saved" role="status">Saved: <strong>exclude</strong>' in after
+    assert "with your note" in after
     with pytest.raises(urllib.error.HTTPError) as refused:
         ana.open(server + "/export/title-abstract/csv", timeout=10)
     assert refused.value.code == 403

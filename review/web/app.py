@@ -392,6 +392,9 @@ class ReviewApp:
                                  exclude=screening.exclude_keywords)
         panel = self.fulltext_panel(request, workspace, record, f"/screen/{stage}") \
             if stage == "full-text" and record is not None else None
+        saved_id = request.query_params.get("saved", "")
+        saved = next(((r, mine[r.record_id]) for r in records
+                      if r.record_id == saved_id and saved_id in mine), None)
         found = [(r, mine[r.record_id]) for r in records if r.record_id in mine
                  and (not query or query in r.title.lower()
                       or query in mine[r.record_id].decision)]
@@ -404,7 +407,7 @@ class ReviewApp:
                 "error", ""), found=found[:200], query=query,
             full_text=stage == "full-text", queue=queue,
             verdict=queue_verdict(queue, workspace.protocol) if queue.ranking else None,
-            panel=panel, wide=panel is not None)
+            panel=panel, wide=panel is not None, saved=saved)
 
     @signed_in_action
     async def decide(self, request: Request, reviewer: str,
@@ -432,7 +435,8 @@ class ReviewApp:
         except ReviewError as error:
             return RedirectResponse(refused(decision.record, str(error)), status_code=303)
         DecisionStore(workspace.screening_dir).append([decision])
-        return RedirectResponse(done, status_code=303)
+        saved = urlencode({"saved": decision.record})
+        return RedirectResponse(f"{done}{'&' if '?' in done else '?'}{saved}", status_code=303)
 
     @staticmethod
     def _screen_url(stage: str, record: str, error: str = "") -> str:
@@ -747,7 +751,8 @@ class ReviewApp:
                          conflicts=conflicts(state, stage), records=records, pdfs=pdfs,
                          mark=mark, reasons=screening.exclusion_reasons,
                          reason_labels={r.id: r.label for r in screening.exclusion_reasons},
-                         error=request.query_params.get("error", ""))
+                         error=request.query_params.get("error", ""),
+                         settled=state.final[stage].get(request.query_params.get("saved", "")))
 
     @signed_in_action
     async def adjudicate(self, request: Request, reviewer: str,
