@@ -687,12 +687,64 @@ def cmd_screen_export(args: argparse.Namespace) -> int:
     stage = check_stage(args.stage, workspace.protocol)
     if args.format == "xlsx" and not args.out:
         raise ReviewError("an XLSX export needs --out FILE.xlsx")
-    data = export_decisions(screening_state(workspace), stage, workspace.protocol, args.format)
+    data = export_decisions(screening_state(workspace), stage, workspace.protocol, args.format,
+                            workspace.screening_dir)
     if args.out:
         write_atomically(args.out, data)
         print(f"wrote {shown(args.out)} ({args.format}, stage {stage})")
     else:
         sys.stdout.write(data.decode("utf-8"))
+    return EXIT_OK
+
+
+def cmd_screen_tag(args: argparse.Namespace) -> int:
+    from review.screening.decisions import check_reviewer, now, resolve_record
+    from review.screening.flow import screening_state
+    from review.screening.tags import TagChange, TagStore, check_tag
+
+    workspace = _workspace(args)
+    reviewer = check_reviewer(args.reviewer, workspace.protocol)
+    state = screening_state(workspace)
+    known = {r.record_id for stage in workspace.protocol.screening.stages
+             for r in state.candidates(stage)}
+    record = resolve_record(args.record, known, "screening")
+    tags = [check_tag(tag) for tag in args.tags]
+    TagStore(workspace.screening_dir).append([TagChange(record, reviewer, tag, not args.remove,
+                                                        now()) for tag in tags])
+    current = TagStore(workspace.screening_dir).tags(reviewer).get(record, set())
+    print(f"{record}: {reviewer}'s tags: {', '.join(sorted(current)) or 'none'}")
+    return EXIT_OK
+
+
+def cmd_screen_list(args: argparse.Namespace) -> int:
+    from review.fulltext.store import FullTextStore
+    from review.screening.decisions import DecisionStore, check_reviewer, check_stage
+    from review.screening.decisions import own_decisions as decided_by
+    from review.screening.filters import filter_records, parse_filter_options
+    from review.screening.flow import screening_state
+    from review.screening.tags import TagStore
+
+    workspace = _workspace(args)
+    stage = check_stage(args.stage, workspace.protocol)
+    reviewer = check_reviewer(args.reviewer, workspace.protocol)
+    rule = parse_filter_options(args.filter or [])
+    state = screening_state(workspace)
+    own = decided_by(DecisionStore(workspace.screening_dir), stage, reviewer)
+    tags = TagStore(workspace.screening_dir).tags(reviewer)
+    # The reviewer is in the room: a conflict filter would tell them another's vote.
+    chosen = filter_records(state.candidates(stage), rule, own=own, tags=tags,
+                            fulltexts=set(FullTextStore(workspace).index()))
+    rows = [{"record_id": r.record_id, "title": r.title, "year": r.year, "source": r.source,
+             "decision": own[r.record_id].decision if r.record_id in own else "",
+             "tags": sorted(tags.get(r.record_id, ()))} for r in chosen]
+    if args.json:
+        print(json.dumps({"filter": rule.describe(), "records": rows}, indent=2,
+                         ensure_ascii=False))
+        return EXIT_OK
+    for row in rows:
+        print(f"{row['record_id']}  {row['decision'] or '-':<13} {row['year'] or '----'}  "
+              f"{row['title'][:70]}" + (f"  [{', '.join(row['tags'])}]" if row["tags"] else ""))
+    print(f"{len(rows)} records ({rule.describe()})")
     return EXIT_OK
 
 
@@ -1056,6 +1108,29 @@ def build_parser() -> argparse.ArgumentParser:
     screen_export.add_argument("--format", choices=("csv", "xlsx", "ris"), default="csv")
     screen_export.add_argument("--out", metavar="FILE", help="write to FILE (default: print)")
     screen_export.set_defaults(handler=cmd_screen_export)
+    tag = screen_commands.add_parser(
+        "tag", help="put free tags on a record (your own, blinded)",
+        description="Add (or with --remove, take off) the reviewer's own tags on a record; "
+                    "kept in data/screening/tags/<reviewer>.jsonl.",
+        epilog="example: review screen tag r3f2a --reviewer ana pediatric 'ask ben'")
+    tag.add_argument("record", metavar="RECORD_ID",
+                     help="the record id or any start of it that is unique")
+    tag.add_argument("tags", nargs="+", metavar="TAG")
+    tag.add_argument("--reviewer", required=True)
+    tag.add_argument("--remove", action="store_true")
+    tag.set_defaults(handler=cmd_screen_tag)
+    listing = screen_commands.add_parser(
+        "list", help="the stage's records, filtered",
+        description="The records of a stage that every --filter keeps: decision (your own: "
+                    "undecided, include, exclude, maybe, not-retrieved), tag, source, year "
+                    "(2019 or 2015-2020), keyword, fulltext (yes/no).",
+        epilog="example: review screen list --stage title-abstract --reviewer ana "
+               "--filter decision=maybe --filter year=2015-2020 --json")
+    listing.add_argument("--stage", required=True)
+    listing.add_argument("--reviewer", required=True)
+    listing.add_argument("--filter", action="append", metavar="KEY=VALUE")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=cmd_screen_list)
     screen_conflicts = screen_commands.add_parser(
         "conflicts", help="records where reviewers disagree",
         description="Records where an exclusion meets an inclusion or maybe, with each "

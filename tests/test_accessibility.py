@@ -45,7 +45,8 @@ def test_no_page_has_an_accessibility_violation(fulltext_workspace, run_cli,  # 
     pages = ["/screen/full-text", f"/screen/full-text?record={first}&find=abscess",
              "/screen/title-abstract", "/extract", f"/extract/case?record={first}",
              "/extract/case", "/dedup", "/progress", "/conflicts/full-text",
-             "/extract/case?record=r0000000000000000", "/import"]
+             "/extract/case?record=r0000000000000000", "/import",
+             "/screen/full-text/records?f_fulltext=yes", "/screen/title-abstract/records"]
     found: dict[str, list[str]] = {}
     with running_server(fulltext_workspace.root) as (url, _), sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])

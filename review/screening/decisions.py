@@ -134,29 +134,20 @@ class DecisionStore:
         return self.folder / stage / f"{reviewer}.jsonl"
 
     def append(self, decisions: Iterable[Decision]) -> None:
-        """Append decisions, each as one write under an exclusive lock of its file."""
+        """Append decisions, each file's as one write under an exclusive lock of it."""
         by_file: dict[Path, list[Decision]] = defaultdict(list)
         for decision in decisions:
             by_file[self.path(decision.stage, decision.reviewer)].append(decision)
         for path, batch in by_file.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX)
-                _drop_torn_tail(handle)
-                lines = "".join(json.dumps(asdict(d), ensure_ascii=False, sort_keys=True) + "\n"
-                                for d in batch)
-                os.write(handle, lines.encode("utf-8"))
-                os.fsync(handle)
-            finally:
-                os.close(handle)
+            append_lines(path, [json.dumps(asdict(d), ensure_ascii=False, sort_keys=True)
+                                for d in batch])
 
     def read(self, stage: str | None = None) -> list[Decision]:
         """Every decision, file by file in order. Read strictly: the only line forgiven is
         a last line without its newline (a kill mid-write; the next append removes it)."""
         decisions = []
-        stages = [stage] if stage else [p.name for p in sorted(self.folder.glob("*"))
-                                         if p.is_dir()]
+        stages = [stage] if stage else [name for name in STAGES
+                                         if (self.folder / name).is_dir()]
         for name in stages:
             for path in sorted((self.folder / name).glob("*.jsonl")):
                 decisions += read_decision_file(path, name)
@@ -166,6 +157,20 @@ class DecisionStore:
 FIX = ("fix or remove that line (the file is append-only, so 'git log -p FILE' shows what "
        "it held)")
 CONFLICT_MARKERS = ("<<<<<<<", "=======", ">>>>>>>", "|||||||")
+
+
+def append_lines(path: Path, lines: list[str]) -> None:
+    """Append JSON lines to an append-only file in one write under an exclusive lock, after
+    cutting a last line a killed writer left without its newline."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        _drop_torn_tail(handle)
+        os.write(handle, "".join(line + "\n" for line in lines).encode("utf-8"))
+        os.fsync(handle)
+    finally:
+        os.close(handle)
 
 
 def _drop_torn_tail(handle: int) -> None:

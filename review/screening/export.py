@@ -1,5 +1,5 @@
 """A stage's decisions for the team to read elsewhere: one row per record with every
-reviewer's vote, reason and note, the final decision and who adjudicated it (CSV or XLSX,
+reviewer's vote, reason, note and tags, the final decision and who adjudicated it (CSV or XLSX,
 formula-safe), or the records included at the stage as RIS for a reference manager.
 """
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 from collections import defaultdict
+from pathlib import Path
 
 import pandas as pd
 
@@ -15,19 +16,23 @@ from review.fileio import safe_csv, spreadsheet_safe
 from review.protocol import Protocol
 from review.screening.decisions import ADJUDICATOR, latest_by_reviewer
 from review.screening.flow import ScreeningState
+from review.screening.tags import TagStore
 from review.search.records import Record
 
 EXPORT_FORMATS = ("csv", "xlsx", "ris")
 RECORD_COLUMNS = ["record_id", "title", "authors", "year", "journal", "doi", "pmid", "source"]
 
 
-def decisions_table(state: ScreeningState, stage: str, protocol: Protocol) -> pd.DataFrame:
-    """Every record of the stage, in screening order, with each reviewer's latest vote and
-    the final decision; reasons are the protocol's labels.
+def decisions_table(state: ScreeningState, stage: str, protocol: Protocol,
+                    screening_dir: Path | None = None) -> pd.DataFrame:
+    """Every record of the stage, in screening order, with each reviewer's latest vote, their
+    tags (read from `screening_dir`) and the final decision; reasons are the protocol's
+    labels.
 
     Example::
 
-        decisions_table(screening_state(workspace), "title-abstract", workspace.protocol)
+        decisions_table(screening_state(workspace), "title-abstract", workspace.protocol,
+                        workspace.screening_dir)
     """
     if stage not in protocol.screening.stages:
         raise ReviewError(f"no stage '{stage}' in the protocol (stages: "
@@ -38,6 +43,7 @@ def decisions_table(state: ScreeningState, stage: str, protocol: Protocol) -> pd
     for decision in state.decisions[stage]:
         if decision.role == ADJUDICATOR:
             adjudicators[decision.record] = decision.reviewer
+    tags = TagStore(screening_dir).everyone() if screening_dir is not None else {}
     reviewers = list(dict.fromkeys(
         [*protocol.screening.reviewers,
          *(who for votes in latest.values() for who in votes
@@ -55,13 +61,15 @@ def decisions_table(state: ScreeningState, stage: str, protocol: Protocol) -> pd
             row[f"{reviewer}: decision"] = vote.decision if vote else ""
             row[f"{reviewer}: reason"] = labels.get(vote.reason, vote.reason) if vote else ""
             row[f"{reviewer}: note"] = vote.note if vote else ""
+            row[f"{reviewer}: tags"] = "; ".join(sorted(tags.get(reviewer, {}).get(
+                record.record_id, ())))
         row["final decision"] = final.decision if final else "awaiting"
         row["final reason"] = labels.get(final.reason, final.reason) if final else ""
         row["adjudicated by"] = adjudicators[record.record_id] if final and final.adjudicated \
             else ""
         rows.append(row)
     columns = [*RECORD_COLUMNS, *(f"{reviewer}: {part}" for reviewer in reviewers
-                                  for part in ("decision", "reason", "note")),
+                                  for part in ("decision", "reason", "note", "tags")),
                "final decision", "final reason", "adjudicated by"]
     return pd.DataFrame(rows, columns=columns, dtype=object)
 
@@ -90,14 +98,14 @@ def ris_text(records: list[Record]) -> str:
 
 
 def export_decisions(state: ScreeningState, stage: str, protocol: Protocol,
-                     export_format: str) -> bytes:
+                     export_format: str, screening_dir: Path | None = None) -> bytes:
     """The stage's decisions as CSV or XLSX, or its included records as RIS."""
     if export_format not in EXPORT_FORMATS:
         raise ReviewError(f"unknown export format '{export_format}' (allowed: "
                           f"{', '.join(EXPORT_FORMATS)})")
     if export_format == "ris":
         return ris_text(included_records(state, stage)).encode("utf-8")
-    table = decisions_table(state, stage, protocol)
+    table = decisions_table(state, stage, protocol, screening_dir)
     if export_format == "csv":
         return safe_csv(table).encode("utf-8")
     from openpyxl import Workbook

@@ -16,7 +16,8 @@ import json
 import secrets
 import tempfile
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -62,6 +63,7 @@ from review.screening.decisions import (
 )
 from review.screening.dedup import PairDecision, update_dedup
 from review.screening.export import export_decisions
+from review.screening.filters import DECISION_CHOICES, RecordFilter, filter_records
 from review.screening.flow import (
     DeduplicatedRecords,
     ScreeningState,
@@ -74,6 +76,7 @@ from review.screening.flow import (
 from review.screening.prisma import prisma_diagram
 from review.screening.ranking import Prioritiser, queue_verdict
 from review.screening.screener import keyword_marker
+from review.screening.tags import TagChange, TagStore, check_tag
 from review.search.importing import ImportedFile, import_exports
 from review.search.readers import NAMES as READER_NAMES
 from review.search.records import Record, RecordStore
@@ -407,7 +410,9 @@ class ReviewApp:
                 "error", ""), found=found[:200], query=query,
             full_text=stage == "full-text", queue=queue,
             verdict=queue_verdict(queue, workspace.protocol) if queue.ranking else None,
-            panel=panel, wide=panel is not None, saved=saved)
+            panel=panel, wide=panel is not None, saved=saved,
+            tags=sorted(TagStore(workspace.screening_dir).tags(reviewer).get(
+                record.record_id, ())) if record else [])
 
     @signed_in_action
     async def decide(self, request: Request, reviewer: str,
@@ -459,6 +464,130 @@ class ReviewApp:
             return RedirectResponse(f"/screen/{stage}", status_code=303)
         store.append([Decision(last.record, stage, reviewer, "withdrawn", time=now())])
         return RedirectResponse(self._screen_url(stage, last.record), status_code=303)
+
+    # Tags, filters and bulk actions --------------------------------------------------------
+
+    def filtered(self, workspace: Workspace, state: ScreeningState, stage: str, reviewer: str,
+                 rule: RecordFilter) -> tuple[list[Record], dict[str, Decision],
+                                              dict[str, set[str]]]:
+        """The stage's records the filter keeps, with the reviewer's own decisions and tags;
+        only an adjudicator's filter may ask for conflicts."""
+        own = own_decisions(DecisionStore(workspace.screening_dir), stage, reviewer)
+        tags = TagStore(workspace.screening_dir).tags(reviewer)
+        conflicting = {record for record, final in state.final[stage].items()
+                       if final.decision == "conflict"} \
+            if self.adjudicates(workspace, reviewer) else None
+        chosen = filter_records(state.candidates(stage), rule, own=own, tags=tags,
+                                fulltexts=set(FullTextStore(workspace).index()),
+                                conflicts=conflicting)
+        return chosen, own, tags
+
+    @staticmethod
+    def filter_of(pairs: Iterable[tuple[str, Any]]) -> RecordFilter:
+        return RecordFilter.from_pairs((key[2:], str(value)) for key, value in pairs
+                                       if key.startswith("f_"))
+
+    @staticmethod
+    def records_url(stage: str, rule: RecordFilter, **extra: str) -> str:
+        query = {f"f_{key}": value for key, value in asdict(rule).items() if value}
+        return f"/screen/{stage}/records?{urlencode({**query, **extra})}"
+
+    @signed_in_page
+    async def records(self, request: Request, reviewer: str) -> Response:
+        workspace = self.workspace
+        stage = request.path_params["stage"]
+        if stage not in workspace.protocol.screening.stages:
+            return self.no_stage(request, stage)
+        if reviewer not in workspace.protocol.screening.reviewers:
+            return self.refuse(request, 403, f"{reviewer} adjudicates but does not screen.")
+        error = request.query_params.get("error", "")
+        try:
+            rule = self.filter_of(request.query_params.items())
+        except ReviewError as problem:
+            rule, error = RecordFilter(), str(problem)
+        state = await self.state(workspace)
+        try:
+            chosen, own, tags = self.filtered(workspace, state, stage, reviewer, rule)
+        except ReviewError as problem:
+            rule, error = RecordFilter(), str(problem)
+            chosen, own, tags = self.filtered(workspace, state, stage, reviewer, rule)
+        screening = workspace.protocol.screening
+        return self.page(
+            "records.html", request, stage=stage, rule=rule, chosen=chosen[:500],
+            count=len(chosen), own=own, tags=tags, error=error,
+            done=request.query_params.get("done", ""), reasons=screening.exclusion_reasons,
+            reason_labels={r.id: r.label for r in screening.exclusion_reasons},
+            sources=sorted({r.source for r in state.candidates(stage)}),
+            own_tags=sorted({tag for record_tags in tags.values() for tag in record_tags}),
+            conflicts_allowed=self.adjudicates(workspace, reviewer),
+            choices=DECISION_CHOICES, full_text=stage == "full-text")
+
+    @signed_in_action
+    async def tag(self, request: Request, reviewer: str, form: FormData) -> Response:
+        workspace = self.workspace
+        stage = request.path_params["stage"]
+        if stage not in workspace.protocol.screening.stages or \
+                reviewer not in workspace.protocol.screening.reviewers:
+            return self.refuse(request, 403, "Not a screening stage of yours.")
+        record = str(form.get("record", ""))
+        known = {r.record_id for r in (await self.state(workspace)).candidates(stage)}
+        if record not in known:
+            return self.refuse(request, 404, f"No record '{record}' at the {stage} stage.")
+        try:
+            tag = check_tag(str(form.get("tag", "")))
+        except ReviewError as error:
+            return RedirectResponse(self._screen_url(stage, record, str(error)), status_code=303)
+        TagStore(workspace.screening_dir).append([TagChange(
+            record, reviewer, tag, form.get("action") != "remove", now())])
+        return RedirectResponse(self._screen_url(stage, record), status_code=303)
+
+    @signed_in_action
+    async def bulk(self, request: Request, reviewer: str, form: FormData) -> Response:
+        """A tag or a decision for every record of a filtered set, once the person has
+        confirmed the count; decisions are ordinary decisions, their note saying bulk."""
+        workspace = self.workspace
+        stage = request.path_params["stage"]
+        if stage not in workspace.protocol.screening.stages or \
+                reviewer not in workspace.protocol.screening.reviewers:
+            return self.refuse(request, 403, "Not a screening stage of yours.")
+        try:
+            rule = self.filter_of(form.multi_items())
+            state = await self.state(workspace)
+            chosen, _, _ = self.filtered(workspace, state, stage, reviewer, rule)
+        except ReviewError as error:
+            return self.refuse(request, 400, str(error))
+        confirmed = str(form.get("count", ""))
+        if form.get("confirm") != "yes" or confirmed != str(len(chosen)):
+            message = (f"The filter now keeps {len(chosen)} records, not {confirmed}: look "
+                       "at them and confirm again." if form.get("confirm") == "yes" else
+                       "Nothing was done: tick the box that confirms the number of records.")
+            return RedirectResponse(self.records_url(stage, rule, error=message),
+                                    status_code=303)
+        if form.get("action") == "tag":
+            try:
+                tag = check_tag(str(form.get("tag", "")))
+            except ReviewError as error:
+                return RedirectResponse(self.records_url(stage, rule, error=str(error)),
+                                        status_code=303)
+            TagStore(workspace.screening_dir).append([
+                TagChange(record.record_id, reviewer, tag, True, now()) for record in chosen])
+            done = f"Tagged {len(chosen)} records '{tag}'."
+        else:
+            note = " ".join(str(form.get("note", "")).split())
+            decisions = [Decision(record.record_id, stage, reviewer,
+                                  str(form.get("decision", "")), str(form.get("reason", "")),
+                                  f"bulk ({rule.describe()})" + (f": {note}" if note else ""),
+                                  time=now()) for record in chosen]
+            known = {record.record_id for record in state.candidates(stage)}
+            try:
+                for decision in decisions:
+                    validate_decision(decision, workspace.protocol, known)
+            except ReviewError as error:
+                return RedirectResponse(self.records_url(stage, rule, error=str(error)),
+                                        status_code=303)
+            DecisionStore(workspace.screening_dir).append(decisions)
+            done = f"Recorded {form.get('decision')} for {len(chosen)} records."
+        return RedirectResponse(self.records_url(stage, rule, done=done), status_code=303)
 
     # De-duplication queue ------------------------------------------------------------------
 
@@ -965,7 +1094,8 @@ class ReviewApp:
             return self.refuse(request, 403, "Only an adjudicator downloads every reviewer's "
                                              "votes: a reviewer never sees another's.")
         state = await self.state(workspace)
-        data = await run_in_threadpool(export_decisions, state, stage, workspace.protocol, kind)
+        data = await run_in_threadpool(export_decisions, state, stage, workspace.protocol, kind,
+                                       workspace.screening_dir)
         name = f"{workspace.protocol.id}-{stage}-{'included' if kind == 'ris' else 'decisions'}"
         return Response(data, media_type=EXPORT_TYPES[kind], headers={
             "Content-Disposition": f'attachment; filename="{name}.{kind}"',
@@ -1025,6 +1155,9 @@ def create_app(root: Path, tokens: dict[str, str] | None = None,
         Route("/screen/{stage}", pages.screen, methods=["GET"]),
         Route("/screen/{stage}/decide", pages.decide, methods=["POST"]),
         Route("/screen/{stage}/undo", pages.undo, methods=["POST"]),
+        Route("/screen/{stage}/tag", pages.tag, methods=["POST"]),
+        Route("/screen/{stage}/records", pages.records, methods=["GET"]),
+        Route("/screen/{stage}/bulk", pages.bulk, methods=["POST"]),
         Route("/conflicts/{stage}", pages.conflicts, methods=["GET"]),
         Route("/conflicts/{stage}/adjudicate", pages.adjudicate, methods=["POST"]),
         Route("/dedup", pages.dedup, methods=["GET"]),
