@@ -47,6 +47,11 @@ class FieldSpec:
     renamed_from: tuple[str, ...] = ()
     # Two extractors' numbers agree when they differ by at most half of this.
     precision: float | None = None
+    # What people read for a code (forms, lists); the sheet keeps the code.
+    labels: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def label(self, code: str) -> str:
+        return self.labels.get(code, code)
 
     @property
     def multi_valued(self) -> bool:
@@ -499,7 +504,7 @@ def _parse_field(check: _Checker, raw: Any, path: str) -> FieldSpec:
     data = check.mapping(
         raw, path, ("name", "type"),
         ("description", "required", "unique", "values", "exclusive", "pattern", "min", "max",
-         "unit", "renamed_from", "precision"),
+         "unit", "renamed_from", "precision", "labels"),
     )
     name = _identifier(check, data.get("name"), _join(path, "name"))
     kind = check.text(data.get("type"), _join(path, "type"))
@@ -534,9 +539,15 @@ def _parse_field(check: _Checker, raw: Any, path: str) -> FieldSpec:
     if precision is not None and (kind not in ("integer", "number") or precision <= 0):
         check.fail(_join(path, "precision"),
                    f"a positive step of an integer or number field (here '{kind}')")
+    labels = {}
+    for code, label in check.free_mapping(data.get("labels") or {}, _join(path, "labels")).items():
+        where = f"{path}.labels.{code}"
+        check.member(str(code), values, where)
+        labels[str(code)] = check.text(label, where)
     return FieldSpec(
         name=name,
         type=kind,
+        labels=labels,
         description=check.text(data.get("description", ""), _join(path, "description"),
                                allow_empty=True),
         required=check.flag(data.get("required", False), _join(path, "required")),

@@ -30,7 +30,8 @@ def _field_row(spec: FieldSpec, separator: str) -> str:
         bounds.append(f"≤ {spec.max:g}")
     if spec.precision is not None:
         bounds.append(f"to {spec.precision:g}")
-    detail = ", ".join(f"`{value}`" for value in spec.values) if spec.values else " ".join(bounds)
+    detail = ", ".join(f"`{value}`" + (f" ({spec.labels[value]})" if value in spec.labels else "")
+                       for value in spec.values) if spec.values else " ".join(bounds)
     if spec.exclusive:
         detail += f" ({', '.join(spec.exclusive)} stands alone)"
     flags = ", ".join(flag for flag, on in (("required", spec.required),

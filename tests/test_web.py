@@ -965,3 +965,24 @@ def test_the_adjudicator_downloads_the_cli_export_and_a_reviewer_cannot(server, 
             assert "'=1+1" in served.decode("utf-8")
     with judge.open(f"{server}/export/title-abstract/xlsx", timeout=30) as reply:
         assert reply.read()[:2] == b"PK"
+
+
+def test_codes_are_shown_by_the_protocols_labels_and_saved_as_codes(web_workspace, run_cli):
+    path = web_workspace.protocol_path
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("      values: [F, M]\n", "      values: [F, M]\n      labels: "
+                                 "{F: female, X: unknown}\n"), encoding="utf-8")
+    status, _, err = run_cli("--project", web_workspace.root, "protocol", "check")
+    assert status == 2 and "extraction.fields[" in err and ".labels.X: 'X' is not one of: F, M" \
+        in err
+    path.write_text(text.replace("      values: [F, M]\n", "      values: [F, M]\n      labels: "
+                                 "{F: female, M: male}\n"), encoding="utf-8")
+    assert run_cli("--project", web_workspace.root, "protocol", "render")[0] == 0
+    assert "`F` (female), `M` (male)" in web_workspace.protocol_document_path.read_text()
+    with running_server(web_workspace.root) as (url, _):
+        browser = opener()
+        chooser = browser.open(url + "/", timeout=10).read().decode()
+        post(browser, url + "/signin", {"csrf": csrf_of(chooser), "reviewer": "ana"})
+        form = browser.open(url + "/extract/case", timeout=10).read().decode()
+    assert '<option value="F">female</option>' in form
+    assert '<option value="M">male</option>' in form
