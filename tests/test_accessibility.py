@@ -46,7 +46,8 @@ def test_no_page_has_an_accessibility_violation(fulltext_workspace, run_cli,  # 
              "/screen/title-abstract", "/extract", f"/extract/case?record={first}",
              "/extract/case", "/dedup", "/progress", "/conflicts/full-text",
              "/extract/case?record=r0000000000000000", "/import",
-             "/screen/full-text/records?f_fulltext=yes", "/screen/title-abstract/records"]
+             "/screen/full-text/records?f_fulltext=yes", "/screen/title-abstract/records",
+             "/extract/consensus"]
     found: dict[str, list[str]] = {}
     with running_server(fulltext_workspace.root) as (url, _), sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])

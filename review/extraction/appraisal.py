@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -43,3 +44,67 @@ def read_appraisal(path: Path, appraisal: Appraisal) -> pd.DataFrame:
     frame = pd.DataFrame([row for _, row in rows if any(cell.strip() for cell in row)],
                          columns=header, dtype=object)
     return frame[columns].reset_index(drop=True)
+
+
+# The appraiser name of a report's agreed appraisal, recorded by an adjudicator when two
+# appraisers differ; the report counts it in their place.
+CONSENSUS = "consensus"
+
+
+@dataclass(frozen=True)
+class AppraisalAgreement:
+    """How two or more appraisers of the same reports agreed, item by item."""
+
+    reports: int  # appraised by two or more
+    compared: int  # item answers compared (both answered)
+    agreed: int
+    consensus: int  # reports whose differences an adjudicator settled
+    awaiting: tuple[str, ...]  # reports that differ and have no consensus yet
+
+    @property
+    def percent(self) -> float:
+        return 100 * self.agreed / self.compared if self.compared else float("nan")
+
+
+def _answers(row: pd.Series, appraisal: Appraisal) -> tuple[str, ...]:
+    return tuple(str(row[item.id] or "").strip() for item in appraisal.items)
+
+
+def appraisal_agreement(table: pd.DataFrame, appraisal: Appraisal) -> AppraisalAgreement:
+    """Agreement over the reports that two or more appraisers answered: each pair of
+    answers to an item that both gave; and which differing reports await consensus."""
+    reports = compared = agreed = settled = 0
+    awaiting = []
+    for study, rows in table.groupby("study_id", sort=True):
+        own = rows[rows["appraiser"] != CONSENSUS]
+        if len(own) < 2:
+            continue
+        reports += 1
+        answers = [_answers(row, appraisal) for _, row in own.iterrows()]
+        differs = False
+        for item in range(len(appraisal.items)):
+            given = [row[item] for row in answers if row[item]]
+            for first in range(len(given)):
+                for second in range(first + 1, len(given)):
+                    compared += 1
+                    agreed += given[first] == given[second]
+            differs |= len(set(given)) > 1
+        if (rows["appraiser"] == CONSENSUS).any():
+            settled += 1
+        elif differs:
+            awaiting.append(str(study))
+    return AppraisalAgreement(reports, compared, agreed, settled, tuple(awaiting))
+
+
+def report_appraisals(table: pd.DataFrame, appraisal: Appraisal) -> pd.DataFrame:
+    """One appraisal per report: its consensus row, else the one appraiser's, else (several
+    appraisers who agree on every item) the first's; reports still awaiting consensus are
+    left out, never counted twice."""
+    awaiting = set(appraisal_agreement(table, appraisal).awaiting)
+    chosen = []
+    for study, rows in table.groupby("study_id", sort=True):
+        if study in awaiting:
+            continue
+        consensus = rows[rows["appraiser"] == CONSENSUS]
+        chosen.append(consensus.iloc[0] if len(consensus) else rows.iloc[0])
+    return pd.DataFrame(chosen, columns=table.columns).reset_index(drop=True)

@@ -23,6 +23,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from analysis.pooling import PooledProportion
 from analysis.review_analysis import ReviewAnalysis, format_time
 from analysis.survival import MissingTimeBounds, SurvivalByGroup
+from review.extraction.appraisal import CONSENSUS, appraisal_agreement, report_appraisals
 from review.extraction.compare import ExtractionComparison
 from review.extraction.duplicates import DuplicateScreen
 from review.extraction.validate import DOI, PMID
@@ -706,14 +707,33 @@ def _appraisal(page: _Page, inputs: ReportInputs) -> None:
                      f"{text(schema.appraisal.tool)} ({len(schema.appraisal.items)} items per "
                      "report), entered on the Appraisal sheet of the extraction workbook.")
     else:
+        agreement = appraisal_agreement(appraisal, schema.appraisal)
+        counted = report_appraisals(appraisal, schema.appraisal)
         rows = []
         for item in schema.appraisal.items:
-            counts = appraisal[item.id].value_counts()
+            counts = counted[item.id].value_counts()
             rows.append({"item": item.question,
                          **{answer: int(counts.get(answer, 0))
                             for answer in schema.appraisal.answers}})
-        page.add(f"<p>{appraisal['study_id'].nunique()} reports appraised by "
-                 f"{appraisal['appraiser'].nunique()} appraiser(s).</p>",
+        appraisers = appraisal.loc[appraisal["appraiser"] != CONSENSUS, "appraiser"].nunique()
+        def count(n: int, word: str) -> str:
+            return f"{n} {plural(n, word)}"
+
+        sentence = (f"{count(len(counted), 'report')} appraised by "
+                    f"{count(appraisers, 'appraiser')}; each report is counted once.")
+        if agreement.reports:
+            sentence += (f" {count(agreement.reports, 'report')} had two or more "
+                         f"appraisers, who agreed on {agreement.agreed} of "
+                         f"{agreement.compared} answers ({agreement.percent:.0f}%); "
+                         f"{count(agreement.consensus, 'report')} settled by consensus, "
+                         "whose answers are counted.")
+        if agreement.awaiting:
+            waiting = len(agreement.awaiting)
+            sentence += (f" {count(waiting, 'report')} whose appraisers differ "
+                         f"{'awaits' if waiting == 1 else 'await'} consensus "
+                         f"({', '.join(agreement.awaiting)}) and "
+                         f"{'is' if waiting == 1 else 'are'} not counted.")
+        page.add(f"<p>{text(sentence)}</p>",
                  table_html(pd.DataFrame(rows),
                             {"item": "Item", **{a: a for a in schema.appraisal.answers}},
                             numeric=schema.appraisal.answers))

@@ -36,7 +36,12 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from review.errors import ReviewError, one_line
-from review.extraction.appraisal import appraisal_columns, read_appraisal
+from review.extraction.appraisal import (
+    CONSENSUS,
+    appraisal_agreement,
+    appraisal_columns,
+    read_appraisal,
+)
 from review.extraction.links import (
     included_records,
     link_rows,
@@ -638,9 +643,13 @@ class ReviewApp:
         cases = ensure_sheet(workspace.cases_path, schema)
         studies = study_table(cases, schema)
         waiting = reports_to_extract(workspace, cases, await self.state(workspace))
+        consensus_waiting = len(appraisal_agreement(
+            read_appraisal(workspace.appraisal_path, schema.appraisal), schema.appraisal
+        ).awaiting) if schema.appraisal and self.adjudicates(workspace, reviewer) else 0
         return self.page("extract.html", request, studies=studies.to_dict("records"),
                          cases=cases.to_dict("records"), key=schema.study.key,
-                         id_field=schema.study.id_field, waiting=waiting)
+                         id_field=schema.study.id_field, waiting=waiting,
+                         consensus_waiting=consensus_waiting)
 
     @signed_in_page
     async def extract_form(self, request: Request, reviewer: str) -> Response:
@@ -780,6 +789,80 @@ class ReviewApp:
                                         editing, opened_on, 409, state=state)
 
     @signed_in_page
+    async def consensus(self, request: Request, reviewer: str) -> Response:
+        """The reports whose appraisers differ, their answers side by side, for an
+        adjudicator to record the agreed appraisal."""
+        workspace = self.workspace
+        appraisal = workspace.protocol.extraction.appraisal
+        if appraisal is None:
+            return self.refuse(request, 404, "The protocol plans no critical appraisal.")
+        if not self.adjudicates(workspace, reviewer):
+            return self.refuse(request, 403, "Only an adjudicator records a consensus.")
+        table = read_appraisal(workspace.appraisal_path, appraisal)
+        agreement = appraisal_agreement(table, appraisal)
+        reports = []
+        for study in agreement.awaiting:
+            rows = table[(table["study_id"] == study) & (table["appraiser"] != CONSENSUS)]
+            by_appraiser = {row["appraiser"]: row for _, row in rows.iterrows()}
+            items = []
+            for item in appraisal.items:
+                given = {who: str(row[item.id] or "") for who, row in by_appraiser.items()}
+                answers = {answer for answer in given.values() if answer}
+                items.append({"item": item, "given": given, "differs": len(answers) > 1,
+                              "agreed": next(iter(answers)) if len(answers) == 1 else ""})
+            reports.append({"study": study, "appraisers": sorted(by_appraiser),
+                            "rows": items, "notes": {who: str(row["notes"] or "")
+                                                      for who, row in by_appraiser.items()}})
+        return self.page("consensus.html", request, reports=reports, tool=appraisal,
+                         agreement=agreement, error=request.query_params.get("error", ""),
+                         saved=request.query_params.get("saved", ""))
+
+    @signed_in_action
+    async def consensus_save(self, request: Request, reviewer: str,
+                             form: FormData) -> Response:
+        workspace = self.workspace
+        appraisal = workspace.protocol.extraction.appraisal
+        if appraisal is None or not self.adjudicates(workspace, reviewer):
+            return self.refuse(request, 403, "Only an adjudicator records a consensus.")
+        columns = appraisal_columns(appraisal)
+        study = str(form.get("study_id", "")).strip()
+        note = " ".join(str(form.get("notes", "")).split())
+        row = {**{column: str(form.get(column, "")).strip() for column in columns},
+               "study_id": study, "appraiser": CONSENSUS,
+               "notes": f"consensus of {reviewer}" + (f": {note}" if note else "")}
+
+        def save() -> str:
+            with workspace_lock(workspace.root, "web consensus", wait=WEB_LOCK_WAIT):
+                current = read_appraisal(workspace.appraisal_path, appraisal)
+                if study not in appraisal_agreement(current, appraisal).awaiting:
+                    return f"'{study}' awaits no consensus (settled meanwhile?)."
+                missing = [item.id for item in appraisal.items if not row[item.id]]
+                if missing:
+                    return f"Choose the agreed answer of every item ({', '.join(missing)})."
+                merged = pd.concat([current, pd.DataFrame([row], columns=columns)],
+                                   ignore_index=True)
+                studies = set(ensure_sheet(workspace.cases_path,
+                                           workspace.protocol.extraction)[
+                    workspace.protocol.extraction.study.key])
+                problems = [problem for problem in validate_appraisal(
+                    merged, [(str(workspace.appraisal_path), n) for n in range(2, len(merged) + 1)]
+                    + [(self.WEB_FORM, 1)], appraisal, studies)
+                    if problem.source == self.WEB_FORM]
+                if problems:
+                    return "; ".join(f"{p.column}: {p.message}" for p in problems)
+                ordered = merged.sort_values(["study_id", "appraiser"], kind="stable")
+                commit(workspace.root, {workspace.appraisal_path: ordered.to_csv(
+                    index=False, lineterminator="\n").encode("utf-8")})
+            return ""
+
+        try:
+            problem = await run_in_threadpool(save)
+        except WorkspaceBusy as busy:
+            problem = busy_message(busy)
+        query = {"error": problem} if problem else {"saved": study}
+        return RedirectResponse(f"/extract/consensus?{urlencode(query)}", status_code=303)
+
+    @signed_in_page
     async def appraisal_form(self, request: Request, reviewer: str) -> Response:
         workspace = self.workspace
         schema = workspace.protocol.extraction
@@ -802,6 +885,9 @@ class ReviewApp:
         schema = workspace.protocol.extraction
         if schema.appraisal is None:
             return self.refuse(request, 404, "The protocol plans no critical appraisal.")
+        if reviewer == CONSENSUS:
+            return self.refuse(request, 403, f"'{CONSENSUS}' names the agreed appraisal, "
+                                             "not a person who appraises.")
         columns = appraisal_columns(schema.appraisal)
         row = {column: form.get(column, "").strip() for column in columns}
         row["appraiser"] = reviewer  # one appraises as oneself
@@ -1167,6 +1253,8 @@ def create_app(root: Path, tokens: dict[str, str] | None = None,
         Route("/extract/save", pages.extract_save, methods=["POST"]),
         Route("/extract/appraisal", pages.appraisal_form, methods=["GET"]),
         Route("/extract/appraisal/save", pages.appraisal_save, methods=["POST"]),
+        Route("/extract/consensus", pages.consensus, methods=["GET"]),
+        Route("/extract/consensus/save", pages.consensus_save, methods=["POST"]),
         Route("/fulltext/{record}.pdf", pages.fulltext_pdf, methods=["GET"]),
         Route("/fulltext/{record}/upload", pages.fulltext_upload, methods=["POST"]),
         Route("/import", pages.import_form, methods=["GET"]),
