@@ -4,11 +4,13 @@ serious; the pages have none at all, and keep it so)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 from review.screening.decisions import Decision, DecisionStore, now
+from tests.conftest import ROOT
 from tests.test_fulltext import make_pdf
 from tests.test_fulltext_web import fulltext_workspace, record_ids  # noqa: F401 - a fixture
 from tests.test_web import CHROMIUM, running_server, sign_in
@@ -35,6 +37,7 @@ def test_no_page_has_an_accessibility_violation(fulltext_workspace, run_cli,  # 
     from playwright.sync_api import sync_playwright
 
     first, abstract = record_ids(fulltext_workspace)
+    shutil.copytree(ROOT / "data" / "extraction" / "extractors", fulltext_workspace.extractors_dir)
     pdf = tmp_path / "report.pdf"
     pdf.write_bytes(make_pdf("Spinal epidural abscess", "HCC excluded"))
     assert run_cli("--project", fulltext_workspace.root, "fulltext", "attach", first, pdf)[0] == 0
@@ -47,7 +50,7 @@ def test_no_page_has_an_accessibility_violation(fulltext_workspace, run_cli,  # 
              "/extract/case", "/dedup", "/progress", "/conflicts/full-text",
              "/extract/case?record=r0000000000000000", "/import",
              "/screen/full-text/records?f_fulltext=yes", "/screen/title-abstract/records",
-             "/extract/consensus"]
+             "/extract/consensus", "/extract/reconcile"]
     found: dict[str, list[str]] = {}
     with running_server(fulltext_workspace.root) as (url, _), sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])

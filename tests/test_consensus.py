@@ -101,3 +101,45 @@ def test_a_consensus_in_the_browser_leaves_one_appraisal_per_report_in_the_repor
     assert len(rows) == len(ITEMS)
     for cells in rows:  # one answer per report, never one per appraiser
         assert sum(int(n) for n in re.findall(r'class="num">(\d+)<', cells)) == 3
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+def test_the_adjudicator_settles_a_differing_cell_of_the_double_extraction(appraised):
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    from review.extraction.compare import compare_extractors
+    from review.extraction.sheet import read_cases
+    from tests.conftest import ROOT
+
+    shutil.copytree(ROOT / "data" / "extraction" / "extractors", appraised.extractors_dir)
+    schema = appraised.protocol.extraction
+    before = compare_extractors(appraised.extractors_dir,
+                                read_cases(appraised.cases_path, schema), schema)
+    row = next(r for r in before.differences.to_dict("records")
+               if r["field"] == "survival_time_origin" and r["consensus"] == r["a"] and r["b"])
+    with running_server(appraised.root) as (url, _), sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page()
+        sign_in(page, url, "judge")
+        page.goto(url + "/extract")
+        with page.expect_navigation():
+            page.click("#reconcile-link a")
+        assert page.locator("#differences tr[data-case]").count() == len(before.differences)
+        cell = page.locator(f"tr[data-case='{row['case_id']}'][data-field='{row['field']}']")
+        cell.locator("input[name='choice'][value='other']").check()
+        cell.locator("input[name='other']").fill("X")  # not in the vocabulary
+        with page.expect_navigation():
+            cell.locator("button").click()
+        assert f"{row['case_id']} {row['field']}: not in the vocabulary" in \
+            page.inner_text("#error")
+        cell = page.locator(f"tr[data-case='{row['case_id']}'][data-field='{row['field']}']")
+        cell.locator("input[name='choice'][value='b']").check()
+        with page.expect_navigation():
+            cell.locator("button").click()
+        assert page.inner_text("#saved") == \
+            f"Saved {row['case_id']} {row['field']} into the extraction sheet."
+        browser.close()
+    cases = read_cases(appraised.cases_path, schema)
+    assert cases.loc[cases["case_id"] == row["case_id"], row["field"]].item() == row["b"]

@@ -42,6 +42,7 @@ from review.extraction.appraisal import (
     appraisal_columns,
     read_appraisal,
 )
+from review.extraction.compare import NOT_IN_CONSENSUS, compare_extractors, extractor_sheets
 from review.extraction.links import (
     included_records,
     link_rows,
@@ -649,7 +650,9 @@ class ReviewApp:
         return self.page("extract.html", request, studies=studies.to_dict("records"),
                          cases=cases.to_dict("records"), key=schema.study.key,
                          id_field=schema.study.id_field, waiting=waiting,
-                         consensus_waiting=consensus_waiting)
+                         consensus_waiting=consensus_waiting,
+                         adjudicates_extraction=self.adjudicates(workspace, reviewer)
+                         and workspace.extractors_dir.is_dir())
 
     @signed_in_page
     async def extract_form(self, request: Request, reviewer: str) -> Response:
@@ -787,6 +790,79 @@ class ReviewApp:
         except WorkspaceBusy as busy:
             return self.extraction_page(request, workspace, row, {"": [busy_message(busy)]},
                                         editing, opened_on, 409, state=state)
+
+    @signed_in_page
+    async def reconcile(self, request: Request, reviewer: str) -> Response:
+        """The two extractors' differing cells, side by side with the value the sheet holds,
+        for an adjudicator to settle cell by cell (what `review extract compare` lists)."""
+        workspace = self.workspace
+        schema = workspace.protocol.extraction
+        if not self.adjudicates(workspace, reviewer):
+            return self.refuse(request, 403, "Only an adjudicator settles a double extraction.")
+        cases = ensure_sheet(workspace.cases_path, schema)
+        comparison = compare_extractors(workspace.extractors_dir, cases, schema)
+        differences = [] if comparison is None else \
+            comparison.differences.to_dict("records")
+        versions = {row[schema.study.id_field]: version_of(
+            {name: str(value or "") for name, value in row.items()}, schema.columns)
+            for row in cases.to_dict("records")}
+        return self.page("reconcile.html", request, comparison=comparison,
+                         differences=differences, versions=versions,
+                         not_in_sheet=NOT_IN_CONSENSUS, error=request.query_params.get(
+                             "error", ""), saved=request.query_params.get("saved", ""),
+                         field_of={spec.name: spec for spec in schema.fields})
+
+    @signed_in_action
+    async def reconcile_save(self, request: Request, reviewer: str,
+                             form: FormData) -> Response:
+        workspace = self.workspace
+        schema = workspace.protocol.extraction
+        if not self.adjudicates(workspace, reviewer):
+            return self.refuse(request, 403, "Only an adjudicator settles a double extraction.")
+        case, name = str(form.get("case_id", "")), str(form.get("field", ""))
+        choice = str(form.get("choice", ""))
+        if name not in schema.columns or name == schema.study.id_field:
+            return self.refuse(request, 400, f"No field '{name}' to settle.")
+        value = str(form.get("other", "")).strip()
+        if choice in ("a", "b"):  # an extractor's value as their sheet holds it, not the form
+            sheets = extractor_sheets(workspace.extractors_dir, schema)
+            names = list(sheets)
+            if len(names) != 2:
+                return self.refuse(request, 404, "The review has no two extractors' sheets.")
+            extractor = names[0 if choice == "a" else 1]
+            found = sheets[extractor][sheets[extractor][schema.study.id_field] == case]
+            if found.empty:
+                return self.refuse(request, 404, f"{case} is not in {extractor}'s sheet.")
+            value = str(found.iloc[0][name] or "").strip()
+
+        def save() -> str:
+            with workspace_lock(workspace.root, "web reconcile", wait=WEB_LOCK_WAIT):
+                cases = ensure_sheet(workspace.cases_path, schema)
+                found = cases[schema.study.id_field] == case
+                if not found.any():
+                    return (f"{case} is not in the extraction sheet; add the patient first "
+                            "(the consensus sheet holds one row per patient)")
+                current = {key: str(cell or "") for key, cell in cases[found].iloc[0].items()}
+                if version_of(current, schema.columns) != str(form.get("version", "")):
+                    return (f"{case} was saved by someone else since this page was opened; "
+                            "nothing was changed: look again")
+                merged = cases.copy()
+                merged.loc[found, name] = value
+                before = {(p.row, p.column, p.message) for p in validate_cases(cases, schema)}
+                new = [p for p in validate_cases(merged, schema)
+                       if (p.row, p.column, p.message) not in before]
+                if new:
+                    return f"{case} {name}: {new[0].message}"
+                commit(workspace.root, {workspace.cases_path:
+                                        format_cases_csv(merged, schema).encode("utf-8")})
+            return ""
+
+        try:
+            problem = await run_in_threadpool(save)
+        except WorkspaceBusy as busy:
+            problem = busy_message(busy)
+        query = {"error": problem} if problem else {"saved": f"{case} {name}"}
+        return RedirectResponse(f"/extract/reconcile?{urlencode(query)}", status_code=303)
 
     @signed_in_page
     async def consensus(self, request: Request, reviewer: str) -> Response:
@@ -1254,6 +1330,8 @@ def create_app(root: Path, tokens: dict[str, str] | None = None,
         Route("/extract/appraisal", pages.appraisal_form, methods=["GET"]),
         Route("/extract/appraisal/save", pages.appraisal_save, methods=["POST"]),
         Route("/extract/consensus", pages.consensus, methods=["GET"]),
+        Route("/extract/reconcile", pages.reconcile, methods=["GET"]),
+        Route("/extract/reconcile/save", pages.reconcile_save, methods=["POST"]),
         Route("/extract/consensus/save", pages.consensus_save, methods=["POST"]),
         Route("/fulltext/{record}.pdf", pages.fulltext_pdf, methods=["GET"]),
         Route("/fulltext/{record}/upload", pages.fulltext_upload, methods=["POST"]),
