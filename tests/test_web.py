@@ -221,6 +221,8 @@ def test_two_reviewers_screen_by_keyboard_and_the_adjudicator_resolves(server, w
         # vote's reason by its label.
         reason = web_workspace.protocol.screening.exclusion_reasons[1]
         assert f"ben: exclude ({reason.label})" in section.inner_text()
+        judge.set_viewport_size({"width": 1100, "height": 760})
+        judge.screenshot(path=str(SCREENSHOT.with_name("conflicts.png")))
         shown_record = next(r for r in screening_state(web_workspace).records
                             if r.record_id == order[0])
         assert section.locator("details.abstract p").inner_text().strip() == \
