@@ -796,7 +796,7 @@ def cmd_screen_adjudicate(args: argparse.Namespace) -> int:
 
 
 def cmd_screen_from_extraction(args: argparse.Namespace) -> int:
-    from review.screening.worked import include_extracted_reports
+    from review.extraction.seed import include_extracted_reports
 
     workspace = _workspace(args)
     records, decisions = include_extracted_reports(workspace, args.source, args.reviewer)
@@ -814,7 +814,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_prisma(args: argparse.Namespace) -> int:
-    from review.screening.prisma import write_prisma
+    from review.extraction.prisma_counts import write_prisma
 
     workspace = _workspace(args)
     out = Path(args.out) if args.out else workspace.reports_dir

@@ -34,8 +34,9 @@ def review_status(workspace: Workspace) -> dict[str, Any]:
 
 
 def _review_status(workspace: Workspace) -> dict[str, Any]:
+    from review.extraction.prisma_counts import prisma_counts_for
     from review.fulltext.status import fulltext_status
-    from review.screening.flow import agreement, prisma_counts_for, screening_state
+    from review.screening.flow import agreement, screening_state
 
     records = RecordStore(workspace.search_dir / "records.jsonl").load()
     log = read_log(workspace)

@@ -15,11 +15,11 @@ from pathlib import Path
 import matplotlib
 import pytest
 
+from review.extraction.prisma_counts import prisma_counts_for
 from review.fileio import is_temporary
 from review.fulltext.find import OpenAccessConfig, OpenAccessFinder, find_open_copies
 from review.fulltext.store import FullTextStore
 from review.report.manifest import fulltexts_record, input_files
-from review.screening.flow import prisma_counts_for
 from review.search.records import RecordStore, make_record
 from review.workspace import Workspace
 from tests.conftest import ROOT

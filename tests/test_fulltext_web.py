@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from review.extraction.prisma_counts import prisma_counts_for
 from review.extraction.sheet import read_cases
 from review.fulltext.store import FullTextStore
 from review.screening.decisions import Decision, DecisionStore, now
-from review.screening.flow import prisma_counts_for
 from review.search.records import RecordStore, make_record
 from review.workspace import Workspace
 from tests.conftest import ROOT

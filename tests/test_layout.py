@@ -1,5 +1,5 @@
-"""Data flows one way: the steps before analysis never import it (shared pieces, such as the
-figure style, live below both)."""
+"""Data flows one way: a step never imports a later one (shared pieces, such as the figure
+style, the workspace and the HTTP client, live below them all)."""
 
 from __future__ import annotations
 
@@ -20,4 +20,30 @@ def test_no_earlier_step_imports_analysis():
                 found += [f"{path.relative_to(ROOT)}:{node.lineno}: {name}"
                           for name in names if name == "analysis"
                           or name.startswith("analysis.")]
+    assert found == []
+
+
+# In the order the data flows; each may import only the steps before it.
+STEPS = ("search", "screening", "fulltext", "extraction", "report", "web")
+
+
+def imported_modules(path):
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            yield from ((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            yield node.lineno, node.module
+
+
+def test_no_step_imports_a_later_one():
+    found = []
+    for position, step in enumerate(STEPS):
+        later = [f"review.{name}" for name in STEPS[position + 1:]]
+        if step != "report" and step != "web":
+            later.append("analysis")
+        for path in sorted((ROOT / "review" / step).rglob("*.py")):
+            found += [f"{path.relative_to(ROOT)}:{line}: {name}"
+                      for line, name in imported_modules(path)
+                      if any(name == target or name.startswith(f"{target}.")
+                             for target in later)]
     assert found == []

@@ -10,8 +10,8 @@ import io
 import openpyxl
 import pytest
 
+from review.extraction.prisma_counts import prisma_counts_for
 from review.screening.decisions import Decision, DecisionStore, now
-from review.screening.flow import prisma_counts_for
 from review.search.records import RecordStore, make_record
 from review.workspace import Workspace
 

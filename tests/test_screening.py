@@ -475,7 +475,7 @@ def test_included_reports_not_yet_extracted_are_shown(workspace, run_cli, tmp_pa
     decide(workspace, "ana", "full-text", {full[0]: "include"})
     out = run_cli("--project", workspace.root, "status")[1]
     assert "1 included reports not yet extracted" in out
-    from review.screening.flow import prisma_counts_for
+    from review.extraction.prisma_counts import prisma_counts_for
     from review.screening.prisma import prisma_diagram
 
     figure = prisma_diagram(prisma_counts_for(workspace))

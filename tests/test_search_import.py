@@ -556,7 +556,7 @@ def sixty_one_records_one_empty(tmp_path) -> Path:
 
 def test_an_empty_record_loses_no_other_record_and_is_counted_in_prisma(tmp_path,
                                                                        hcc_workspace, run_cli):
-    from review.screening.flow import prisma_counts_for
+    from review.extraction.prisma_counts import prisma_counts_for
 
     path = sixty_one_records_one_empty(tmp_path)
     export = read_export(path, "Embase")

@@ -168,7 +168,7 @@ def test_kill_mid_run_then_resume(server, hcc_workspace):
 
 
 def test_living_review_keeps_every_run_and_dedup_joins_them(server, hcc_workspace, run_cli):
-    from review.screening.flow import prisma_counts_for
+    from review.extraction.prisma_counts import prisma_counts_for
     fake, url = server(200)
     run_search(hcc_workspace, client(url), QUERY, quiet=True)
     fake.add_records(5)

@@ -76,7 +76,7 @@ def render_outputs(workspace: Workspace, date: BuildDate,
     prisma = None
     extra = {}
     if (workspace.search_dir / "records.jsonl").exists():
-        from review.screening.flow import prisma_counts_for
+        from review.extraction.prisma_counts import prisma_counts_for
         from review.screening.prisma import prisma_csv, prisma_diagram
 
         prisma = prisma_counts_for(workspace)

@@ -17,11 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from review.cache import cached
 from review.errors import ReviewError
-from review.protocol import ExtractionSchema
 from review.screening.decisions import (
     ADJUDICATOR,
     Decision,
@@ -38,7 +36,6 @@ from review.screening.dedup import (
     kept_records,
     read_pair_decisions,
 )
-from review.search.log import read_log
 from review.search.records import (
     Record,
     RecordStore,
@@ -294,36 +291,3 @@ def prisma_counts(state: ScreeningState, studies_included: int,
 def conflicts(state: ScreeningState, stage: str) -> list[FinalDecision]:
     return [decision for decision in state.final[stage].values()
             if decision.decision == "conflict"]
-
-
-def prisma_counts_for(workspace: Workspace, state: ScreeningState | None = None
-                      ) -> dict[str, Any]:
-    """The PRISMA 2020 counts of a workspace: the one source of every count that `review
-    status`, `review prisma`, the PRISMA2020 CSV and the report show."""
-    from review.extraction.sheet import ensure_sheet
-
-    schema = workspace.protocol.extraction
-    cases = ensure_sheet(workspace.cases_path, schema)
-    studies = cases[schema.study.key].replace("", None).dropna().nunique()
-    labels = {reason.id: reason.label for reason in workspace.protocol.screening.exclusion_reasons}
-    removed_empty: Counter[str] = Counter()
-    for entry in read_log(workspace):
-        if entry.get("kind") == "import":
-            removed_empty[entry.get("source", "")] += int(entry.get("empty_records", 0))
-    state = state or screening_state(workspace)
-    return prisma_counts(state, int(studies), len(cases), labels,
-                         extracted_report_test(cases, schema, state), removed_empty)
-
-
-def extracted_report_test(cases: pd.DataFrame, schema: ExtractionSchema,
-                          state: ScreeningState) -> Callable[[Record], bool] | None:
-    """Whether an included record's report is in the sheet, by the links of its rows (their
-    record id, else the study id, PMID, DOI or title their report shares with a record);
-    None when the schema has no column that could link a row, so no report can be told
-    apart."""
-    from review.extraction.links import can_link, linked_included
-
-    if not can_link(schema):
-        return None
-    linked = linked_included(cases, schema, state)
-    return lambda record: record.record_id in linked

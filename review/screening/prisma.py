@@ -6,15 +6,12 @@ from __future__ import annotations
 import csv
 import io
 import textwrap
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from matplotlib import patches
 from matplotlib.figure import Figure
 
 from review.figure_style import EDGE, OKABE_ITO, styled
-from review.transaction import commit, workspace_lock
-from review.workspace import Workspace
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -204,18 +201,3 @@ def prisma_diagram(counts: dict[str, Any]) -> Figure:
     ax.text(99, 0.5, "PRISMA 2020 flow diagram (Page et al., BMJ 2021;372:n71)", ha="right",
             va="bottom", fontsize=6.5, color=OKABE_ITO[7])
     return figure
-
-
-def write_prisma(workspace: Workspace, out: Path) -> dict[str, Any]:
-    """Draw the diagram and write the PRISMA2020 CSV under `out` (figures/, tables/) as one
-    change; returns the counts."""
-    from review.figure_style import figure_files
-    from review.screening.flow import prisma_counts_for
-
-    with workspace_lock(workspace.root, "prisma"):
-        counts = prisma_counts_for(workspace)
-        files = figure_files(prisma_diagram(counts))
-        commit(workspace.root, {out / "figures" / "prisma_flow.svg": files["svg"],
-                                out / "figures" / "prisma_flow.png": files["png"],
-                                out / "tables" / "prisma2020.csv": prisma_csv(counts)})
-    return counts

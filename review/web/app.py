@@ -49,6 +49,7 @@ from review.extraction.links import (
     prefilled_patient,
     reports_to_extract,
 )
+from review.extraction.prisma_counts import prisma_counts_for
 from review.extraction.sheet import ensure_sheet, format_cases_csv, row_version, study_table
 from review.extraction.validate import validate_cases
 from review.extraction.workbook import validate_appraisal
@@ -76,7 +77,6 @@ from review.screening.flow import (
     agreement,
     conflicts,
     deduplicated_records,
-    prisma_counts_for,
     screening_state,
 )
 from review.screening.prisma import prisma_diagram
