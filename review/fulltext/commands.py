@@ -5,17 +5,47 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
-from review.workspace import Workspace
-
-EXIT_OK, EXIT_DATA = 0, 1
+from review.commands import EXIT_DATA, EXIT_OK, workspace_of
 
 
-def add_fulltext_commands(commands: argparse._SubParsersAction,
-                          workspace_of: Callable[[argparse.Namespace], Workspace]) -> None:
-    """Add `fulltext attach | attach-dir | find | status | not-retrieved` to `commands`."""
+def cmd_screen_list(args: argparse.Namespace) -> int:
+    from review.fulltext.store import FullTextStore
+    from review.screening.decisions import DecisionStore, check_reviewer, check_stage
+    from review.screening.decisions import own_decisions as decided_by
+    from review.screening.filters import filter_records, parse_filter_options
+    from review.screening.flow import screening_state
+    from review.screening.tags import TagStore
+
+    workspace = workspace_of(args)
+    stage = check_stage(args.stage, workspace.protocol)
+    reviewer = check_reviewer(args.reviewer, workspace.protocol)
+    rule = parse_filter_options(args.filter or [])
+    state = screening_state(workspace)
+    own = decided_by(DecisionStore(workspace.screening_dir), stage, reviewer)
+    tags = TagStore(workspace.screening_dir).tags(reviewer)
+    # The reviewer is in the room: a conflict filter would tell them another's vote.
+    chosen = filter_records(state.candidates(stage), rule, own=own, tags=tags,
+                            fulltexts=set(FullTextStore(workspace).index()))
+    rows = [{"record_id": r.record_id, "title": r.title, "year": r.year, "source": r.source,
+             "decision": own[r.record_id].decision if r.record_id in own else "",
+             "tags": sorted(tags.get(r.record_id, ()))} for r in chosen]
+    if args.json:
+        print(json.dumps({"filter": rule.describe(), "records": rows}, indent=2,
+                         ensure_ascii=False))
+        return EXIT_OK
+    for row in rows:
+        print(f"{row['record_id']}  {row['decision'] or '-':<13} {row['year'] or '----'}  "
+              f"{row['title'][:70]}" + (f"  [{', '.join(row['tags'])}]" if row["tags"] else ""))
+    print(f"{len(rows)} records ({rule.describe()})")
+    return EXIT_OK
+
+
+def add_commands(commands: argparse._SubParsersAction,
+                 screen_commands: argparse._SubParsersAction) -> None:
+    """Add `fulltext attach | attach-dir | find | status | not-retrieved` to `commands`, and
+    `list` (whose filters know the full texts) to `screen`."""
 
     def attach(args: argparse.Namespace) -> int:
         from review.fulltext.attach import attach as attach_pdf
@@ -150,3 +180,16 @@ def add_fulltext_commands(commands: argparse._SubParsersAction,
     unobtainable.add_argument("--note", required=True,
                               help="why (e.g. 'not held by the library; authors did not reply')")
     unobtainable.set_defaults(handler=not_retrieved)
+
+    listing = screen_commands.add_parser(
+        "list", help="the stage's records, filtered",
+        description="The records of a stage that every --filter keeps: decision (your own: "
+                    "undecided, include, exclude, maybe, not-retrieved), tag, source, year "
+                    "(2019 or 2015-2020), keyword, fulltext (yes/no).",
+        epilog="example: review screen list --stage title-abstract --reviewer ana "
+               "--filter decision=maybe --filter year=2015-2020 --json")
+    listing.add_argument("--stage", required=True)
+    listing.add_argument("--reviewer", required=True)
+    listing.add_argument("--filter", action="append", metavar="KEY=VALUE")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=cmd_screen_list)
