@@ -47,3 +47,14 @@ def test_no_step_imports_a_later_one():
                       if any(name == target or name.startswith(f"{target}.")
                              for target in later)]
     assert found == []
+
+
+def test_the_cli_only_assembles_the_steps_commands():
+    """review/cli.py declares the workspace-wide commands only; a step's live beside it."""
+    tree = ast.parse((ROOT / "review" / "cli.py").read_text(encoding="utf-8"))
+    declared = {node.args[0].value for node in ast.walk(tree)
+                if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "add_parser"
+                and node.args and isinstance(node.args[0], ast.Constant)}
+    assert declared == {"init", "protocol", "check", "render", "status"}
+    for step in ("search", "screening", "fulltext", "extraction", "report", "web"):
+        assert (ROOT / "review" / step / "commands.py").is_file()
