@@ -22,6 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
 
 from review.screening.decisions import DecisionStore
 from review.screening.flow import screening_state
@@ -988,3 +989,29 @@ def test_codes_are_shown_by_the_protocols_labels_and_saved_as_codes(web_workspac
         form = browser.open(url + "/extract/case", timeout=10).read().decode()
     assert '<option value="F">female</option>' in form
     assert '<option value="M">male</option>' in form
+
+
+def test_the_conflicts_page_shows_the_abstract_and_both_notes(server, web_workspace):
+    def signed_in(name: str) -> urllib.request.OpenerDirector:
+        browser = opener()
+        chooser = browser.open(server + "/", timeout=10).read().decode()
+        post(browser, server + "/signin", {"csrf": csrf_of(chooser), "reviewer": name})
+        return browser
+
+    record = next(r for r in screening_state(web_workspace).title_abstract if r.abstract)
+    for name, decision, note in (("ana", "include", "bone lesion in the abstract"),
+                                 ("ben", "exclude", "cohort <of 40> & more")):
+        browser = signed_in(name)
+        page = browser.open(f"{server}/screen/title-abstract?record={record.record_id}",
+                            timeout=10).read().decode()
+        status, _ = post(browser, server + "/screen/title-abstract/decide",
+                         {"csrf": csrf_of(page), "record": record.record_id,
+                          "decision": decision, "note": note})
+        assert status == 200
+    page = signed_in("judge").open(server + "/conflicts/title-abstract",
+                                   timeout=10).read().decode()
+    section = page[page.index(f'data-record="{record.record_id}"'):]
+    section = section[:section.index("</section>")]
+    assert "“bone lesion in the abstract”" in section
+    assert "“cohort &lt;of 40&gt; &amp; more”" in section  # escaped, never markup
+    assert str(escape(record.abstract.split()[0])) in section
