@@ -12,6 +12,7 @@ import pytest
 
 from review.screening.dedup import (
     PairDecision,
+    candidate_pairs,
     compare_records,
     deduplicate,
     kept_records,
@@ -308,3 +309,35 @@ def test_the_same_doi_as_conference_paper_and_article_goes_to_the_reviewers():
     assert result.uncertain and result.clusters == []
     c = record("Scopus", doi="10.1145/other", publication_types=["Conference Paper"])
     assert verdict_of(c, b) == (False, "a conference version is not its journal paper")
+
+
+def test_a_common_surnames_year_is_searched_by_windows_linear_in_its_size():
+    """A first author's year of 1,000 records (a common surname in a big export) meets
+    each record with its title neighbours, not with all 999 others; a duplicate only that
+    block can find (typos at both ends of the title) is still found, where the old cap of
+    200 dropped the block whole."""
+    import random
+
+    rng = random.Random(7)
+    words = ["hepatic", "portal", "bone", "spine", "tumour", "nodule", "lesion", "cohort",
+             "case", "series", "imaging", "therapy", "surgery", "outcome", "survival",
+             "staging", "marker"]
+
+    def record(position: int, title: str):
+        return make_record("db", "export.ris", origin="big", position=position, title=title,
+                           authors=["Wang L"], year="2020", journal="J Hepatol")
+
+    records = [record(n, " ".join(rng.choice(words) for _ in range(9)))
+               for n in range(1, 1001)]
+    title = ("Hepatocellular carcinoma metastatic to the thoracic spine treated with "
+             "radiotherapy and surgery")
+    records += [record(1001, title),
+                record(1002, title.replace("Hepatocellular", "Hepatocelular")
+                       .replace("surgery", "surgry"))]
+    profiles = [profile(item) for item in records]
+    pairs = candidate_pairs(profiles)
+    assert len(pairs) < 1002 * 2 * 5  # two passes of five neighbours, not 1002 * 1001 / 2
+    assert (1000, 1001) in pairs
+    result = deduplicate(records)
+    assert any({records[1000].record_id, records[1001].record_id} <= set(cluster.members)
+               for cluster in result.clusters)

@@ -2,9 +2,10 @@
 
 Stages: `profile` prepares what matching needs of a record (titles without database
 annotations, venues without conference suffixes, volume and first page); `candidate_pairs`
-blocks (shared PMID, DOI, title words, first author and year, or year, volume and first
-page), so cost stays near-linear; `compare_records` decides a pair with rules tuned on real
-labelled exports (tests/fixtures/dedup/labelled) and real-world traps: a DOI mistyped onto
+blocks (shared PMID, DOI, title words, or year, volume and first page; and, by windows of
+titles, first author and year), so cost grows linearly with the records; `compare_records`
+decides a pair with rules tuned on real labelled exports (tests/fixtures/dedup/labelled) and
+real-world traps: a DOI mistyped onto
 another paper, Cochrane review versions (.pub2/.pub3), online-first and issue years, a
 conference version and its journal paper, annual introductions with the same title, the same
 title in the next volume, errata, replies and retraction notices; `deduplicate` clusters.
@@ -72,6 +73,8 @@ SAME_TITLE_ACROSS_YEARS = 0.97
 UNCERTAIN_TITLE = 0.85
 CONFLICTING_TITLE = 0.6
 MAX_BLOCK = 200
+# How many neighbours in title order a record meets in its first author's year.
+AUTHOR_WINDOW = 5
 MAX_ISSUE = 53
 
 
@@ -375,8 +378,12 @@ def compare_records(a: Profile, b: Profile) -> Verdict:
     return Verdict(None, f"similar titles ({similarity:.2f})")
 
 
-def _blocks(profiles: Sequence[Profile]) -> Iterable[list[int]]:
+def _blocks(profiles: Sequence[Profile]) -> tuple[list[list[int]], list[list[int]]]:
+    """The exact blocks (identifiers, title head and tail, place in a volume), and the blocks
+    of a first author in a year, which grow with the search (a common surname in a big
+    export) and are therefore searched by windows of titles."""
     keys: dict[str, list[int]] = defaultdict(list)
+    authors: dict[str, list[int]] = defaultdict(list)
     for index, item in enumerate(profiles):
         record = item.record
         if record.pmid:
@@ -393,17 +400,39 @@ def _blocks(profiles: Sequence[Profile]) -> Iterable[list[int]]:
             if item.year is not None:
                 # Each record also joins the next year's block, so that an online-first and
                 # an issue year one apart still meet.
-                keys[f"author:{surname}:{item.year}"].append(index)
-                keys[f"author:{surname}:{item.year + 1}"].append(index)
-    return (members for members in keys.values() if 1 < len(members) <= MAX_BLOCK)
+                authors[f"{surname}:{item.year}"].append(index)
+                authors[f"{surname}:{item.year + 1}"].append(index)
+    exact = [members for members in keys.values() if 1 < len(members) <= MAX_BLOCK]
+    return exact, [members for members in authors.values() if len(members) > 1]
 
 
 def candidate_pairs(profiles: Sequence[Profile]) -> set[tuple[int, int]]:
+    """Every pair of an exact block; in an author's year, each record with the
+    `AUTHOR_WINDOW` records nearest it in title order, and in the order of its title's words
+    read backwards (sorted neighbourhood, two passes), so that the pairs grow linearly with
+    the records, not as their square."""
     pairs = set()
-    for members in _blocks(profiles):
+
+    def add(first: int, second: int) -> None:
+        pairs.add((first, second) if first < second else (second, first))
+
+    exact, by_author = _blocks(profiles)
+    for members in exact:
         for i, first in enumerate(members):
             for second in members[i + 1:]:
-                pairs.add((first, second) if first < second else (second, first))
+                add(first, second)
+    for members in by_author:
+        if len(members) <= AUTHOR_WINDOW + 1:
+            for i, first in enumerate(members):
+                for second in members[i + 1:]:
+                    add(first, second)
+            continue
+        for key in (lambda i: profiles[i].title,
+                    lambda i: " ".join(reversed(profiles[i].title.split()))):
+            ordered = sorted(members, key=key)
+            for i, first in enumerate(ordered):
+                for second in ordered[i + 1:i + 1 + AUTHOR_WINDOW]:
+                    add(first, second)
     return pairs
 
 
