@@ -1,0 +1,43 @@
+"""How de-duplication's candidate pairs grow with the records, on the generated records of
+`dedup_speed.py`, beside the anchor measured before the author blocks were windowed (issue
+20: 1,830 pairs at 2,000 records, 10.8 million at 200,000, growing with exponent 1.96).
+
+    .venv/bin/python benchmarks/dedup_blocking.py [SIZES...]
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from dedup_speed import generate
+
+from review.screening.dedup import candidate_pairs, profile
+
+ANCHOR = {2_000: 1_830, 200_000: 10_756_079}
+
+
+def main(sizes: list[int]) -> None:
+    measured = {}
+    for size in sizes:
+        records, _ = generate(size)
+        profiles = [profile(record) for record in records]
+        start = time.perf_counter()
+        measured[size] = len(candidate_pairs(profiles))
+        anchor = f"; anchor {ANCHOR[size]:,}" if size in ANCHOR else ""
+        print(f"{size:>9,} records: {measured[size]:>12,} candidate pairs in "
+              f"{time.perf_counter() - start:.1f} s{anchor}", flush=True)
+    smallest, largest = min(measured), max(measured)
+    if smallest != largest:
+        growth = math.log(measured[largest] / measured[smallest]) / math.log(largest / smallest)
+        print(f"growth exponent {smallest:,} to {largest:,}: {growth:.2f} (anchor 1.96; "
+              "1 is linear)")
+
+
+if __name__ == "__main__":
+    main([int(size) for size in sys.argv[1:]] or [2_000, 20_000, 200_000])
