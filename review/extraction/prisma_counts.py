@@ -13,10 +13,8 @@ import pandas as pd
 
 from review.extraction.links import can_link, linked_included
 from review.extraction.sheet import ensure_sheet
-from review.figure_style import figure_files
 from review.protocol import ExtractionSchema
 from review.screening.flow import ScreeningState, prisma_counts, screening_state
-from review.screening.prisma import prisma_csv, prisma_diagram
 from review.search.log import read_log
 from review.search.records import Record
 from review.transaction import commit, workspace_lock
@@ -55,6 +53,10 @@ def extracted_report_test(cases: pd.DataFrame, schema: ExtractionSchema,
 def write_prisma(workspace: Workspace, out: Path) -> dict[str, Any]:
     """Draw the diagram and write the PRISMA2020 CSV under `out` (figures/, tables/) as one
     change; returns the counts."""
+    # Drawing needs matplotlib, which the counts alone (review status) should not load.
+    from review.figure_style import figure_files
+    from review.screening.prisma import prisma_csv, prisma_diagram
+
     with workspace_lock(workspace.root, "prisma"):
         counts = prisma_counts_for(workspace)
         files = figure_files(prisma_diagram(counts))
