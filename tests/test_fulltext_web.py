@@ -145,6 +145,11 @@ def test_uploads_that_are_not_pdfs_strangers_and_other_sites_are_refused(fulltex
         with pytest.raises(urllib.error.HTTPError) as refused:
             browser.open(broken, timeout=10)
         assert refused.value.code in (400, 403)
+        # Over the protocol's limit: refused by its stated length, before it is read.
+        protocol = fulltext_workspace.protocol_path
+        protocol.write_text(protocol.read_text() + "\nfulltext:\n  max_megabytes: 0.1\n")
+        status, text = upload(first, "big.pdf", b"%PDF-1.4\n" + b"0" * 200_000)
+        assert status == 413 and "over the protocol&#39;s limit of 0.1 MB" in text
     files = sorted(p.name for p in (fulltext_workspace.fulltext_dir / "files").iterdir())
     assert len([name for name in files if name.endswith(".pdf")]) == 2
     assert not list(Path(fulltext_workspace.root).rglob("passwd*"))

@@ -375,14 +375,23 @@ class ReviewApp:
     def own_decisions(workspace: Workspace, stage: str, reviewer: str) -> dict[str, Decision]:
         return own_decisions(DecisionStore(workspace.screening_dir), stage, reviewer)
 
-    @signed_in_page
-    async def screen(self, request: Request, reviewer: str) -> Response:
-        workspace = self.workspace
-        stage = request.path_params["stage"]
+    def not_screening(self, request: Request, workspace: Workspace, stage: str,
+                      reviewer: str) -> HTMLResponse | None:
+        """The refusal of a screening page or action for a stage the protocol lacks or a
+        person who does not screen; None when they may go on."""
         if stage not in workspace.protocol.screening.stages:
             return self.no_stage(request, stage)
         if reviewer not in workspace.protocol.screening.reviewers:
             return self.refuse(request, 403, f"{reviewer} adjudicates but does not screen.")
+        return None
+
+    @signed_in_page
+    async def screen(self, request: Request, reviewer: str) -> Response:
+        workspace = self.workspace
+        stage = request.path_params["stage"]
+        refused = self.not_screening(request, workspace, stage, reviewer)
+        if refused is not None:
+            return refused
         store = DecisionStore(workspace.screening_dir)
         state = await self.state(workspace)
         queue = self.prioritiser.queue(state.candidates(stage), store, stage, reviewer,
@@ -425,9 +434,9 @@ class ReviewApp:
                          form: FormData) -> Response:
         workspace = self.workspace
         stage = request.path_params["stage"]
-        if stage not in workspace.protocol.screening.stages or \
-                reviewer not in workspace.protocol.screening.reviewers:
-            return self.refuse(request, 403, "Not a screening stage of yours.")
+        refused = self.not_screening(request, workspace, stage, reviewer)
+        if refused is not None:
+            return refused
         return await self.record_decision(
             workspace, form, stage, reviewer, "reviewer", done=f"/screen/{stage}",
             refused=lambda record, error: self._screen_url(stage, record, error))
@@ -502,10 +511,9 @@ class ReviewApp:
     async def records(self, request: Request, reviewer: str) -> Response:
         workspace = self.workspace
         stage = request.path_params["stage"]
-        if stage not in workspace.protocol.screening.stages:
-            return self.no_stage(request, stage)
-        if reviewer not in workspace.protocol.screening.reviewers:
-            return self.refuse(request, 403, f"{reviewer} adjudicates but does not screen.")
+        refused = self.not_screening(request, workspace, stage, reviewer)
+        if refused is not None:
+            return refused
         error = request.query_params.get("error", "")
         try:
             rule = self.filter_of(request.query_params.items())
@@ -532,9 +540,9 @@ class ReviewApp:
     async def tag(self, request: Request, reviewer: str, form: FormData) -> Response:
         workspace = self.workspace
         stage = request.path_params["stage"]
-        if stage not in workspace.protocol.screening.stages or \
-                reviewer not in workspace.protocol.screening.reviewers:
-            return self.refuse(request, 403, "Not a screening stage of yours.")
+        refused = self.not_screening(request, workspace, stage, reviewer)
+        if refused is not None:
+            return refused
         record = str(form.get("record", ""))
         known = {r.record_id for r in (await self.state(workspace)).candidates(stage)}
         if record not in known:
@@ -553,9 +561,9 @@ class ReviewApp:
         confirmed the count; decisions are ordinary decisions, their note saying bulk."""
         workspace = self.workspace
         stage = request.path_params["stage"]
-        if stage not in workspace.protocol.screening.stages or \
-                reviewer not in workspace.protocol.screening.reviewers:
-            return self.refuse(request, 403, "Not a screening stage of yours.")
+        refused = self.not_screening(request, workspace, stage, reviewer)
+        if refused is not None:
+            return refused
         try:
             rule = self.filter_of(form.multi_items())
             state = await self.state(workspace)
@@ -1057,6 +1065,27 @@ class ReviewApp:
             workspace, form, stage, reviewer, ADJUDICATOR, done=f"/conflicts/{stage}",
             refused=lambda _, error: f"/conflicts/{stage}?{urlencode({'error': error})}")
 
+    # Uploads -------------------------------------------------------------------------------
+
+    async def upload_form(self, request: Request, reviewer: str | None, limit: int,
+                          too_large: str) -> FormData | Response:
+        """The multipart form of an upload of at most `limit` bytes (its stated length is
+        checked before a byte is read), or the refusal: no length, too large (`too_large`
+        says so), malformed, more than one file, or not this session's."""
+        length = request.headers.get("content-length", "")
+        if not length.isdigit():
+            return self.refuse(request, 411, "An upload must state its length.")
+        if int(length) > limit:
+            return self.refuse(request, 413, too_large)
+        try:
+            form = await request.form(max_files=1, max_fields=4)
+        except HTTPException as error:  # a malformed multipart body, or more than one file
+            return self.refuse(request, 400, f"Not an upload this page sends ({error.detail}).")
+        if reviewer is None or not self.csrf_matches(request, form):
+            return self.refuse(request, 403, "The page had expired; reload it and upload the "
+                                             "file again.")
+        return form
+
     # Imports -------------------------------------------------------------------------------
 
     def import_page(self, request: Request, workspace: Workspace, status: int = 200,
@@ -1078,19 +1107,11 @@ class ReviewApp:
         """An export uploaded and imported by `review import`'s own code path and lock."""
         reviewer = self.signed_in(request)
         workspace = self.workspace
-        length = request.headers.get("content-length", "")
-        if not length.isdigit():
-            return self.refuse(request, 411, "An upload must state its length.")
-        if int(length) > IMPORT_LIMIT:
-            return self.refuse(request, 413, f"The file is over {IMPORT_LIMIT / 1e6:g} MB; "
-                                             "import it with 'review import'.")
-        try:
-            form = await request.form(max_files=1, max_fields=4)
-        except HTTPException as error:
-            return self.refuse(request, 400, f"Not an upload this page sends ({error.detail}).")
-        if reviewer is None or not self.csrf_matches(request, form):
-            return self.refuse(request, 403, "The page had expired; reload it and upload the "
-                                             "file again.")
+        form = await self.upload_form(
+            request, reviewer, IMPORT_LIMIT,
+            f"The file is over {IMPORT_LIMIT / 1e6:g} MB; import it with 'review import'.")
+        if isinstance(form, Response):
+            return form
         if not self.manages(workspace, reviewer):
             return self.refuse(request, 403, "Only an adjudicator or a manager imports exports.")
         upload = form.get("export")
@@ -1179,19 +1200,12 @@ class ReviewApp:
         reviewer = self.signed_in(request)
         workspace = self.workspace
         limit = workspace.protocol.fulltext.max_bytes
-        length = request.headers.get("content-length", "")
-        if not length.isdigit():
-            return self.refuse(request, 411, "An upload must state its length.")
-        if int(length) > limit + 65_536:
-            return self.refuse(request, 413, f"The file is over the protocol's limit of "
-                                             f"{limit / 1e6:g} MB.")
-        try:
-            form = await request.form(max_files=1, max_fields=3)
-        except HTTPException as error:  # a malformed multipart body, or more than one file
-            return self.refuse(request, 400, f"Not an upload this page sends ({error.detail}).")
-        if reviewer is None or not self.csrf_matches(request, form):
-            return self.refuse(request, 403, "The page had expired; reload it and upload the "
-                                             "file again.")
+        # The limit is the file's; the form's other fields and boundaries come on top.
+        form = await self.upload_form(
+            request, reviewer, limit + 65_536,
+            f"The file is over the protocol's limit of {limit / 1e6:g} MB.")
+        if isinstance(form, Response):
+            return form
         record = await self.fulltext_record(request, workspace)
         if record is None:
             return self.refuse(request, 404, "No record of that id is sought in full text.")
