@@ -11,6 +11,8 @@ from review.commands import EXIT_DATA, EXIT_OK, workspace_of
 
 
 def cmd_screen_list(args: argparse.Namespace) -> int:
+    """`review screen list`, declared by this step because one of its filters asks which
+    records have a full text, which the screening step before it cannot know."""
     from review.fulltext.store import FullTextStore
     from review.screening.decisions import DecisionStore, check_reviewer, check_stage
     from review.screening.decisions import own_decisions as decided_by
