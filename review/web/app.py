@@ -85,7 +85,7 @@ from review.screening.screener import keyword_marker
 from review.screening.tags import TagChange, TagStore, check_tag
 from review.search.importing import ImportedFile, import_exports
 from review.search.readers import NAMES as READER_NAMES
-from review.search.records import Record, RecordStore
+from review.search.records import Record
 from review.transaction import WorkspaceBusy, commit, state_folder, workspace_lock
 from review.workspace import Workspace
 
@@ -1088,10 +1088,12 @@ class ReviewApp:
 
     # Imports -------------------------------------------------------------------------------
 
-    def import_page(self, request: Request, workspace: Workspace, status: int = 200,
-                    **context: Any) -> HTMLResponse:
-        sources = sorted({record.source for record in
-                          RecordStore(workspace.search_dir / "records.jsonl").load()}
+    async def import_page(self, request: Request, workspace: Workspace, status: int = 200,
+                          **context: Any) -> HTMLResponse:
+        # The sources come from the records of the screening state, prepared once per change
+        # of the files, never read afresh on a page.
+        state = context.get("state") or await self.state(workspace)
+        sources = sorted({record.source for record in state.records}
                          | set(workspace.protocol.search.databases))
         return self.page("import.html", request, status=status, sources=sources,
                          formats=READER_NAMES, **context)
@@ -1101,7 +1103,7 @@ class ReviewApp:
         workspace = self.workspace
         if not self.manages(workspace, reviewer):
             return self.refuse(request, 403, "Only an adjudicator or a manager imports exports.")
-        return self.import_page(request, workspace)
+        return await self.import_page(request, workspace)
 
     async def import_upload(self, request: Request) -> Response:
         """An export uploaded and imported by `review import`'s own code path and lock."""
@@ -1119,13 +1121,14 @@ class ReviewApp:
         chosen = str(form.get("format", ""))
         kept = {"source": source, "format": chosen}
         if isinstance(upload, str) or upload is None or not upload.filename:
-            return self.import_page(request, workspace, 422, errors=["Choose a file."], **kept)
+            return await self.import_page(request, workspace, 422, errors=["Choose a file."],
+                                          **kept)
         if not source:
-            return self.import_page(request, workspace, 422, errors=[
+            return await self.import_page(request, workspace, 422, errors=[
                 "Name the source (the database or other method the export comes from)."],
                 **kept)
         if chosen and chosen not in READER_NAMES:
-            return self.import_page(request, workspace, 422, errors=[
+            return await self.import_page(request, workspace, 422, errors=[
                 f"Unknown format '{chosen}'."], **kept)
         data = await upload.read(IMPORT_LIMIT + 1)
         name = one_line(upload.filename.replace("\\", "/").rsplit("/", 1)[-1])[:200] or "export"
@@ -1144,15 +1147,16 @@ class ReviewApp:
         try:
             results = await run_in_threadpool(run_import)
         except WorkspaceBusy as busy:
-            return self.import_page(request, workspace, 409, errors=[busy_message(busy)],
-                                    **kept)
+            return await self.import_page(request, workspace, 409,
+                                          errors=[busy_message(busy)], **kept)
         except ReviewError as error:
-            return self.import_page(request, workspace, 422, errors=[one_line(error)], **kept)
+            return await self.import_page(request, workspace, 422, errors=[one_line(error)],
+                                          **kept)
         # The de-duplication of the new records, once, off the event loop; then its summary.
         await run_in_threadpool(self._prepare, workspace, self._inputs_stamp(workspace))
         state = await self.state(workspace)
-        return self.import_page(request, workspace, results=results, state=state, file_name=name,
-                                source=source)
+        return await self.import_page(request, workspace, results=results, state=state,
+                                      file_name=name, source=source)
 
     # Full texts ----------------------------------------------------------------------------
 
