@@ -115,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     init = commands.add_parser("init", help="create a new review workspace",
                                description="Create a review workspace: protocols/, data/ and "
                                            "reports/, with a protocol and an empty sheet, "
-                                           "under git.")
+                                           "under git.",
+        epilog="example: review init ../abscess-review --from protocols/hcc-bone-metastasis.yaml")
     init.add_argument("directory", metavar="DIR", help="the new workspace (must not exist or "
                                                        "be empty)")
     init.add_argument("--from", dest="from_protocol", metavar="PROTOCOL",
@@ -132,10 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     protocol_commands.add_parser(
         "check", help="validate the protocol and check that its Markdown is current",
         description="Validate the protocol YAML; exit 1 when the Markdown beside it is stale.",
+        epilog="example: review protocol check",
     ).set_defaults(handler=cmd_protocol_check)
     protocol_commands.add_parser(
         "render", help="write the human-readable protocol (Markdown) from the YAML",
         description="Write protocols/<id>.md from protocols/<id>.yaml.",
+        epilog="example: review protocol render",
     ).set_defaults(handler=cmd_protocol_render)
 
     # Each step declares its own commands, in the order the data flows.
@@ -148,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="where the review stands",
                                  description="Records identified per source, search runs, "
-                                             "imports and extraction.")
+                                             "imports and extraction.",
+        epilog="example: review status --json")
     status.add_argument("--json", action="store_true", help="machine-readable counts")
     status.set_defaults(handler=cmd_status)
     return parser

@@ -215,3 +215,25 @@ def test_every_error_is_one_line_and_several_errors_one_line_each(tmp_path, hcc_
     monkeypatch.setattr(cli, "cmd_status", failing)
     status, _, err = run_cli("--project", hcc_workspace.root, "status")
     assert (status, err) == (2, "review: error: a library's message spread over three lines\n")
+
+
+def test_every_command_shows_an_example_in_its_help():
+    import argparse
+
+    from review.cli import build_parser
+
+    missing = []
+
+    def walk(parser: argparse.ArgumentParser, path: list[str]) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    runs = sub.get_default("handler") is not None
+                    if runs and "example: review " not in (sub.epilog or "").replace(
+                            "NCBI_EMAIL=you@example.org ", "").replace(
+                            "UNPAYWALL_EMAIL=you@example.org ", ""):
+                        missing.append(" ".join([*path, name]))
+                    walk(sub, [*path, name])
+
+    walk(build_parser(), [])
+    assert missing == []

@@ -288,6 +288,7 @@ def add_commands(commands: argparse._SubParsersAction,
         "validate", help="check the sheet against the protocol's schema",
         description="Check every cell and cross-field rule; one line per problem "
                     "(FILE:ROW:COLUMN: message), exit 1 when any.",
+        epilog="example: review extract validate data/extraction/cases.csv",
     )
     validate.add_argument("file", nargs="?", metavar="FILE",
                           help="a sheet CSV (default: data/extraction/cases.csv)")
@@ -298,6 +299,7 @@ def add_commands(commands: argparse._SubParsersAction,
         "template", help="write the Excel extraction workbook",
         description="Write an XLSX workbook: Cases sheet with drop-down lists and input "
                     "messages, Vocabularies, JBI Appraisal and About sheets.",
+        epilog="example: review extract template --out extraction.xlsx --with-cases",
     )
     template.add_argument("--out", required=True, metavar="FILE.xlsx")
     template.add_argument("--with-cases", action="store_true",
@@ -326,6 +328,7 @@ def add_commands(commands: argparse._SubParsersAction,
         description="Add the schema's new fields as blank columns, rename columns listed in a "
                     "field's renamed_from, remove blank columns the schema no longer has; "
                     "refuse while a removed column holds data unless it is named with --drop.",
+        epilog="example: review extract migrate --drop old_column",
     )
     migrate.add_argument("--drop", action="append", metavar="COLUMN",
                          help="remove this column even though it holds data (repeatable)")
@@ -336,7 +339,8 @@ def add_commands(commands: argparse._SubParsersAction,
         description="Fill the schema's record field (type record) of every row that lacks "
                     "it with the record its report names (study id, PMID, DOI or title) "
                     "among the records assessed in full text; list the rows no record "
-                    "matched. Exit 1 while any row is unlinked.")
+                    "matched. Exit 1 while any row is unlinked.",
+        epilog="example: review extract link")
     link.set_defaults(handler=cmd_extract_link)
 
     compare = extract_commands.add_parser(
@@ -373,6 +377,7 @@ def add_commands(commands: argparse._SubParsersAction,
         "summary", help="patients, studies, completeness and coded counts",
         description="What to check before analysis: completeness per field and counts per "
                     "coded value.",
+        epilog="example: review extract summary --json",
     )
     summary.add_argument("file", nargs="?", metavar="FILE")
     summary.add_argument("--json", action="store_true", help="machine-readable output")
@@ -381,6 +386,7 @@ def add_commands(commands: argparse._SubParsersAction,
     studies = extract_commands.add_parser(
         "studies", help="the study table derived from the sheet",
         description="One row per report (citation, identifiers, year, patients, basis).",
+        epilog="example: review extract studies --out studies.csv",
     )
     studies.add_argument("--out", metavar="FILE.csv")
     studies.set_defaults(handler=cmd_extract_studies)
@@ -389,7 +395,9 @@ def add_commands(commands: argparse._SubParsersAction,
         "from-extraction", help="the sheet's reports as other-method records, included",
         description="For a review assembled from web and reference-list searches: add each "
                     "report of the extraction sheet as a record identified via other methods "
-                    "and record its full-text inclusion.")
+                    "and record its full-text inclusion.",
+        epilog="example: review screen from-extraction --source 'Web and reference-list "
+               "searches' --reviewer pilot-team")
     seed.add_argument("--source", required=True, help="how the reports were found")
     seed.add_argument("--reviewer", required=True)
     seed.set_defaults(handler=cmd_screen_from_extraction)
@@ -397,7 +405,8 @@ def add_commands(commands: argparse._SubParsersAction,
     prisma = commands.add_parser(
         "prisma", help="the PRISMA 2020 flow diagram and counts",
         description="Draw the PRISMA 2020 flow diagram (SVG, PNG) and write its counts in "
-                    "the PRISMA2020 R package's CSV format.")
+                    "the PRISMA2020 R package's CSV format.",
+        epilog="example: review prisma --json")
     prisma.add_argument("--out", metavar="DIR", help="output folder (default: reports/<id>/)")
     prisma.add_argument("--json", action="store_true",
                         help="print the counts as JSON only (the files are still written)")

@@ -136,7 +136,8 @@ def add_commands(commands: argparse._SubParsersAction,
     actions = fulltext.add_subparsers(dest="fulltext_command", metavar="ACTION", required=True)
     one = actions.add_parser("attach", help="attach a PDF to a record",
                              description="Check FILE as a PDF and store it as the full text "
-                                         "of RECORD_ID.")
+                                         "of RECORD_ID.",
+        epilog="example: review fulltext attach r3f2a okafor2020.pdf")
     one.add_argument("record", metavar="RECORD_ID",
                      help="the record id or any start of it that is unique")
     one.add_argument("file", metavar="FILE.pdf")
@@ -148,7 +149,8 @@ def add_commands(commands: argparse._SubParsersAction,
         description="Attach every PDF under DIR to the record whose DOI or PMID is in its file "
                     "name, its metadata or its first page (else whose title is on its first "
                     "page); list the files no record, or more than one, matched. Exit 1 "
-                    "when any file was not attached.")
+                    "when any file was not attached.",
+        epilog="example: review fulltext attach-dir ~/Downloads/pdfs")
     many.add_argument("folder", metavar="DIR")
     many.add_argument("--replace", action="store_true")
     many.set_defaults(handler=attach_dir)
@@ -158,7 +160,8 @@ def add_commands(commands: argparse._SubParsersAction,
                     "(fulltext.services) by DOI and PMID, download and check the open copy "
                     "and store it. Needs UNPAYWALL_EMAIL or NCBI_EMAIL for Unpaywall; "
                     "REVIEW_UNPAYWALL_URL and REVIEW_PMC_URL point at mirrors. Resumes after "
-                    "an interruption; exit 1 when a lookup failed.")
+                    "an interruption; exit 1 when a lookup failed.",
+        epilog="example: UNPAYWALL_EMAIL=you@example.org review fulltext find")
     finder.add_argument("--stage", choices=["full-text"], default="full-text",
                         help="the records sought (those assessed in full text)")
     finder.add_argument("--again", action="store_true",
@@ -169,14 +172,16 @@ def add_commands(commands: argparse._SubParsersAction,
     finder.set_defaults(handler=find)
     state = actions.add_parser("status", help="sought, retrieved, not retrieved",
                                description="The full texts sought, retrieved and not "
-                                           "retrieved (PRISMA 2020), and what is left.")
+                                           "retrieved (PRISMA 2020), and what is left.",
+        epilog="example: review fulltext status --json")
     state.add_argument("--json", action="store_true")
     state.set_defaults(handler=status)
     unobtainable = actions.add_parser(
         "not-retrieved", help="record that full texts could not be obtained",
         description="Record as settled that the named reports (by default every one an "
                     "open-access lookup found no copy of) could not be retrieved, with why; "
-                    "PRISMA counts them as reports not retrieved.")
+                    "PRISMA counts them as reports not retrieved.",
+        epilog="example: review fulltext not-retrieved --by judge --note 'not held by the library'")
     unobtainable.add_argument("records", nargs="*", metavar="RECORD_ID")
     unobtainable.add_argument("--by", required=True, help="an adjudicator or reviewer")
     unobtainable.add_argument("--note", required=True,

@@ -69,6 +69,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         description="Site frequencies, pooled proportions, survival by treatment and Table 1 "
                     "from the validated sheet: CSV tables and SVG/PNG figures under "
                     "reports/<review>/ (or --out).",
+        epilog="example: review analyze --out /tmp/analysis",
     )
     analyze.add_argument("--out", metavar="DIR", help="output folder (default: reports/<id>/)")
     analyze.add_argument("--conf-type", choices=["log-log", "log"], default="log-log",
@@ -82,6 +83,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         description="Validate, analyse and write reports/<review>/: report.html (self-"
                     "contained), figures/ (SVG, PNG), tables/ (CSV, Markdown) and "
                     "manifest.json. Skipped when nothing changed since the manifest.",
+        epilog="example: review build --check",
     )
     build.add_argument("--out", metavar="DIR", help="output folder (default: reports/<id>/)")
     build.add_argument("--check", action="store_true",

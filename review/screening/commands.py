@@ -274,13 +274,15 @@ def add_commands(commands: argparse._SubParsersAction) -> argparse._SubParsersAc
         "dedup", help="find duplicate records (clusters, audit, review queue)",
         description="Cluster the database records: identifiers first, then title, first "
                     "author, year (±1) and venue. Writes data/dedup/clusters.csv (audit), "
-                    "queue.csv (uncertain pairs) and decisions.csv (reviewers' verdicts).")
+                    "queue.csv (uncertain pairs) and decisions.csv (reviewers' verdicts).",
+        epilog="example: review dedup")
     dedup_commands = dedup.add_subparsers(dest="action", metavar="ACTION")
     dedup.set_defaults(handler=cmd_dedup)
     dedup_review = dedup_commands.add_parser(
         "review", help="decide the uncertain pairs (interactive, or a filled queue CSV)",
         description="Ask about each uncertain pair, or read FILE (queue.csv with the "
-                    "duplicate column filled with yes or no). Decisions are never asked again.")
+                    "duplicate column filled with yes or no). Decisions are never asked again.",
+        epilog="example: review dedup review --reviewer ana")
     dedup_review.add_argument("--reviewer", required=True)
     dedup_review.add_argument("--file", metavar="QUEUE.csv")
     dedup_review.set_defaults(handler=cmd_dedup_review)
@@ -289,7 +291,8 @@ def add_commands(commands: argparse._SubParsersAction) -> argparse._SubParsersAc
         "screen", help="screen records (interactive), import, conflicts, adjudicate",
         description="Without an action: screen one record at a time in the terminal "
                     "(--stage and --reviewer). Keys: i include, e exclude, m maybe, r not "
-                    "retrieved (full text), n note, u undo, b back, f forward, q quit.")
+                    "retrieved (full text), n note, u undo, b back, f forward, q quit.",
+        epilog="example: review screen --stage title-abstract --reviewer ana")
     screen.add_argument("--stage", help="title-abstract or full-text")
     screen.add_argument("--reviewer", help="your name as the protocol lists it")
     screen.set_defaults(handler=cmd_screen)
@@ -298,7 +301,8 @@ def add_commands(commands: argparse._SubParsersAction) -> argparse._SubParsersAc
         "import", help="decisions made elsewhere (spreadsheet, Rayyan, ASReview, Covidence)",
         description="Match rows to records by record_id, PMID, DOI or title; validate every "
                     "row; store nothing unless all are valid. Rayyan's per-reviewer "
-                    "decisions are read for --reviewer only.")
+                    "decisions are read for --reviewer only.",
+        epilog="example: review screen import rayyan.csv --stage title-abstract --reviewer ana")
     screen_import.add_argument("file", metavar="FILE")
     screen_import.add_argument("--stage", required=True)
     screen_import.add_argument("--reviewer", required=True)
@@ -334,12 +338,15 @@ def add_commands(commands: argparse._SubParsersAction) -> argparse._SubParsersAc
     screen_conflicts = screen_commands.add_parser(
         "conflicts", help="records where reviewers disagree",
         description="Records where an exclusion meets an inclusion or maybe, with each "
-                    "vote; exit 1 while any remain.")
+                    "vote; exit 1 while any remain.",
+        epilog="example: review screen conflicts --stage title-abstract")
     screen_conflicts.add_argument("--stage", required=True)
     screen_conflicts.set_defaults(handler=cmd_screen_conflicts)
     adjudicate = screen_commands.add_parser(
         "adjudicate", help="resolve a record's conflict",
-        description="Record an adjudicator's decision, which becomes the final one.")
+        description="Record an adjudicator's decision, which becomes the final one.",
+        epilog="example: review screen adjudicate r3f2a --stage full-text --decision include "
+               "--adjudicator judge")
     adjudicate.add_argument("record", metavar="RECORD_ID",
                             help="the record id or any start of it that is unique")
     adjudicate.add_argument("--stage", required=True)

@@ -148,14 +148,16 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     query = search_commands.add_parser(
         "query", help="print the PubMed query built from the protocol",
         description="Print the query (concepts ORed inside, ANDed together, limits, NOT "
-                    "blocks, fully parenthesised) and lint it; exit 1 on lint problems.")
+                    "blocks, fully parenthesised) and lint it; exit 1 on lint problems.",
+        epilog="example: review search query --format json")
     query.add_argument("--format", choices=["text", "json"], default="text")
     query.set_defaults(handler=cmd_search_query)
     run = search_commands.add_parser(
         "run", help="run the search through E-utilities (resumes an interrupted run)",
         description="ESearch with the history server, then EFetch in batches; raw replies "
                     "under data/search/runs/<run-id>/; an interrupted run resumes. Settings: "
-                    "NCBI_EMAIL, NCBI_API_KEY, NCBI_TOOL or ~/.config/casereview/eutils.yaml.")
+                    "NCBI_EMAIL, NCBI_API_KEY, NCBI_TOOL or ~/.config/casereview/eutils.yaml.",
+        epilog="example: NCBI_EMAIL=you@example.org review search run")
     run.add_argument("--eutils-url", metavar="URL",
                      help="E-utilities base URL (default: $REVIEW_EUTILS_URL, else NCBI)")
     run.add_argument("--batch-size", type=int, metavar="N", help="records per EFetch (500)")
@@ -167,9 +169,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     search_commands.add_parser(
         "diff", help="PMIDs new in the latest run (living review)",
         description="Compare the latest complete run with the one before it.",
+        epilog="example: review search diff",
     ).set_defaults(handler=cmd_search_diff)
     log = search_commands.add_parser("log", help="the search log (PRISMA-S)",
-                                     description="Every search run and import, in order.")
+                                     description="Every search run and import, in order.",
+        epilog="example: review search log")
     log.add_argument("--json", action="store_true")
     log.set_defaults(handler=cmd_search_log)
 
@@ -178,7 +182,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                        "XLSX, EndNote XML, BibTeX)",
         description="Read exports into data/search/records.jsonl. Every record of every file "
                     "is kept (de-duplication joins them later); importing the same file "
-                    "again adds nothing; a bad file changes nothing.")
+                    "again adds nothing; a bad file changes nothing.",
+        epilog="example: review import embase.ris --source Embase")
     importer.add_argument("files", nargs="+", metavar="FILE")
     importer.add_argument("--source", required=True, help="the database, e.g. Embase")
     importer.add_argument("--strict", action="store_true",

@@ -26,7 +26,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         description="Serve the workspace to reviewers in the browser, on the same files and "
                     "locks as the CLI. Bound to 127.0.0.1 by default, with a chooser of the "
                     "protocol's reviewers; another address needs --tokens (one sign-in link "
-                    "per reviewer, printed at start).")
+                    "per reviewer, printed at start).",
+        epilog="example: review serve --port 8765")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8765)
     serve.add_argument("--tokens", action="store_true",
