@@ -29,6 +29,7 @@ class FakeOpenAccess:
     pmc: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     files: dict[str, tuple[str, bytes]] = field(default_factory=dict)
     drip_seconds: float = 0.5
+    unpaywall_down: bool = False  # every Unpaywall request answered 503
     hits: Counter = field(default_factory=Counter)
     emails: list[str] = field(default_factory=list)
     base: str = ""
@@ -53,7 +54,9 @@ class FakeOpenAccess:
                 parts = urllib.parse.urlsplit(self.path)
                 query = dict(urllib.parse.parse_qsl(parts.query))
                 fake.hits[parts.path] += 1
-                if parts.path.startswith("/unpaywall/"):
+                if parts.path.startswith("/unpaywall/") and fake.unpaywall_down:
+                    self.reply(503, b"Service Unavailable", "text/plain")
+                elif parts.path.startswith("/unpaywall/"):
                     fake.emails.append(query.get("email", ""))
                     doi = urllib.parse.unquote(parts.path.removeprefix("/unpaywall/"))
                     if doi not in fake.unpaywall:

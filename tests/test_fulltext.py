@@ -417,3 +417,16 @@ def test_build_check_passes_on_a_clone_without_the_pdfs(hcc_workspace, run_cli, 
     status, text, _ = run_cli("--project", hcc_workspace.root, "build", "--check", "--quiet",
                               "--out", out)
     assert status == 0 and text.strip().endswith("up to date with the data")
+
+
+def test_a_service_that_is_down_does_not_keep_the_other_from_being_asked(workspace, services):
+    ids = record_ids(workspace)
+    services.unpaywall_down = True
+    services.files = {"c.pdf": ("pdf", make_pdf("From PMC"))}
+    services.pmc = {"31000002": ("PMC7000002", "c.pdf")}
+    result = find_open_copies(workspace, finder_for(services))
+    assert (ids[1], "pmc") in result.retrieved
+    # Unpaywall's failure is recorded for the records only it could have answered.
+    failed = dict(result.failed)
+    assert "Unpaywall" in failed[ids[0]] and "HTTP 503" in failed[ids[0]]
+    assert ids[2] in result.no_open_copy  # a PMID only: Unpaywall was never asked

@@ -199,14 +199,21 @@ class OpenAccessFinder:
         return [("https://" + link.removeprefix("ftp://")) if link.startswith("ftp://") else link
                 for link in links if link.startswith(("ftp://", "http://", "https://"))]
 
-    def candidates(self, record: Record) -> list[tuple[str, str]]:
-        """(service, PDF address) in the protocol's order, each address once."""
+    def candidates(self, record: Record) -> tuple[list[tuple[str, str]], list[str]]:
+        """(service, PDF address) in the protocol's order, each address once, and the one-line
+        errors of the services that could not be asked (the others are asked all the same)."""
         found: list[tuple[str, str]] = []
+        problems: list[str] = []
         for service in self.services:
             ask = self._unpaywall if service == "unpaywall" else self._pmc
-            found += [(service, url) for url in ask(record)
+            try:
+                addresses = ask(record)
+            except ReviewError as error:
+                problems.append(one_line(error))
+                continue
+            found += [(service, url) for url in addresses
                       if url not in {known for _, known in found}]
-        return found
+        return found, problems
 
     def download(self, url: str, max_bytes: int) -> bytes:
         def whole_pdf(body: bytes) -> bytes:
@@ -250,12 +257,7 @@ def find_open_copies(workspace: Workspace, finder: OpenAccessFinder, *, again: b
                 or (known is not None and known.outcome == "no_open_copy" and not again):
             skipped += 1
             continue
-        problems = []
-        try:
-            candidates = finder.candidates(record)
-        except ReviewError as error:
-            candidates = []
-            problems.append(one_line(error))
+        candidates, problems = finder.candidates(record)
         stored = None
         for service, url in candidates:
             try:
