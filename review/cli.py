@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
                                description="Create a review workspace: protocols/, data/ and "
                                            "reports/, with a protocol and an empty sheet, "
                                            "under git.",
-        epilog="example: review init ../abscess-review --from protocols/hcc-bone-metastasis.yaml")
+        epilog="example: review init ../abscess-review --from ~/protocols/abscess.yaml")
     init.add_argument("directory", metavar="DIR", help="the new workspace (must not exist or "
                                                        "be empty)")
     init.add_argument("--from", dest="from_protocol", metavar="PROTOCOL",
