@@ -14,22 +14,18 @@ def cmd_screen_list(args: argparse.Namespace) -> int:
     """`review screen list`, declared by this step because one of its filters asks which
     records have a full text, which the screening step before it cannot know."""
     from review.fulltext.store import FullTextStore
-    from review.screening.decisions import DecisionStore, check_reviewer, check_stage
-    from review.screening.decisions import own_decisions as decided_by
-    from review.screening.filters import filter_records, parse_filter_options
+    from review.screening.decisions import check_reviewer, check_stage
+    from review.screening.filters import parse_filter_options, reviewer_view
     from review.screening.flow import screening_state
-    from review.screening.tags import TagStore
 
     workspace = workspace_of(args)
     stage = check_stage(args.stage, workspace.protocol)
     reviewer = check_reviewer(args.reviewer, workspace.protocol)
     rule = parse_filter_options(args.filter or [])
-    state = screening_state(workspace)
-    own = decided_by(DecisionStore(workspace.screening_dir), stage, reviewer)
-    tags = TagStore(workspace.screening_dir).tags(reviewer)
     # The reviewer is in the room: a conflict filter would tell them another's vote.
-    chosen = filter_records(state.candidates(stage), rule, own=own, tags=tags,
-                            fulltexts=set(FullTextStore(workspace).index()))
+    view = reviewer_view(screening_state(workspace), workspace.screening_dir, stage, reviewer,
+                         rule, fulltexts=set(FullTextStore(workspace).index()))
+    chosen, own, tags = view.records, view.own, view.tags
     rows = [{"record_id": r.record_id, "title": r.title, "year": r.year, "source": r.source,
              "decision": own[r.record_id].decision if r.record_id in own else "",
              "tags": sorted(tags.get(r.record_id, ()))} for r in chosen]

@@ -8,9 +8,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 from review.errors import ReviewError
-from review.screening.decisions import Decision
+from review.screening.decisions import Decision, DecisionStore, own_decisions
+from review.screening.flow import ScreeningState
+from review.screening.tags import TagStore
 from review.search.records import Record
 
 DECISION_CHOICES = ("undecided", "include", "exclude", "maybe", "not-retrieved")
@@ -113,3 +116,26 @@ def filter_records(records: Iterable[Record], rule: RecordFilter, *,
             continue
         chosen.append(record)
     return chosen
+
+
+@dataclass(frozen=True)
+class ReviewerView:
+    """A reviewer's filtered records with their own decisions and tags."""
+
+    records: list[Record]
+    own: dict[str, Decision]
+    tags: dict[str, set[str]]
+
+
+def reviewer_view(state: ScreeningState, screening_dir: Path, stage: str, reviewer: str,
+                  rule: RecordFilter, *, fulltexts: set[str] = frozenset(),
+                  sees_conflicts: bool = False) -> ReviewerView:
+    """The records of `stage` that `rule` keeps for `reviewer`, read from their own decision
+    and tag files; conflicts are offered only to one who `sees_conflicts` (an adjudicator)."""
+    own = own_decisions(DecisionStore(screening_dir), stage, reviewer)
+    tags = TagStore(screening_dir).tags(reviewer)
+    conflicting = {record for record, final in state.final[stage].items()
+                   if final.decision == "conflict"} if sees_conflicts else None
+    chosen = filter_records(state.candidates(stage), rule, own=own, tags=tags,
+                            fulltexts=fulltexts, conflicts=conflicting)
+    return ReviewerView(chosen, own, tags)

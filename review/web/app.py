@@ -70,7 +70,12 @@ from review.screening.decisions import (
 )
 from review.screening.dedup import PairDecision, update_dedup
 from review.screening.export import export_decisions
-from review.screening.filters import DECISION_CHOICES, RecordFilter, filter_records
+from review.screening.filters import (
+    DECISION_CHOICES,
+    RecordFilter,
+    ReviewerView,
+    reviewer_view,
+)
 from review.screening.flow import (
     DeduplicatedRecords,
     ScreeningState,
@@ -483,19 +488,12 @@ class ReviewApp:
     # Tags, filters and bulk actions --------------------------------------------------------
 
     def filtered(self, workspace: Workspace, state: ScreeningState, stage: str, reviewer: str,
-                 rule: RecordFilter) -> tuple[list[Record], dict[str, Decision],
-                                              dict[str, set[str]]]:
-        """The stage's records the filter keeps, with the reviewer's own decisions and tags;
-        only an adjudicator's filter may ask for conflicts."""
-        own = own_decisions(DecisionStore(workspace.screening_dir), stage, reviewer)
-        tags = TagStore(workspace.screening_dir).tags(reviewer)
-        conflicting = {record for record, final in state.final[stage].items()
-                       if final.decision == "conflict"} \
-            if self.adjudicates(workspace, reviewer) else None
-        chosen = filter_records(state.candidates(stage), rule, own=own, tags=tags,
-                                fulltexts=set(FullTextStore(workspace).index()),
-                                conflicts=conflicting)
-        return chosen, own, tags
+                 rule: RecordFilter) -> ReviewerView:
+        """The reviewer's view of the stage under `rule`; only adjudicators may filter by
+        conflict."""
+        return reviewer_view(state, workspace.screening_dir, stage, reviewer, rule,
+                             fulltexts=set(FullTextStore(workspace).index()),
+                             sees_conflicts=self.adjudicates(workspace, reviewer))
 
     @staticmethod
     def filter_of(pairs: Iterable[tuple[str, Any]]) -> RecordFilter:
@@ -521,10 +519,11 @@ class ReviewApp:
             rule, error = RecordFilter(), str(problem)
         state = await self.state(workspace)
         try:
-            chosen, own, tags = self.filtered(workspace, state, stage, reviewer, rule)
+            view = self.filtered(workspace, state, stage, reviewer, rule)
         except ReviewError as problem:
             rule, error = RecordFilter(), str(problem)
-            chosen, own, tags = self.filtered(workspace, state, stage, reviewer, rule)
+            view = self.filtered(workspace, state, stage, reviewer, rule)
+        chosen, own, tags = view.records, view.own, view.tags
         screening = workspace.protocol.screening
         return self.page(
             "records.html", request, stage=stage, rule=rule, chosen=chosen[:500],
@@ -567,7 +566,7 @@ class ReviewApp:
         try:
             rule = self.filter_of(form.multi_items())
             state = await self.state(workspace)
-            chosen, _, _ = self.filtered(workspace, state, stage, reviewer, rule)
+            chosen = self.filtered(workspace, state, stage, reviewer, rule).records
         except ReviewError as error:
             return self.refuse(request, 400, str(error))
         confirmed = str(form.get("count", ""))
