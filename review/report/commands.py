@@ -5,13 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from review.commands import EXIT_DATA, EXIT_OK, shown, workspace_of
 
-if TYPE_CHECKING:
-
-    pass
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from analysis.review_analysis import analyze_review, headline, write_analysis

@@ -7,15 +7,9 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from review.commands import EXIT_DATA, EXIT_OK, shown, workspace_of
 from review.errors import ReviewError
-
-if TYPE_CHECKING:
-
-    pass
-
 from review.protocol import RANKING_MODELS
 
 

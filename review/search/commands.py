@@ -6,19 +6,15 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from review.commands import EXIT_DATA, EXIT_OK, shown, workspace_of
 from review.errors import ReviewError
 from review.workspace import Workspace
 
-if TYPE_CHECKING:
-
-    pass
-
 # The readers' formats (review.search.readers.NAMES), named here so --help stays fast.
 IMPORT_FORMATS = ("pubmed-xml", "medline", "ris", "wos-tab", "wos-plain", "csv", "xlsx",
                   "endnote-xml", "bibtex")
+
 
 def _lint_lines(workspace: Workspace, problems: list) -> list[str]:
     """Each lint message at the protocol line of the term it names."""

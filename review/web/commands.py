@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
 
 from review.commands import EXIT_OK, workspace_of
 
-if TYPE_CHECKING:
-
-    pass
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from review.web.app import serve
