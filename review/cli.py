@@ -20,6 +20,7 @@ from review.commands import EXIT_DATA, EXIT_OK, EXIT_USAGE, shown, workspace_of
 from review.errors import DataProblems, ReviewError, ReviewErrors, one_line
 from review.extraction.commands import add_commands as add_extraction_commands
 from review.fulltext.commands import add_commands as add_fulltext_commands
+from review.protocol_commands import add_commands as add_protocol_commands
 from review.report.commands import add_commands as add_report_commands
 from review.screening.commands import add_commands as add_screening_commands
 from review.search.commands import add_commands as add_search_commands
@@ -52,33 +53,6 @@ def cmd_init(args: argparse.Namespace) -> int:
           f"  5. {project} dedup, then screen --stage title-abstract --reviewer NAME\n"
           f"  6. {project} extract template --out sheet.xlsx, fill it, extract import it\n"
           f"  7. {project} build                # tables, figures and the report")
-    return EXIT_OK
-
-
-def cmd_protocol_render(args: argparse.Namespace) -> int:
-    from review.fileio import write_atomically
-    from review.protocol_document import render_protocol_markdown
-
-    workspace = workspace_of(args)
-    text = render_protocol_markdown(workspace.protocol, workspace.protocol_path.name)
-    write_atomically(workspace.protocol_document_path, text)
-    print(f"wrote {shown(workspace.protocol_document_path)}")
-    return EXIT_OK
-
-
-def cmd_protocol_check(args: argparse.Namespace) -> int:
-    from review.protocol_document import render_protocol_markdown
-
-    workspace = workspace_of(args)
-    protocol = workspace.protocol
-    document = workspace.protocol_document_path
-    expected = render_protocol_markdown(protocol, workspace.protocol_path.name)
-    if not document.exists() or document.read_text(encoding="utf-8") != expected:
-        print(f"{shown(document)}: out of date with {shown(workspace.protocol_path)}; "
-              "run 'review protocol render'")
-        return EXIT_DATA
-    print(f"{shown(workspace.protocol_path)}: valid protocol '{protocol.id}' version "
-          f"{protocol.version}; {shown(document)} agrees")
     return EXIT_OK
 
 
@@ -126,22 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "committed, unless a repository already encloses DIR)")
     init.set_defaults(handler=cmd_init)
 
-    protocol = commands.add_parser("protocol", help="check or render the protocol",
-                                   description="Validate the protocol and keep its "
-                                               "human-readable Markdown in step with it.")
-    protocol_commands = protocol.add_subparsers(dest="action", metavar="ACTION", required=True)
-    protocol_commands.add_parser(
-        "check", help="validate the protocol and check that its Markdown is current",
-        description="Validate the protocol YAML; exit 1 when the Markdown beside it is stale.",
-        epilog="example: review protocol check",
-    ).set_defaults(handler=cmd_protocol_check)
-    protocol_commands.add_parser(
-        "render", help="write the human-readable protocol (Markdown) from the YAML",
-        description="Write protocols/<id>.md from protocols/<id>.yaml.",
-        epilog="example: review protocol render",
-    ).set_defaults(handler=cmd_protocol_render)
-
     # Each step declares its own commands, in the order the data flows.
+    add_protocol_commands(commands)
     add_search_commands(commands)
     screen_commands = add_screening_commands(commands)
     add_fulltext_commands(commands, screen_commands)

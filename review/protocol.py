@@ -1,25 +1,52 @@
 """The review protocol: one YAML file that every step of the review reads.
 
-`load_protocol` parses and validates it; every problem is reported with the key path that is
-wrong (``extraction.fields[3].type: unknown type 'strng' (allowed: ...)``), so a reviewer who
-edits the protocol by hand knows exactly what to change.
+The protocol is a tree of typed pydantic models: `Protocol.model_validate` checks a parsed
+document against them, `protocol_schema()` publishes them as a JSON Schema for editors, and
+`load_protocol` reports every problem of a file at once, at its line and key path
+(``p.yaml:41: extraction.fields[3].type: 'strng' is not one of: text, ...``), so a reviewer
+who edits the protocol by hand knows exactly what to change.
+
+Example::
+
+    from review.protocol import load_protocol
+    protocol = load_protocol("protocols/my-review.yaml")
+    protocol.screening.stages          # ('title-abstract', 'full-text')
+    protocol.extraction.field("age")   # a FieldSpec: type, vocabulary, bounds
 """
 
 from __future__ import annotations
 
+import difflib
 import itertools
+import json
 import math
 import os
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic import Strict as _Strict
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from review.errors import ReviewError, ReviewErrors
-from review.fileio import read_text
+from review.fileio import read_text, write_atomically
+from review.protocol_format import FORMAT, SCHEMA_FILE, upgraded_document
 
 FIELD_TYPES = (
     "text", "identifier", "url", "doi", "pmid", "year", "integer", "number", "code", "codes",
@@ -27,28 +54,223 @@ FIELD_TYPES = (
 )
 RULE_KINDS = ("requires", "levels_need_sites")
 GROUPING_METHODS = ("glmm", "logit", "freeman_tukey", "arcsine")
+SCREENING_STAGES = ("title-abstract", "full-text")
+SCREENING_ORDERS = ("prioritised", "file", "random")
+RANKING_MODELS = ("naive_bayes", "svm", "logistic")
+FULLTEXT_SERVICES = ("unpaywall", "pmc")
+MEDIAN_RULES = ("table", "quantile")
+# The bones the report's skeleton map draws; a protocol's body_map maps its site codes onto
+# them.
+SKELETON_PARTS = ("skull", "orbit", "maxilla", "mandible", "cervical_spine", "thoracic_spine",
+                  "lumbar_spine", "spine_unspecified", "sacrum", "clavicle", "scapula",
+                  "sternum", "rib", "humerus", "forearm", "hand", "pelvis", "femur",
+                  "tibia_fibula", "foot")
+MAX_PROXIMITY_PHRASES = 64
+
+IDENTIFIER = r"^[A-Za-z][A-Za-z0-9_-]*$"
+PERSON = r"^[a-z][a-z0-9_-]{0,39}$"
+SEARCH_DATE = r"^\d{4}(/\d{2}(/\d{2})?)?$"
+ONE_WORD = r"^\S+$"
+# What a reviewer reads when a text does not have the shape its key asks for.
+_PATTERN_MESSAGES = {
+    IDENTIFIER: "'{value}' must start with a letter and hold only letters, digits, _ or -",
+    PERSON: "'{value}': use lower-case letters, digits, - or _, starting with a letter",
+    SEARCH_DATE: "'{value}' must be YYYY, YYYY/MM or YYYY/MM/DD",
+    ONE_WORD: "'{value}': each form is one word",
+}
 
 
-@dataclass(frozen=True)
-class FieldSpec:
+def _problem(message: str) -> PydanticCustomError:
+    # The message travels as context: a template would read braces in it (a regex) as fields.
+    return PydanticCustomError("protocol", "{message}", {"message": message})
+
+
+def not_one_of(value: str, allowed: Iterable[str]) -> str:
+    """`'laser' is not one of: surgery, radiotherapy` and the closest allowed value."""
+    allowed = list(allowed)
+    close = difflib.get_close_matches(value, allowed, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"'{value}' is not one of: {', '.join(allowed)}{hint}"
+
+
+class _Problems:
+    """The rules one model breaks, each at its key path below the model, raised together."""
+
+    def __init__(self) -> None:
+        self.found: list[InitErrorDetails] = []
+
+    def add(self, loc: tuple[str | int, ...], message: str) -> None:
+        self.found.append(InitErrorDetails(type=_problem(message), loc=loc, input=None))
+
+    def member(self, value: str | None, allowed: Iterable[str],
+               loc: tuple[str | int, ...]) -> None:
+        allowed = list(allowed)
+        if value and value not in allowed:
+            self.add(loc, not_one_of(value, allowed))
+
+    def members(self, values: Sequence[str], allowed: Iterable[str],
+                loc: tuple[str | int, ...]) -> None:
+        allowed = list(allowed)
+        for index, value in enumerate(values):
+            self.member(value, allowed, (*loc, index))
+
+    def unique_ids(self, ids: Sequence[str], loc: tuple[str | int, ...]) -> None:
+        for index, value in enumerate(ids):
+            if value in ids[:index]:
+                self.add(loc, f"'{value}' is listed twice")
+
+    def raise_any(self, title: str) -> None:
+        if self.found:
+            raise ValidationError.from_exception_data(title, self.found)
+
+
+def _none_as_empty(value: Any) -> Any:
+    """`key:` with nothing after it is an empty list."""
+    return [] if value is None else value
+
+
+def _none_as_mapping(value: Any) -> Any:
+    return {} if value is None else value
+
+
+def _one_as_list(value: Any) -> Any:
+    """A single text where a list is expected, as a list of one."""
+    return [value] if isinstance(value, str) else _none_as_empty(value)
+
+
+def _unique(items: tuple[Any, ...]) -> tuple[Any, ...]:
+    for index, item in enumerate(items):
+        if item in items[:index]:
+            raise _problem(f"'{item}' is listed twice")
+    return items
+
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+FreeText = Annotated[str, StringConstraints(strip_whitespace=True)]
+Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                              pattern=IDENTIFIER)]
+Person = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, pattern=PERSON)]
+Number = Annotated[float, _Strict()]
+Flag = Annotated[bool, _Strict()]
+Count = Annotated[int, _Strict(), Field(ge=0)]
+
+
+def _listed(item: Any, *, at_least_one: bool = False, one_as_list: bool = False,
+            distinct: bool = False) -> Any:
+    """A list of `item` (kept as a tuple), `key:` alone meaning none; the schema says what a
+    file may hold, the before-validator reads it so."""
+    schema_input = (Annotated[list[item], Field(min_length=1)] if at_least_one
+                    else list[item] | None)
+    if one_as_list:
+        schema_input = item | schema_input
+    return Annotated[
+        tuple[item, ...],
+        Field(min_length=1 if at_least_one else 0),
+        BeforeValidator(_one_as_list if one_as_list else _none_as_empty,
+                        json_schema_input_type=schema_input),
+        *([AfterValidator(_unique)] if distinct else []),
+    ]
+
+
+def _texts(item: Any, *, at_least_one: bool = False, one_as_list: bool = False) -> Any:
+    """A list of distinct texts."""
+    return _listed(item, at_least_one=at_least_one, one_as_list=one_as_list, distinct=True)
+
+
+def _mapping(kind: Any) -> Any:
+    """A mapping (a model, or a dict) that `key:` alone leaves empty."""
+    return Annotated[kind, BeforeValidator(_none_as_mapping,
+                                           json_schema_input_type=kind | None)]
+
+
+Texts = _texts(Text)
+SomeTexts = _texts(Text, at_least_one=True)
+FormerNames = _texts(Text, one_as_list=True)
+People = _texts(Person)
+
+
+def _above_zero_time(value: float) -> float:
+    if value <= 0:
+        raise _problem("must be a time above 0")
+    return value
+
+
+def _time_or_zero(value: float) -> float:
+    if value < 0:
+        raise _problem("must be a time ≥ 0")
+    return value
+
+
+def _fraction(value: float) -> float:
+    if not 0 < value < 1:
+        raise _problem(f"a fraction between 0 and 1 (such as 0.95), got {value:g}")
+    return value
+
+
+def _megabytes(value: float) -> float:
+    if not 0 < value <= 2000:
+        raise _problem(f"a size in MB above 0 and up to 2000, got {value:g}")
+    return value
+
+
+LandmarkTime = Annotated[Number, AfterValidator(_above_zero_time),
+                         WithJsonSchema({"type": "number", "exclusiveMinimum": 0})]
+BoundTime = Annotated[Number, AfterValidator(_time_or_zero),
+                      WithJsonSchema({"type": "number", "minimum": 0})]
+Fraction = Annotated[Number, AfterValidator(_fraction),
+                     WithJsonSchema({"type": "number", "exclusiveMinimum": 0,
+                                     "exclusiveMaximum": 1})]
+
+
+class _Model(BaseModel):
+    """A part of the protocol: frozen once read, strict about its keys."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", coerce_numbers_to_str=True)
+
+
+class Outcomes(_Model):
+    primary: SomeTexts
+    secondary: Texts = ()
+
+
+class Question(_Model):
+    """The review question, PICO-style, as the protocol words it."""
+
+    statement: Text | None = None
+    population: Text
+    condition: Text
+    interventions: Text | None = None
+    comparators: Text | None = None
+    context: Text | None = None
+    outcomes: Outcomes
+    designs: SomeTexts
+
+
+class Eligibility(_Model):
+    inclusion: SomeTexts
+    exclusion: Texts = ()
+
+
+class FieldSpec(_Model):
     """One column of the extraction sheet."""
 
-    name: str
-    type: str
-    description: str = ""
-    required: bool = False
-    unique: bool = False
-    values: tuple[str, ...] = ()
-    exclusive: tuple[str, ...] = ()
-    pattern: str | None = None
-    min: float | None = None
-    max: float | None = None
-    unit: str | None = None
-    renamed_from: tuple[str, ...] = ()
+    name: Identifier
+    type: Literal[FIELD_TYPES]
+    description: FreeText = ""
+    required: Flag = False
+    unique: Flag = False
+    values: Texts = ()
+    exclusive: Texts = ()
+    pattern: Text | None = None
+    min: Number | None = None
+    max: Number | None = None
+    unit: Text | None = None
+    renamed_from: FormerNames = ()
     # Two extractors' numbers agree when they differ by at most half of this.
-    precision: float | None = None
+    precision: Number | None = None
     # What people read for a code (forms, lists); the sheet keeps the code.
-    labels: dict[str, str] = field(default_factory=dict, compare=False)
+    labels: _mapping(dict[str, Text]) = Field(
+        default_factory=dict)
 
     def label(self, code: str) -> str:
         return self.labels.get(code, code)
@@ -65,74 +287,119 @@ class FieldSpec:
     def numeric(self) -> bool:
         return self.type in ("integer", "number", "year")
 
+    @model_validator(mode="after")
+    def _fits_its_type(self) -> FieldSpec:
+        problems = _Problems()
+        kind = self.type
+        if self.coded and not self.values:
+            problems.add(("values",), f"a '{kind}' field must list its allowed values")
+        if self.values and not self.coded:
+            problems.add(("values",), f"only code and codes fields take values, not '{kind}'")
+        if self.exclusive and kind != "codes":
+            problems.add(("exclusive",), "only a multi-valued 'codes' field takes exclusive")
+        problems.members(self.exclusive, self.values, ("exclusive",))
+        if self.pattern is not None:
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                problems.add(("pattern",), f"not a regular expression: {exc}")
+        elif kind == "identifier":
+            problems.add(("pattern",), "an identifier field needs a pattern")
+        bounded = kind in ("integer", "number")
+        if (self.min is not None or self.max is not None) and not bounded:
+            problems.add((), f"min and max apply to integer and number fields, not '{kind}'")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            problems.add((), f"min {self.min:g} is above max {self.max:g}")
+        if self.precision is not None and (not bounded or self.precision <= 0):
+            problems.add(("precision",),
+                         f"a positive step of an integer or number field (here '{kind}')")
+        for code in self.labels:
+            problems.member(code, self.values, ("labels", code))
+        problems.raise_any("FieldSpec")
+        return self
 
-@dataclass(frozen=True)
-class Rule:
+
+class Rule(_Model):
     """A cross-field rule of the extraction schema."""
 
-    rule: str
-    field: str
-    needs: str | None = None
-    sites_field: str | None = None
-    regions: dict[str, str] = field(default_factory=dict)
+    rule: Literal[RULE_KINDS]
+    field: Text
+    needs: Text | None = None
+    sites_field: Text | None = None
+    regions: _mapping(dict[str, Text]) = Field(
+        default_factory=dict)
+
+    @model_validator(mode="after")
+    def _has_what_its_kind_needs(self) -> Rule:
+        problems = _Problems()
+        if self.rule == "requires" and self.needs is None:
+            problems.add(("needs",), "missing (the field that must be reported too)")
+        if self.rule == "levels_need_sites":
+            if self.sites_field is None:
+                problems.add(("sites_field",), "missing")
+            if not self.regions:
+                problems.add(("regions",), "must map level prefixes (C, T, ...) to sites")
+        problems.raise_any("Rule")
+        return self
 
 
-@dataclass(frozen=True)
-class StudyKey:
+class StudyKey(_Model):
     """How patient rows group into reports, and which report fields must agree."""
 
-    key: str
-    id_field: str
-    fields: tuple[str, ...]
-    consistent: tuple[str, ...]
+    key: Text
+    id_field: Text
+    fields: Texts = ()
+    consistent: Texts = ()
 
 
-@dataclass(frozen=True)
-class AppraisalItem:
-    id: str
-    question: str
+class AppraisalItem(_Model):
+    id: Identifier
+    question: Text
 
 
-@dataclass(frozen=True)
-class Appraisal:
-    tool: str
-    answers: tuple[str, ...]
-    items: tuple[AppraisalItem, ...]
+class Appraisal(_Model):
+    tool: Text
+    answers: SomeTexts
+    items: Annotated[tuple[AppraisalItem, ...], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _items_are_distinct(self) -> Appraisal:
+        problems = _Problems()
+        problems.unique_ids([item.id for item in self.items], ("items",))
+        problems.raise_any("Appraisal")
+        return self
 
 
-@dataclass(frozen=True)
-class DoubleExtraction:
+class DoubleExtraction(_Model):
     """How reports were chosen for a second, independent extraction and how the extractors'
     disagreements were settled; the fields whose agreement is not measured (free text)."""
 
-    selection: str
-    resolution: str
-    not_compared: tuple[str, ...] = ()
+    selection: Text
+    resolution: Text
+    not_compared: Texts = ()
 
 
-@dataclass(frozen=True)
-class DuplicatePatients:
+class DuplicatePatients(_Model):
     """The screen for one patient reported twice (in a case report and again in a meeting
     abstract, or in two journals): patients of different reports that agree on every `match`
     field (each known in both), do not differ on any `differ_not` field known in both, and
     whose reports are at most `max_year_gap` years apart in `year_field`."""
 
-    match: tuple[str, ...]
-    year_field: str | None = None
-    max_year_gap: int = 5
-    differ_not: tuple[str, ...] = ()
+    match: SomeTexts
+    year_field: Text | None = None
+    max_year_gap: Count = 5
+    differ_not: Texts = ()
 
 
-@dataclass(frozen=True)
-class ExtractionSchema:
+class ExtractionSchema(_Model):
     """The extraction sheet's columns, vocabularies and cross-field rules."""
 
-    unit: str
-    list_separator: str
+    unit: Text
+    list_separator: Annotated[str, StringConstraints(min_length=1, max_length=1)] = ";"
     study: StudyKey
-    fields: tuple[FieldSpec, ...]
-    rules: tuple[Rule, ...]
-    appraisal: Appraisal | None
+    fields: Annotated[tuple[FieldSpec, ...], Field(min_length=1)]
+    rules: _listed(Rule) = ()
+    appraisal: Appraisal | None = None
     double_extraction: DoubleExtraction | None = None
     duplicate_patients: DuplicatePatients | None = None
 
@@ -151,26 +418,113 @@ class ExtractionSchema:
                 return spec
         raise KeyError(name)
 
+    @model_validator(mode="after")
+    def _names_its_own_fields(self) -> ExtractionSchema:
+        problems = _Problems()
+        names = self.columns
+        problems.unique_ids(names, ("fields",))
+        linking = [spec.name for spec in self.fields if spec.type == "record"]
+        if len(linking) > 1:
+            problems.add(("fields",), f"one field links a row to its screening record; "
+                                      f"{', '.join(linking)} are all of type record")
+        former: dict[str, str] = {}
+        for index, spec in enumerate(self.fields):
+            for old_name in spec.renamed_from:
+                where = ("fields", index, "renamed_from")
+                if old_name in names:
+                    problems.add(where, f"'{old_name}' is still a field of the schema")
+                elif old_name in former:
+                    problems.add(where, f"'{old_name}' is also the former name of "
+                                        f"'{former[old_name]}'")
+                former[old_name] = spec.name
+        problems.member(self.study.key, names, ("study", "key"))
+        problems.member(self.study.id_field, names, ("study", "id_field"))
+        problems.members(self.study.fields, names, ("study", "fields"))
+        problems.members(self.study.consistent, names, ("study", "consistent"))
+        for index, rule in enumerate(self.rules):
+            problems.member(rule.field, names, ("rules", index, "field"))
+            if rule.rule == "requires":
+                problems.member(rule.needs, names, ("rules", index, "needs"))
+            else:
+                problems.member(rule.sites_field, names, ("rules", index, "sites_field"))
+                if rule.sites_field in names:
+                    allowed = self.field(rule.sites_field).values
+                    for prefix, site in rule.regions.items():
+                        problems.member(site, allowed, ("rules", index, "regions", prefix))
+        if self.double_extraction is not None:
+            problems.members(self.double_extraction.not_compared, names,
+                             ("double_extraction", "not_compared"))
+        if self.duplicate_patients is not None:
+            screen = self.duplicate_patients
+            problems.members(screen.match, names, ("duplicate_patients", "match"))
+            problems.members(screen.differ_not, names, ("duplicate_patients", "differ_not"))
+            problems.member(screen.year_field, names, ("duplicate_patients", "year_field"))
+        problems.raise_any("ExtractionSchema")
+        return self
 
-@dataclass(frozen=True)
-class MeshHeading:
-    heading: str
-    subheading: str | None = None
-    major: bool = False
-    explode: bool = True
+
+def _heading_alone(value: Any) -> Any:
+    """A heading alone: exploded, not major, no subheading."""
+    return {"heading": value} if isinstance(value, str) else value
 
 
-MAX_PROXIMITY_PHRASES = 64
+class MeshHeading(_Model):
+    heading: Text
+    subheading: Text | None = None
+    major: Flag = False
+    explode: Flag = True
 
 
-@dataclass(frozen=True)
-class ProximityTerm:
+def _phrase_as_words(value: Any) -> Any:
+    """`phrase: metastasis vertebra` is `words:` with one form per word."""
+    if not isinstance(value, dict):
+        return value
+    if ("phrase" in value) == ("words" in value):
+        raise _problem("give either phrase (exact words) or words (the forms of each word)")
+    if "phrase" not in value:
+        return value
+    phrase = value["phrase"]
+    if isinstance(phrase, bool) or not isinstance(phrase, (str, int, float)):
+        raise _problem(f"phrase must be text, got {_kind(phrase)}")
+    words = {key: item for key, item in value.items() if key != "phrase"}
+    return {**words, "words": [[word] for word in str(phrase).split()]}
+
+
+Word = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, pattern=ONE_WORD)]
+# One position of a proximity search: a word, or the list of its forms.
+Forms = _texts(Word, at_least_one=True, one_as_list=True)
+
+
+def _add_phrase(schema: dict[str, Any]) -> None:
+    schema["properties"]["phrase"] = {
+        "type": "string", "description": "The exact words, one form each (instead of words)."}
+    schema["oneOf"] = [{"required": ["phrase"]}, {"required": ["words"]}]
+
+
+class ProximityTerm(_Model):
     """Words at most `distance` words apart in title or abstract. PubMed matches each word of
     a proximity search exactly (no truncation, no plurals), so each position lists its forms
     and the query asks for every combination."""
 
-    words: tuple[tuple[str, ...], ...]
-    distance: int
+    model_config = ConfigDict(json_schema_extra=_add_phrase)
+
+    words: Annotated[tuple[Forms, ...],
+                     Field(min_length=1)] = ()
+    distance: Count
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_phrase(cls, value: Any) -> Any:
+        return _phrase_as_words(value)
+
+    @field_validator("words")
+    @classmethod
+    def _few_combinations(cls, words: tuple[tuple[str, ...], ...]) -> tuple[tuple[str, ...], ...]:
+        combinations = math.prod(len(forms) for forms in words)
+        if combinations > MAX_PROXIMITY_PHRASES:
+            raise _problem(f"{combinations} combinations of forms; at most "
+                           f"{MAX_PROXIMITY_PHRASES}")
+        return words
 
     @property
     def phrase(self) -> str:
@@ -189,1007 +543,474 @@ class ProximityTerm:
         return " ".join("/".join(forms) for forms in self.words)
 
 
-@dataclass(frozen=True)
-class SearchConcept:
-    id: str
-    label: str
-    mesh: tuple[MeshHeading, ...] = ()
-    tiab: tuple[str, ...] = ()
-    tiab_proximity: tuple[ProximityTerm, ...] = ()
-    publication_types: tuple[str, ...] = ()
+# A MeSH heading, or its name alone.
+MeshEntry = Annotated[MeshHeading, BeforeValidator(
+    _heading_alone, json_schema_input_type=Union[Text, MeshHeading])]  # noqa: UP007
 
 
-@dataclass(frozen=True)
-class ExcludeBlock:
-    label: str
-    query: str
+class SearchConcept(_Model):
+    id: Identifier
+    label: Text
+    mesh: _listed(MeshEntry) = ()
+    tiab: Texts = ()
+    tiab_proximity: _listed(ProximityTerm) = ()
+    publication_types: Texts = ()
+
+    @model_validator(mode="after")
+    def _searches_something(self) -> SearchConcept:
+        if not (self.mesh or self.tiab or self.tiab_proximity or self.publication_types):
+            raise _problem("a concept needs at least one MeSH heading, term or publication "
+                           "type")
+        return self
 
 
-@dataclass(frozen=True)
-class SearchLimits:
-    date_from: str | None
-    date_to: str | None
-    languages: tuple[str, ...]
+class ExcludeBlock(_Model):
+    label: Text
+    query: Text
 
 
-@dataclass(frozen=True)
-class SearchSpec:
-    databases: tuple[str, ...]
-    other_methods: tuple[str, ...]
-    concepts: tuple[SearchConcept, ...]
-    exclude: tuple[ExcludeBlock, ...]
-    limits: SearchLimits
+SearchDate = Annotated[str, StringConstraints(strip_whitespace=True, pattern=SEARCH_DATE)]
 
 
-@dataclass(frozen=True)
-class ExclusionReason:
-    id: str
-    label: str
+class SearchLimits(_Model):
+    date_from: SearchDate | None = None
+    date_to: SearchDate | None = None
+    languages: Texts = ()
 
 
-SCREENING_ORDERS = ("prioritised", "file", "random")
-RANKING_MODELS = ("naive_bayes", "svm", "logistic")
+class SearchSpec(_Model):
+    databases: Texts = ()
+    other_methods: Texts = ()
+    concepts: Annotated[tuple[SearchConcept, ...], Field(min_length=1)]
+    exclude: _listed(ExcludeBlock) = ()
+    limits: _mapping(SearchLimits) = SearchLimits()
+
+    @model_validator(mode="after")
+    def _concepts_are_distinct(self) -> SearchSpec:
+        problems = _Problems()
+        problems.unique_ids([concept.id for concept in self.concepts], ("concepts",))
+        problems.raise_any("SearchSpec")
+        return self
 
 
-@dataclass(frozen=True)
-class Prioritisation:
+class ExclusionReason(_Model):
+    id: Identifier
+    label: Text
+
+
+class Prioritisation(_Model):
     """The order records are offered in at title and abstract (full text keeps record
     order), and the model that ranks them by the reviewer's own decisions."""
 
-    order: str = "prioritised"
-    model: str = "naive_bayes"
-    seed: int = 0
+    order: Literal[SCREENING_ORDERS] = "prioritised"
+    model: Literal[RANKING_MODELS] = "naive_bayes"
+    seed: Count = 0
 
 
-@dataclass(frozen=True)
-class StoppingRule:
+class Ranking(_Model):
+    """The model that ranks the title-and-abstract queue, and its seed."""
+
+    model: Literal[RANKING_MODELS] = "naive_bayes"
+    seed: Count = 0
+
+
+class StoppingRule(_Model):
     """When screening in ranked order may stop: the hypergeometric test of Callaghan and
     Müller-Hansen (2020) rejects, at `confidence`, that recall is below `recall_target`."""
 
-    recall_target: float = 0.95
-    confidence: float = 0.95
+    recall_target: Fraction = 0.95
+    confidence: Fraction = 0.95
 
 
-@dataclass(frozen=True)
-class ScreeningSpec:
-    stages: tuple[str, ...]
-    reviewers: tuple[str, ...]
-    exclusion_reasons: tuple[ExclusionReason, ...]
-    include_keywords: tuple[str, ...]
-    exclude_keywords: tuple[str, ...]
-    adjudicators: tuple[str, ...] = ()
+class Keywords(_Model):
+    """Words the screener highlights in titles and abstracts."""
+
+    include: Texts = ()
+    exclude: Texts = ()
+
+
+Stages = _texts(Literal[SCREENING_STAGES], at_least_one=True)
+
+
+class ScreeningSpec(_Model):
+    stages: Stages
+    reviewers: People = ()
+    exclusion_reasons: Annotated[tuple[ExclusionReason, ...], Field(min_length=1)]
+    keywords: _mapping(Keywords) = Keywords()
+    adjudicators: People = ()
     # Who may import exports in the web app, besides the adjudicators.
-    managers: tuple[str, ...] = ()
-    prioritisation: Prioritisation = Prioritisation()
-    stopping: StoppingRule = StoppingRule()
+    managers: People = ()
+    order: Literal[SCREENING_ORDERS] = "prioritised"
+    ranking: _mapping(Ranking) = Ranking()
+    stopping: _mapping(StoppingRule) = StoppingRule()
+
+    @property
+    def include_keywords(self) -> tuple[str, ...]:
+        return self.keywords.include
+
+    @property
+    def exclude_keywords(self) -> tuple[str, ...]:
+        return self.keywords.exclude
+
+    @property
+    def prioritisation(self) -> Prioritisation:
+        return Prioritisation(order=self.order, model=self.ranking.model, seed=self.ranking.seed)
+
+    @model_validator(mode="after")
+    def _reasons_are_distinct(self) -> ScreeningSpec:
+        problems = _Problems()
+        problems.unique_ids([reason.id for reason in self.exclusion_reasons],
+                            ("exclusion_reasons",))
+        problems.raise_any("ScreeningSpec")
+        return self
 
 
-FULLTEXT_SERVICES = ("unpaywall", "pmc")
+Services = _texts(Literal[FULLTEXT_SERVICES])
 
 
-@dataclass(frozen=True)
-class FullTextSpec:
+class FullTextSpec(_Model):
     """Where `review fulltext find` looks for open copies, in order, and the largest PDF the
     store takes."""
 
-    services: tuple[str, ...] = FULLTEXT_SERVICES
-    max_megabytes: float = 50.0
+    services: Services = FULLTEXT_SERVICES
+    max_megabytes: Annotated[Number, AfterValidator(_megabytes),
+                             WithJsonSchema({"type": "number", "exclusiveMinimum": 0,
+                                             "maximum": 2000})] = 50.0
 
     @property
     def max_bytes(self) -> int:
         return int(self.max_megabytes * 1_000_000)
 
 
-@dataclass(frozen=True)
-class SiteRegion:
-    id: str
-    label: str
-    sites: tuple[str, ...]
+class SiteRegion(_Model):
+    id: Identifier
+    label: Text
+    sites: SomeTexts
 
 
-@dataclass(frozen=True)
-class TreatmentGroup:
-    id: str
-    label: str
-    any_of: tuple[str, ...]
+class TreatmentGroup(_Model):
+    id: Identifier
+    label: Text
+    any_of: SomeTexts
 
 
-@dataclass(frozen=True)
-class TreatmentGrouping:
+class TreatmentGrouping(_Model):
     """Mutually exclusive groups of one treatment field; the first group that matches wins."""
 
-    id: str
-    label: str
-    field: str
-    groups: tuple[TreatmentGroup, ...]
+    id: Identifier
+    label: Text
+    field: Text
+    groups: Annotated[tuple[TreatmentGroup, ...], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _groups_are_distinct(self) -> TreatmentGrouping:
+        problems = _Problems()
+        problems.unique_ids([group.id for group in self.groups], ("groups",))
+        problems.raise_any("TreatmentGrouping")
+        return self
 
 
-@dataclass(frozen=True)
-class SurvivalSpec:
-    time_field: str
-    status_field: str
-    event_value: str
-    censored_value: str
-    time_unit: str
-    landmarks: tuple[float, ...]
+class SurvivalSpec(_Model):
+    time_field: Text
+    status_field: Text
+    event_value: Text
+    censored_value: Text
+    time_unit: Text = "months"
+    landmarks: _listed(LandmarkTime) = ()
     # What the times count from, as the report says it: "the diagnosis of the metastasis".
-    origin: str = "the start of follow-up"
+    origin: Text = "the start of follow-up"
     # The code field saying what each patient's time counts from, and its code for `origin`:
     # the main analysis keeps the patients timed from it; the others form a sensitivity one.
-    origin_field: str | None = None
-    origin_value: str | None = None
+    origin_field: Text | None = None
+    origin_value: Text | None = None
     # Below these the report describes instead of testing: deaths in the smallest group for a
     # log-rank test, deaths per model parameter for a Cox model.
-    min_events_per_group: int = 5
-    min_events_per_parameter: int = 10
+    min_events_per_group: Count = 5
+    min_events_per_parameter: Count = 10
     # How a median is read off a curve at exactly 50%: "table" as R's printed survfit table
     # (and survminer, lifelines), or "quantile" as R's quantile.survfit.
-    median_rule: str = "table"
+    median_rule: Literal[MEDIAN_RULES] = "table"
     # Times at which a sensitivity analysis places the events that have no time (besides the
     # origin, the worst case).
-    missing_time_bounds: tuple[float, ...] = ()
+    missing_time_bounds: _listed(BoundTime) = ()
+
+    @model_validator(mode="after")
+    def _origin_is_whole(self) -> SurvivalSpec:
+        if (self.origin_field is None) != (self.origin_value is None):
+            raise _problem("origin_field and origin_value go together: the field that says "
+                           "what each time counts from, and its value for the origin")
+        return self
 
 
-MEDIAN_RULES = ("table", "quantile")
-# The bones the report's skeleton map draws; a protocol's body_map maps its site codes onto
-# them.
-SKELETON_PARTS = ("skull", "orbit", "maxilla", "mandible", "cervical_spine", "thoracic_spine",
-                  "lumbar_spine", "spine_unspecified", "sacrum", "clavicle", "scapula",
-                  "sternum", "rib", "humerus", "forearm", "hand", "pelvis", "femur",
-                  "tibia_fibula", "foot")
+class PoolingSpec(_Model):
+    method: Literal[GROUPING_METHODS]
+    regions: SomeTexts
 
 
-@dataclass(frozen=True)
-class PoolingSpec:
-    method: str
-    regions: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class HeadlineFinding:
+class HeadlineFinding(_Model):
     """A coded value the summary counts: '{statement} in 12 of 40 patients for whom this was
     reported'."""
 
-    field: str
-    value: str
-    statement: str
+    field: Text
+    value: Text
+    statement: Text
 
 
-@dataclass(frozen=True)
-class AnalysisSpec:
-    sites_field: str
-    levels_field: str | None
-    characteristics: tuple[str, ...]
-    site_regions: tuple[SiteRegion, ...]
-    pooling: PoolingSpec | None
-    survival: SurvivalSpec | None
-    treatment_groupings: tuple[TreatmentGrouping, ...]
+class AnalysisSpec(_Model):
+    sites_field: Text
+    levels_field: Text | None = None
+    characteristics: Texts = ()
+    site_regions: _listed(SiteRegion) = ()
+    pooling: PoolingSpec | None = None
+    survival: SurvivalSpec | None = None
+    treatment_groupings: _listed(TreatmentGrouping) = ()
     # How the report names who was studied: "patients with <the condition>", and more briefly
-    # in caveats (population_short), each as the protocol words it.
-    population: str = "patients"
-    population_short: str = "patients"
-    headline_regions: tuple[str, ...] = ()
+    # in caveats (population_short), each as the protocol words it; by default the
+    # extraction's unit, in the plural.
+    population: Text | None = None
+    population_short: Text | None = None
+    # The regions the summary names (default: the pooled regions, else the first two).
+    headline_regions: Texts = ()
     # The region whose patients the vertebral-level table counts (default: the first region).
-    levels_region: str | None = None
-    headline_findings: tuple[HeadlineFinding, ...] = ()
+    levels_region: Text | None = None
+    headline_findings: _listed(HeadlineFinding) = ()
     # The skeleton map's bones, each with the site codes drawn on it; None: the sites whose
     # codes are the drawing's bone names. A protocol whose sites are no bones gets no map.
-    body_map: dict[str, tuple[str, ...]] | None = None
+    body_map: dict[Text, SomeTexts] | None = Field(
+        default=None, json_schema_extra={"propertyNames": {"enum": list(SKELETON_PARTS)}})
+
+    def reading(self, schema: ExtractionSchema) -> AnalysisSpec:
+        """This analysis checked against the extraction schema whose fields it names, with
+        its defaults filled in; raises `ValidationError` naming each wrong reference (all of
+        them at once, so the checks of its own parts are made here too)."""
+        problems = _Problems()
+        fields = {spec.name: spec for spec in schema.fields}
+        region_ids = tuple(region.id for region in self.site_regions)
+        problems.unique_ids(region_ids, ("site_regions",))
+        problems.unique_ids([grouping.id for grouping in self.treatment_groupings],
+                            ("treatment_groupings",))
+        if self.pooling is not None:
+            problems.members(self.pooling.regions, region_ids, ("pooling", "regions"))
+        problems.members(self.headline_regions, region_ids, ("headline_regions",))
+        problems.member(self.levels_region, region_ids, ("levels_region",))
+        for part in self.body_map or {}:
+            problems.member(part, SKELETON_PARTS, ("body_map", part))
+
+        def coded(name: str | None, loc: tuple[str | int, ...]) -> FieldSpec | None:
+            if name is None:
+                return None
+            spec = fields.get(name)
+            if spec is None:
+                problems.add(loc, f"'{name}' is not a field of the extraction schema")
+            elif not spec.coded:
+                problems.add(loc, f"'{name}' is not a coded field")
+            return spec
+
+        sites = coded(self.sites_field, ("sites_field",))
+        site_codes = sites.values if sites is not None else None
+        coded(self.levels_field, ("levels_field",))
+        for index, name in enumerate(self.characteristics):
+            spec = fields.get(name)
+            if spec is None:
+                problems.add(("characteristics", index),
+                             f"'{name}' is not a field of the extraction schema")
+            elif not (spec.coded or spec.type in ("integer", "number")):
+                problems.add(("characteristics", index), f"'{name}' is neither coded nor numeric")
+        if site_codes is not None:
+            for index, region in enumerate(self.site_regions):
+                problems.members(region.sites, site_codes, ("site_regions", index, "sites"))
+            for part, codes in (self.body_map or {}).items():
+                problems.members(codes, site_codes, ("body_map", part))
+        if self.survival is not None:
+            survival = self.survival
+            time_spec = fields.get(survival.time_field)
+            if time_spec is None or time_spec.type != "number":
+                problems.add(("survival", "time_field"), f"'{survival.time_field}' is not a "
+                                                         "number field of the extraction schema")
+            status = coded(survival.status_field, ("survival", "status_field"))
+            if status is not None and status.coded:
+                problems.member(survival.event_value, status.values, ("survival", "event_value"))
+                problems.member(survival.censored_value, status.values,
+                                ("survival", "censored_value"))
+            origin = coded(survival.origin_field, ("survival", "origin_field"))
+            if origin is not None and origin.coded:
+                problems.member(survival.origin_value, origin.values,
+                                ("survival", "origin_value"))
+        for index, grouping in enumerate(self.treatment_groupings):
+            target = coded(grouping.field, ("treatment_groupings", index, "field"))
+            if target is not None and target.coded:
+                for number, group in enumerate(grouping.groups):
+                    problems.members(group.any_of, target.values,
+                                     ("treatment_groupings", index, "groups", number, "any_of"))
+        for index, finding in enumerate(self.headline_findings):
+            target = coded(finding.field, ("headline_findings", index, "field"))
+            if target is not None and target.coded:
+                problems.member(finding.value, target.values,
+                                ("headline_findings", index, "value"))
+        problems.raise_any("AnalysisSpec")
+        population = self.population or f"{schema.unit}s"
+        return self.model_copy(update={
+            "population": population,
+            "population_short": self.population_short or population,
+            "headline_regions": self.headline_regions or (
+                self.pooling.regions if self.pooling else region_ids[:2]),
+            "levels_region": self.levels_region or (region_ids[0] if region_ids else None),
+        })
 
 
-@dataclass(frozen=True)
-class Protocol:
+class Protocol(_Model):
     """A validated review protocol."""
 
-    id: str
-    version: str
-    title: str
-    registration: str
-    question: dict[str, Any]
-    eligibility: dict[str, list[str]]
+    model_config = ConfigDict(title="Review protocol", json_schema_extra={
+        "$schema": "https://json-schema.org/draft/2020-12/schema"})
+
+    # The format the file is written in: an older one is upgraded when read.
+    protocol_format: Annotated[int, _Strict(), Field(ge=1, le=FORMAT)] = FORMAT
+    id: Identifier
+    version: Text
+    title: Text
+    registration: Text = "Not registered"
+    question: Question
+    eligibility: Eligibility
     search: SearchSpec
     screening: ScreeningSpec
     extraction: ExtractionSchema
-    analysis: AnalysisSpec | None
-    path: Path | None = None
-    fulltext: FullTextSpec = FullTextSpec()
+    analysis: AnalysisSpec | None = None
+    fulltext: _mapping(FullTextSpec) = FullTextSpec()
+    _path: Path | None = PrivateAttr(default=None)
+    _notes: tuple[str, ...] = PrivateAttr(default=())
+
+    @property
+    def path(self) -> Path | None:
+        """The file the protocol was read from, if any."""
+        return self._path
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What reading the file changed in memory (an older format upgraded)."""
+        return self._notes
+
+    @field_validator("analysis")
+    @classmethod
+    def _analysis_reads_the_schema(cls, analysis: AnalysisSpec | None,
+                                   info: ValidationInfo) -> AnalysisSpec | None:
+        schema = info.data.get("extraction")
+        if analysis is None or schema is None:
+            return analysis
+        return analysis.reading(schema)
 
 
-class _Checker:
-    """Reads a parsed YAML tree and collects every error with the key path it belongs to."""
-
-    def __init__(self) -> None:
-        self.errors: list[tuple[str, str]] = []
-
-    def fail(self, path: str, message: str) -> None:
-        self.errors.append((path, message))
-
-    def mapping(
-        self, value: Any, path: str, required: tuple[str, ...], optional: tuple[str, ...] = ()
-    ) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            self.fail(path, f"must be a mapping of keys, got {_kind(value)}")
-            return {}
-        for key in value:
-            if key not in required and key not in optional:
-                allowed = ", ".join((*required, *optional))
-                self.fail(_join(path, str(key)), f"unknown key (allowed: {allowed})")
-        for key in required:
-            if key not in value:
-                self.fail(_join(path, key), "missing")
-        return value
-
-    def free_mapping(self, value: Any, path: str) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            self.fail(path, f"must be a mapping, got {_kind(value)}")
-            return {}
-        return value
-
-    def text(self, value: Any, path: str, *, allow_empty: bool = False) -> str:
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            self.fail(path, f"must be text, got {_kind(value)}")
-            return ""
-        text = str(value).strip()
-        if not text and not allow_empty:
-            self.fail(path, "must not be empty")
-        return text
-
-    def optional_text(self, value: Any, path: str) -> str | None:
-        return None if value is None else self.text(value, path)
-
-    def texts(self, value: Any, path: str, *, allow_empty: bool = True) -> tuple[str, ...]:
-        if value is None:
-            value = []
-        if not isinstance(value, list):
-            self.fail(path, f"must be a list, got {_kind(value)}")
-            return ()
-        if not value and not allow_empty:
-            self.fail(path, "must list at least one entry")
-        items = tuple(self.text(item, f"{path}[{i}]") for i, item in enumerate(value))
-        self.unique(items, path)
-        return items
-
-    def objects(self, value: Any, path: str, *, allow_empty: bool = False) -> list[tuple[str, Any]]:
-        if value is None:
-            value = []
-        if not isinstance(value, list):
-            self.fail(path, f"must be a list, got {_kind(value)}")
-            return []
-        if not value and not allow_empty:
-            self.fail(path, "must list at least one entry")
-        return [(f"{path}[{i}]", item) for i, item in enumerate(value)]
-
-    def flag(self, value: Any, path: str) -> bool:
-        if not isinstance(value, bool):
-            self.fail(path, f"must be true or false, got {value!r}")
-            return False
-        return value
-
-    def number(self, value: Any, path: str) -> float | None:
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self.fail(path, f"must be a number, got {value!r}")
-            return None
-        return float(value)
-
-    def unique(self, items: tuple[str, ...] | list[str], path: str) -> None:
-        seen: set[str] = set()
-        for item in items:
-            if item in seen:
-                self.fail(path, f"'{item}' is listed twice")
-            seen.add(item)
-
-    def member(self, value: str, allowed: tuple[str, ...] | list[str], path: str) -> None:
-        if value and value not in allowed:
-            self.fail(path, f"'{value}' is not one of: {', '.join(allowed)}")
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
+def protocol_schema() -> dict[str, Any]:
+    """The JSON Schema of a protocol file, for editors (YAML language server) and validators."""
+    return Protocol.model_json_schema(mode="validation")
 
 
 def _kind(value: Any) -> str:
     return "nothing" if value is None else type(value).__name__
 
 
-def _identifier(check: _Checker, value: Any, path: str) -> str:
-    text = check.text(value, path)
-    if text and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", text):
-        check.fail(path, f"'{text}' must start with a letter and hold only letters, digits, _ or -")
-    return text
-
-
-def _parse_field(check: _Checker, raw: Any, path: str) -> FieldSpec:
-    data = check.mapping(
-        raw, path, ("name", "type"),
-        ("description", "required", "unique", "values", "exclusive", "pattern", "min", "max",
-         "unit", "renamed_from", "precision", "labels"),
-    )
-    name = _identifier(check, data.get("name"), _join(path, "name"))
-    kind = check.text(data.get("type"), _join(path, "type"))
-    if kind and kind not in FIELD_TYPES:
-        check.fail(_join(path, "type"),
-                   f"unknown type '{kind}' (allowed: {', '.join(FIELD_TYPES)})")
-    values = check.texts(data.get("values"), _join(path, "values"))
-    exclusive = check.texts(data.get("exclusive"), _join(path, "exclusive"))
-    if kind in ("code", "codes") and not values:
-        check.fail(_join(path, "values"), f"a '{kind}' field must list its allowed values")
-    if values and kind not in ("code", "codes"):
-        check.fail(_join(path, "values"), f"only code and codes fields take values, not '{kind}'")
-    if exclusive and kind != "codes":
-        check.fail(_join(path, "exclusive"), "only a multi-valued 'codes' field takes exclusive")
-    for i, value in enumerate(exclusive):
-        check.member(value, values, f"{path}.exclusive[{i}]")
-    pattern = check.optional_text(data.get("pattern"), _join(path, "pattern"))
-    if pattern is not None:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            check.fail(_join(path, "pattern"), f"not a regular expression: {exc}")
-    if kind == "identifier" and pattern is None:
-        check.fail(_join(path, "pattern"), "an identifier field needs a pattern")
-    low = check.number(data.get("min"), _join(path, "min"))
-    high = check.number(data.get("max"), _join(path, "max"))
-    if (low is not None or high is not None) and kind not in ("integer", "number"):
-        check.fail(path, f"min and max apply to integer and number fields, not '{kind}'")
-    if low is not None and high is not None and low > high:
-        check.fail(path, f"min {low:g} is above max {high:g}")
-    precision = check.number(data.get("precision"), _join(path, "precision"))
-    if precision is not None and (kind not in ("integer", "number") or precision <= 0):
-        check.fail(_join(path, "precision"),
-                   f"a positive step of an integer or number field (here '{kind}')")
-    labels = {}
-    for code, label in check.free_mapping(data.get("labels") or {}, _join(path, "labels")).items():
-        where = f"{path}.labels.{code}"
-        check.member(str(code), values, where)
-        labels[str(code)] = check.text(label, where)
-    return FieldSpec(
-        name=name,
-        type=kind,
-        labels=labels,
-        description=check.text(data.get("description", ""), _join(path, "description"),
-                               allow_empty=True),
-        required=check.flag(data.get("required", False), _join(path, "required")),
-        unique=check.flag(data.get("unique", False), _join(path, "unique")),
-        values=values,
-        exclusive=exclusive,
-        pattern=pattern,
-        min=low,
-        max=high,
-        unit=check.optional_text(data.get("unit"), _join(path, "unit")),
-        renamed_from=check.texts(_as_list(data.get("renamed_from")),
-                                 _join(path, "renamed_from")),
-        precision=precision,
-    )
-
-
-def _as_list(value: Any) -> Any:
-    """A single text where a list is expected, as a list of one."""
-    return [value] if isinstance(value, str) else value
-
-
-def _parse_rule(check: _Checker, raw: Any, path: str, fields: dict[str, FieldSpec]) -> Rule:
-    data = check.mapping(raw, path, ("rule", "field"), ("needs", "sites_field", "regions"))
-    kind = check.text(data.get("rule"), _join(path, "rule"))
-    check.member(kind, RULE_KINDS, _join(path, "rule"))
-    name = check.text(data.get("field"), _join(path, "field"))
-    check.member(name, list(fields), _join(path, "field"))
-    needs = check.optional_text(data.get("needs"), _join(path, "needs"))
-    sites_field = check.optional_text(data.get("sites_field"), _join(path, "sites_field"))
-    regions: dict[str, str] = {}
-    if kind == "requires":
-        if needs is None:
-            check.fail(_join(path, "needs"), "missing (the field that must be reported too)")
+def _unwrapped(annotation: Any) -> Any:
+    """The type under `Annotated[...]` and `X | None`."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin is Union or type(annotation).__name__ == "UnionType":
+            annotation = next(arg for arg in get_args(annotation) if arg is not type(None))
         else:
-            check.member(needs, list(fields), _join(path, "needs"))
-    if kind == "levels_need_sites":
-        if sites_field is None:
-            check.fail(_join(path, "sites_field"), "missing")
+            return annotation
+
+
+def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
+    """The model whose keys live at `loc` of a protocol document."""
+    current: Any = Protocol
+    for part in loc:
+        current = _unwrapped(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            info = current.model_fields.get(str(part))
+            if info is None:
+                return None
+            current = info.annotation
+        elif get_origin(current) in (tuple, list):
+            current = get_args(current)[0]
+        elif get_origin(current) is dict:
+            current = get_args(current)[1]
         else:
-            check.member(sites_field, list(fields), _join(path, "sites_field"))
-        raw_regions = check.free_mapping(data.get("regions"), _join(path, "regions"))
-        sites = fields.get(sites_field or "")
-        for prefix, site in raw_regions.items():
-            where = f"{path}.regions.{prefix}"
-            regions[str(prefix)] = check.text(site, where)
-            if sites is not None:
-                check.member(regions[str(prefix)], sites.values, where)
-        if not raw_regions:
-            check.fail(_join(path, "regions"), "must map level prefixes (C, T, ...) to sites")
-    return Rule(rule=kind, field=name, needs=needs, sites_field=sites_field, regions=regions)
+            return None
+    current = _unwrapped(current)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
-def _parse_appraisal(check: _Checker, raw: Any, path: str) -> Appraisal | None:
-    if raw is None:
-        return None
-    data = check.mapping(raw, path, ("tool", "answers", "items"))
-    items = []
-    for item_path, item in check.objects(data.get("items"), _join(path, "items")):
-        item_data = check.mapping(item, item_path, ("id", "question"))
-        items.append(AppraisalItem(
-            id=_identifier(check, item_data.get("id"), _join(item_path, "id")),
-            question=check.text(item_data.get("question"), _join(item_path, "question")),
-        ))
-    check.unique([item.id for item in items], _join(path, "items"))
-    return Appraisal(
-        tool=check.text(data.get("tool"), _join(path, "tool")),
-        answers=check.texts(data.get("answers"), _join(path, "answers"), allow_empty=False),
-        items=tuple(items),
-    )
+def _message(error: Any) -> str:
+    """One pydantic error as a reviewer reads it."""
+    kind, value, context = error["type"], error.get("input"), error.get("ctx") or {}
+    if kind == "protocol":
+        return str(context["message"])
+    if kind == "missing":
+        return "missing"
+    if kind == "extra_forbidden":
+        model = _model_at(error["loc"][:-1])
+        allowed = list(model.model_fields) if model else []
+        close = difflib.get_close_matches(str(error["loc"][-1]), allowed, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        return f"unknown key{hint} (allowed: {', '.join(allowed)})"
+    if kind == "literal_error":
+        allowed = re.findall(r"'([^']*)'", context.get("expected", ""))
+        return not_one_of(str(value), allowed)
+    if kind == "string_pattern_mismatch":
+        template = _PATTERN_MESSAGES.get(context.get("pattern", ""), "'{value}' is malformed")
+        return template.format(value=value)
+    if kind == "string_too_short":
+        return "must not be empty"
+    if kind == "string_too_long":
+        return f"must be one character, got '{value}'"
+    if kind == "string_type":
+        return f"must be text, got {_kind(value)}"
+    if kind == "too_short":
+        return "must list at least one entry"
+    if kind in ("list_type", "tuple_type"):
+        return f"must be a list, got {_kind(value)}"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"must be a mapping of keys, got {_kind(value)}"
+    if kind == "bool_type":
+        return f"must be true or false, got {value!r}"
+    if kind in ("int_type", "int_from_float", "int_parsing"):
+        return f"a whole number, got {value!r}"
+    if kind == "greater_than_equal":
+        return f"a whole number ≥ {context['ge']}, got {value!r}"
+    if kind in ("float_type", "float_parsing"):
+        return f"must be a number, got {value!r}"
+    return str(error["msg"])
 
 
-def _parse_double_extraction(check: _Checker, raw: Any, path: str,
-                             fields: dict[str, FieldSpec]) -> DoubleExtraction | None:
-    if raw is None:
-        return None
-    data = check.mapping(raw, path, ("selection", "resolution"), ("not_compared",))
-    not_compared = check.texts(data.get("not_compared"), _join(path, "not_compared"))
-    for i, name in enumerate(not_compared):
-        check.member(name, list(fields), f"{path}.not_compared[{i}]")
-    return DoubleExtraction(
-        selection=check.text(data.get("selection"), _join(path, "selection")),
-        resolution=check.text(data.get("resolution"), _join(path, "resolution")),
-        not_compared=not_compared,
-    )
-
-
-def _parse_duplicate_patients(check: _Checker, raw: Any, path: str,
-                              fields: dict[str, FieldSpec]) -> DuplicatePatients | None:
-    if raw is None:
-        return None
-    data = check.mapping(raw, path, ("match",), ("year_field", "max_year_gap", "differ_not"))
-    match = check.texts(data.get("match"), _join(path, "match"), allow_empty=False)
-    differ_not = check.texts(data.get("differ_not"), _join(path, "differ_not"))
-    for key, names in (("match", match), ("differ_not", differ_not)):
-        for i, name in enumerate(names):
-            check.member(name, list(fields), f"{path}.{key}[{i}]")
-    year_field = data.get("year_field")
-    if year_field is not None:
-        year_field = check.text(year_field, _join(path, "year_field"))
-        check.member(year_field, list(fields), _join(path, "year_field"))
-    return DuplicatePatients(match=match, year_field=year_field or None,
-                             max_year_gap=_count(check, data.get("max_year_gap", 5),
-                                                 _join(path, "max_year_gap")),
-                             differ_not=differ_not)
-
-
-def _parse_extraction(check: _Checker, raw: Any, path: str) -> ExtractionSchema:
-    data = check.mapping(
-        raw, path, ("unit", "study", "fields"),
-        ("list_separator", "rules", "appraisal", "double_extraction", "duplicate_patients"),
-    )
-    specs = [_parse_field(check, item, item_path)
-             for item_path, item in check.objects(data.get("fields"), _join(path, "fields"))]
-    check.unique([spec.name for spec in specs], _join(path, "fields"))
-    linking = [spec.name for spec in specs if spec.type == "record"]
-    if len(linking) > 1:
-        check.fail(_join(path, "fields"), f"one field links a row to its screening record; "
-                                          f"{', '.join(linking)} are all of type record")
-    by_name = {spec.name: spec for spec in specs}
-    former: dict[str, str] = {}
-    for index, spec in enumerate(specs):
-        for old_name in spec.renamed_from:
-            where = f"{path}.fields[{index}].renamed_from"
-            if old_name in by_name:
-                check.fail(where, f"'{old_name}' is still a field of the schema")
-            elif old_name in former:
-                check.fail(where, f"'{old_name}' is also the former name of '{former[old_name]}'")
-            former[old_name] = spec.name
-
-    study_path = _join(path, "study")
-    study_data = check.mapping(data.get("study"), study_path, ("key", "id_field", "fields"),
-                               ("consistent",))
-    study = StudyKey(
-        key=check.text(study_data.get("key"), _join(study_path, "key")),
-        id_field=check.text(study_data.get("id_field"), _join(study_path, "id_field")),
-        fields=check.texts(study_data.get("fields"), _join(study_path, "fields")),
-        consistent=check.texts(study_data.get("consistent"), _join(study_path, "consistent")),
-    )
-    check.member(study.key, list(by_name), _join(study_path, "key"))
-    check.member(study.id_field, list(by_name), _join(study_path, "id_field"))
-    for key in ("fields", "consistent"):
-        for i, name in enumerate(getattr(study, key)):
-            check.member(name, list(by_name), f"{study_path}.{key}[{i}]")
-
-    rules = [_parse_rule(check, item, item_path, by_name)
-             for item_path, item in check.objects(data.get("rules"), _join(path, "rules"),
-                                                  allow_empty=True)]
-    separator = check.text(data.get("list_separator", ";"), _join(path, "list_separator"))
-    if len(separator) != 1:
-        check.fail(_join(path, "list_separator"), "must be one character")
-    return ExtractionSchema(
-        unit=check.text(data.get("unit"), _join(path, "unit")),
-        list_separator=separator,
-        study=study,
-        fields=tuple(specs),
-        rules=tuple(rules),
-        appraisal=_parse_appraisal(check, data.get("appraisal"), _join(path, "appraisal")),
-        double_extraction=_parse_double_extraction(
-            check, data.get("double_extraction"), _join(path, "double_extraction"), by_name),
-        duplicate_patients=_parse_duplicate_patients(
-            check, data.get("duplicate_patients"), _join(path, "duplicate_patients"), by_name),
-    )
-
-
-def _proximity_words(check: _Checker, data: dict[str, Any], path: str
-                     ) -> tuple[tuple[str, ...], ...]:
-    """`phrase: metastasis vertebra` (one form per word) or `words:` listing each word's
-    forms, e.g. `[[metastasis, metastases], [vertebra, vertebrae, vertebral]]`."""
-    if ("phrase" in data) == ("words" in data):
-        check.fail(path, "give either phrase (exact words) or words (the forms of each word)")
-        return ()
-    if "phrase" in data:
-        return tuple((word,) for word in check.text(data["phrase"], _join(path, "phrase")).split())
-    raw = data["words"]
-    if not isinstance(raw, list) or not raw:
-        check.fail(_join(path, "words"), "must list the words, each a word or a list of its "
-                                         "forms")
-        return ()
-    words = []
-    for index, forms in enumerate(raw):
-        where = f"{_join(path, 'words')}[{index}]"
-        listed = check.texts(forms if isinstance(forms, list) else [forms], where,
-                             allow_empty=False)
-        if any(len(form.split()) != 1 for form in listed):
-            check.fail(where, "each form is one word")
-        words.append(listed)
-    combinations = math.prod(len(forms) for forms in words)
-    if combinations > MAX_PROXIMITY_PHRASES:
-        check.fail(_join(path, "words"), f"{combinations} combinations of forms; at most "
-                                         f"{MAX_PROXIMITY_PHRASES}")
-    return tuple(words)
-
-
-def _parse_search(check: _Checker, raw: Any, path: str) -> SearchSpec:
-    data = check.mapping(raw, path, ("concepts",),
-                         ("databases", "other_methods", "exclude", "limits"))
-    concepts = []
-    for concept_path, item in check.objects(data.get("concepts"), _join(path, "concepts")):
-        concept = check.mapping(item, concept_path, ("id", "label"),
-                                ("mesh", "tiab", "tiab_proximity", "publication_types"))
-        headings = []
-        for mesh_path, mesh in check.objects(concept.get("mesh"), _join(concept_path, "mesh"),
-                                             allow_empty=True):
-            if isinstance(mesh, str):  # a heading alone: exploded, not major, no subheading
-                mesh = {"heading": mesh}
-            mesh_data = check.mapping(mesh, mesh_path, ("heading",),
-                                      ("subheading", "major", "explode"))
-            headings.append(MeshHeading(
-                heading=check.text(mesh_data.get("heading"), _join(mesh_path, "heading")),
-                subheading=check.optional_text(mesh_data.get("subheading"),
-                                               _join(mesh_path, "subheading")),
-                major=check.flag(mesh_data.get("major", False), _join(mesh_path, "major")),
-                explode=check.flag(mesh_data.get("explode", True), _join(mesh_path, "explode")),
-            ))
-        proximity = []
-        for near_path, near in check.objects(concept.get("tiab_proximity"),
-                                             _join(concept_path, "tiab_proximity"),
-                                             allow_empty=True):
-            near_data = check.mapping(near, near_path, ("distance",), ("phrase", "words"))
-            distance = check.number(near_data.get("distance"), _join(near_path, "distance"))
-            if distance is not None and (distance < 0 or distance != int(distance)):
-                check.fail(_join(near_path, "distance"), "must be a whole number of words ≥ 0")
-            words = _proximity_words(check, near_data, near_path)
-            if words:
-                proximity.append(ProximityTerm(words=words, distance=int(distance or 0)))
-        built = SearchConcept(
-            id=_identifier(check, concept.get("id"), _join(concept_path, "id")),
-            label=check.text(concept.get("label"), _join(concept_path, "label")),
-            mesh=tuple(headings),
-            tiab=check.texts(concept.get("tiab"), _join(concept_path, "tiab")),
-            tiab_proximity=tuple(proximity),
-            publication_types=check.texts(concept.get("publication_types"),
-                                          _join(concept_path, "publication_types")),
-        )
-        if not (built.mesh or built.tiab or built.tiab_proximity or built.publication_types):
-            check.fail(concept_path, "a concept needs at least one MeSH heading, term or "
-                                     "publication type")
-        concepts.append(built)
-    check.unique([concept.id for concept in concepts], _join(path, "concepts"))
-    excludes = []
-    for block_path, block in check.objects(data.get("exclude"), _join(path, "exclude"),
-                                           allow_empty=True):
-        block_data = check.mapping(block, block_path, ("label", "query"))
-        excludes.append(ExcludeBlock(
-            label=check.text(block_data.get("label"), _join(block_path, "label")),
-            query=check.text(block_data.get("query"), _join(block_path, "query")),
-        ))
-    limits_path = _join(path, "limits")
-    limits = check.mapping(data.get("limits") or {}, limits_path, (),
-                           ("date_from", "date_to", "languages"))
-    dates = {}
-    for key in ("date_from", "date_to"):
-        value = check.optional_text(limits.get(key), _join(limits_path, key))
-        if value is not None and not re.fullmatch(r"\d{4}(/\d{2}(/\d{2})?)?", value):
-            check.fail(_join(limits_path, key), f"'{value}' must be YYYY, YYYY/MM or YYYY/MM/DD")
-        dates[key] = value
-    return SearchSpec(
-        databases=check.texts(data.get("databases"), _join(path, "databases")),
-        other_methods=check.texts(data.get("other_methods"), _join(path, "other_methods")),
-        concepts=tuple(concepts),
-        exclude=tuple(excludes),
-        limits=SearchLimits(
-            date_from=dates["date_from"],
-            date_to=dates["date_to"],
-            languages=check.texts(limits.get("languages"), _join(limits_path, "languages")),
-        ),
-    )
-
-
-def _fraction(check: _Checker, value: Any, path: str, default: float) -> float:
-    number = check.number(value, path)
-    if number is None:
-        return default
-    if not 0 < number < 1:
-        check.fail(path, f"a fraction between 0 and 1 (such as 0.95), got {number:g}")
-    return number
-
-
-def _parse_prioritisation(check: _Checker, data: dict[str, Any], path: str) -> Prioritisation:
-    order = check.text(data.get("order", "prioritised"), _join(path, "order"))
-    check.member(order, SCREENING_ORDERS, _join(path, "order"))
-    ranking = check.mapping(data.get("ranking") or {}, _join(path, "ranking"), (),
-                            ("model", "seed"))
-    model = check.text(ranking.get("model", "naive_bayes"), f"{path}.ranking.model")
-    check.member(model, RANKING_MODELS, f"{path}.ranking.model")
-    seed = ranking.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        check.fail(f"{path}.ranking.seed", f"a whole number ≥ 0, got {_kind(seed)}")
-        seed = 0
-    return Prioritisation(order=order, model=model, seed=seed)
-
-
-def _parse_stopping(check: _Checker, raw: Any, path: str) -> StoppingRule:
-    data = check.mapping(raw or {}, path, (), ("recall_target", "confidence"))
-    return StoppingRule(
-        recall_target=_fraction(check, data.get("recall_target"), _join(path, "recall_target"),
-                                StoppingRule.recall_target),
-        confidence=_fraction(check, data.get("confidence"), _join(path, "confidence"),
-                             StoppingRule.confidence),
-    )
-
-
-def _parse_screening(check: _Checker, raw: Any, path: str) -> ScreeningSpec:
-    data = check.mapping(raw, path, ("stages", "exclusion_reasons"),
-                         ("keywords", "reviewers", "adjudicators", "managers", "order",
-                          "ranking", "stopping"))
-    stages = check.texts(data.get("stages"), _join(path, "stages"), allow_empty=False)
-    for i, stage in enumerate(stages):
-        check.member(stage, ("title-abstract", "full-text"), f"{path}.stages[{i}]")
-    reasons = []
-    for reason_path, item in check.objects(data.get("exclusion_reasons"),
-                                           _join(path, "exclusion_reasons")):
-        reason = check.mapping(item, reason_path, ("id", "label"))
-        reasons.append(ExclusionReason(
-            id=_identifier(check, reason.get("id"), _join(reason_path, "id")),
-            label=check.text(reason.get("label"), _join(reason_path, "label")),
-        ))
-    check.unique([reason.id for reason in reasons], _join(path, "exclusion_reasons"))
-    keywords = check.mapping(data.get("keywords") or {}, _join(path, "keywords"), (),
-                             ("include", "exclude"))
-    reviewers = check.texts(data.get("reviewers"), _join(path, "reviewers"))
-    adjudicators = check.texts(data.get("adjudicators"), _join(path, "adjudicators"))
-    managers = check.texts(data.get("managers"), _join(path, "managers"))
-    for key, names in (("reviewers", reviewers), ("adjudicators", adjudicators),
-                       ("managers", managers)):
-        for i, name in enumerate(names):
-            if not re.fullmatch(r"[a-z][a-z0-9_-]{0,39}", name):
-                check.fail(f"{path}.{key}[{i}]", f"'{name}': use lower-case letters, digits, "
-                                                 "- or _, starting with a letter")
-    return ScreeningSpec(
-        stages=stages,
-        reviewers=reviewers,
-        exclusion_reasons=tuple(reasons),
-        include_keywords=check.texts(keywords.get("include"), f"{path}.keywords.include"),
-        exclude_keywords=check.texts(keywords.get("exclude"), f"{path}.keywords.exclude"),
-        adjudicators=adjudicators,
-        managers=managers,
-        prioritisation=_parse_prioritisation(check, data, path),
-        stopping=_parse_stopping(check, data.get("stopping"), _join(path, "stopping")),
-    )
-
-
-def _parse_fulltext(check: _Checker, raw: Any, path: str) -> FullTextSpec:
-    data = check.mapping(raw or {}, path, (), ("services", "max_megabytes"))
-    services = (check.texts(data["services"], _join(path, "services")) if "services" in data
-                else FullTextSpec.services)
-    for i, service in enumerate(services):
-        check.member(service, FULLTEXT_SERVICES, f"{path}.services[{i}]")
-    limit = check.number(data.get("max_megabytes"), _join(path, "max_megabytes"))
-    if limit is not None and not 0 < limit <= 2000:
-        check.fail(_join(path, "max_megabytes"), f"a size in MB above 0 and up to 2000, got "
-                                                  f"{limit:g}")
-    return FullTextSpec(services=services,
-                        max_megabytes=limit if limit is not None else FullTextSpec.max_megabytes)
-
-
-def _origin_field(check: _Checker, data: dict[str, Any], path: str,
-                  coded_field: Callable[[Any, str], FieldSpec | None]) -> dict[str, str | None]:
-    if ("origin_field" in data) != ("origin_value" in data):
-        check.fail(path, "origin_field and origin_value go together: the field that says what "
-                         "each time counts from, and its value for the origin")
-        return {}
-    if "origin_field" not in data:
-        return {}
-    spec = coded_field(data["origin_field"], _join(path, "origin_field"))
-    value = check.text(data["origin_value"], _join(path, "origin_value"))
-    if spec is not None:
-        check.member(value, spec.values, _join(path, "origin_value"))
-    return {"origin_field": spec.name if spec else None, "origin_value": value}
-
-
-def _count(check: _Checker, value: Any, path: str) -> int:
-    number = check.number(value, path)
-    if number is not None and (number < 0 or number != int(number)):
-        check.fail(path, "must be a whole number ≥ 0")
-    return int(number) if number is not None and number >= 0 else 0
-
-
-def _times(check: _Checker, raw: Any, path: str, *, zero_allowed: bool) -> list[float]:
-    """A list of times (above 0, or ≥ 0 when `zero_allowed`), each error at its index."""
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        check.fail(path, "must be a list of times")
-        return []
-    times = []
-    for i, value in enumerate(raw):
-        number = check.number(value, f"{path}[{i}]")
-        if number is not None and (number < 0 or (number == 0 and not zero_allowed)):
-            check.fail(f"{path}[{i}]", "must be a time ≥ 0" if zero_allowed
-                       else "must be a time above 0")
-        times.append(number or 0.0)
-    return times
-
-
-def _parse_analysis(
-    check: _Checker, raw: Any, path: str, schema: ExtractionSchema
-) -> AnalysisSpec | None:
-    if raw is None:
-        return None
-    data = check.mapping(raw, path, ("sites_field",),
-                         ("levels_field", "characteristics", "site_regions", "pooling",
-                          "survival", "treatment_groupings", "population", "population_short",
-                          "headline_regions", "levels_region", "headline_findings",
-                          "body_map"))
-    fields = {spec.name: spec for spec in schema.fields}
-
-    def coded_field(value: Any, where: str) -> FieldSpec | None:
-        name = check.text(value, where)
-        spec = fields.get(name)
-        if name and spec is None:
-            check.fail(where, f"'{name}' is not a field of the extraction schema")
-        elif spec is not None and not spec.coded:
-            check.fail(where, f"'{name}' is not a coded field")
-        return spec
-
-    sites = coded_field(data.get("sites_field"), _join(path, "sites_field"))
-    levels_field = None
-    if data.get("levels_field") is not None:
-        levels = coded_field(data.get("levels_field"), _join(path, "levels_field"))
-        levels_field = levels.name if levels else None
-
-    characteristics = check.texts(data.get("characteristics"), _join(path, "characteristics"))
-    for i, name in enumerate(characteristics):
-        spec = fields.get(name)
-        where = f"{path}.characteristics[{i}]"
-        if spec is None:
-            check.fail(where, f"'{name}' is not a field of the extraction schema")
-        elif not (spec.coded or spec.type in ("integer", "number")):
-            check.fail(where, f"'{name}' is neither coded nor numeric")
-
-    regions = []
-    for region_path, item in check.objects(data.get("site_regions"), _join(path, "site_regions"),
-                                           allow_empty=True):
-        region = check.mapping(item, region_path, ("id", "label", "sites"))
-        members = check.texts(region.get("sites"), _join(region_path, "sites"), allow_empty=False)
-        if sites is not None:
-            for i, site in enumerate(members):
-                check.member(site, sites.values, f"{region_path}.sites[{i}]")
-        regions.append(SiteRegion(
-            id=_identifier(check, region.get("id"), _join(region_path, "id")),
-            label=check.text(region.get("label"), _join(region_path, "label")),
-            sites=members,
-        ))
-    check.unique([region.id for region in regions], _join(path, "site_regions"))
-
-    pooling = None
-    if data.get("pooling") is not None:
-        pooling_path = _join(path, "pooling")
-        pooling_data = check.mapping(data["pooling"], pooling_path, ("method", "regions"))
-        method = check.text(pooling_data.get("method"), _join(pooling_path, "method"))
-        check.member(method, GROUPING_METHODS, _join(pooling_path, "method"))
-        pooled = check.texts(pooling_data.get("regions"), _join(pooling_path, "regions"),
-                             allow_empty=False)
-        for i, region_id in enumerate(pooled):
-            check.member(region_id, [region.id for region in regions],
-                         f"{pooling_path}.regions[{i}]")
-        pooling = PoolingSpec(method=method, regions=pooled)
-
-    survival = None
-    if data.get("survival") is not None:
-        survival_path = _join(path, "survival")
-        survival_data = check.mapping(
-            data["survival"], survival_path,
-            ("time_field", "status_field", "event_value", "censored_value"),
-            ("time_unit", "landmarks", "origin", "origin_field", "origin_value",
-             "min_events_per_group", "min_events_per_parameter", "median_rule",
-             "missing_time_bounds"),
-        )
-        time_name = check.text(survival_data.get("time_field"), _join(survival_path, "time_field"))
-        time_spec = fields.get(time_name)
-        if time_name and (time_spec is None or time_spec.type != "number"):
-            check.fail(_join(survival_path, "time_field"),
-                       f"'{time_name}' is not a number field of the extraction schema")
-        status = coded_field(survival_data.get("status_field"),
-                             _join(survival_path, "status_field"))
-        event = check.text(survival_data.get("event_value"), _join(survival_path, "event_value"))
-        censored = check.text(survival_data.get("censored_value"),
-                              _join(survival_path, "censored_value"))
-        if status is not None:
-            check.member(event, status.values, _join(survival_path, "event_value"))
-            check.member(censored, status.values, _join(survival_path, "censored_value"))
-        landmarks = _times(check, survival_data.get("landmarks"),
-                           _join(survival_path, "landmarks"), zero_allowed=False)
-        bounds = _times(check, survival_data.get("missing_time_bounds"),
-                        _join(survival_path, "missing_time_bounds"), zero_allowed=True)
-        median_rule = check.text(survival_data.get("median_rule", "table"),
-                                 _join(survival_path, "median_rule"))
-        check.member(median_rule, MEDIAN_RULES, _join(survival_path, "median_rule"))
-        survival = SurvivalSpec(
-            time_field=time_name,
-            status_field=status.name if status else "",
-            event_value=event,
-            censored_value=censored,
-            time_unit=check.text(survival_data.get("time_unit", "months"),
-                                 _join(survival_path, "time_unit")),
-            landmarks=tuple(landmarks),
-            origin=check.text(survival_data.get("origin", "the start of follow-up"),
-                              _join(survival_path, "origin")),
-            **_origin_field(check, survival_data, survival_path, coded_field),
-            **{key: _count(check, survival_data.get(key, default), _join(survival_path, key))
-               for key, default in (("min_events_per_group", 5),
-                                    ("min_events_per_parameter", 10))},
-            median_rule=median_rule,
-            missing_time_bounds=tuple(bounds),
-        )
-
-    groupings = []
-    for grouping_path, item in check.objects(data.get("treatment_groupings"),
-                                             _join(path, "treatment_groupings"), allow_empty=True):
-        grouping = check.mapping(item, grouping_path, ("id", "label", "field", "groups"))
-        target = coded_field(grouping.get("field"), _join(grouping_path, "field"))
-        groups = []
-        for group_path, group_item in check.objects(grouping.get("groups"),
-                                                    _join(grouping_path, "groups")):
-            group = check.mapping(group_item, group_path, ("id", "label", "any_of"))
-            any_of = check.texts(group.get("any_of"), _join(group_path, "any_of"),
-                                 allow_empty=False)
-            if target is not None:
-                for i, value in enumerate(any_of):
-                    check.member(value, target.values, f"{group_path}.any_of[{i}]")
-            groups.append(TreatmentGroup(
-                id=_identifier(check, group.get("id"), _join(group_path, "id")),
-                label=check.text(group.get("label"), _join(group_path, "label")),
-                any_of=any_of,
-            ))
-        check.unique([group.id for group in groups], _join(grouping_path, "groups"))
-        groupings.append(TreatmentGrouping(
-            id=_identifier(check, grouping.get("id"), _join(grouping_path, "id")),
-            label=check.text(grouping.get("label"), _join(grouping_path, "label")),
-            field=target.name if target else "",
-            groups=tuple(groups),
-        ))
-    check.unique([grouping.id for grouping in groupings], _join(path, "treatment_groupings"))
-    region_ids = [region.id for region in regions]
-    headline_regions = check.texts(data.get("headline_regions"), _join(path, "headline_regions"))
-    for i, region_id in enumerate(headline_regions):
-        check.member(region_id, region_ids, f"{path}.headline_regions[{i}]")
-    levels_region = check.optional_text(data.get("levels_region"), _join(path, "levels_region"))
-    if levels_region is not None:
-        check.member(levels_region, region_ids, _join(path, "levels_region"))
-    headlines = []
-    for finding_path, item in check.objects(data.get("headline_findings"),
-                                            _join(path, "headline_findings"), allow_empty=True):
-        finding = check.mapping(item, finding_path, ("field", "value", "statement"))
-        target = coded_field(finding.get("field"), _join(finding_path, "field"))
-        value = check.text(finding.get("value"), _join(finding_path, "value"))
-        if target is not None:
-            check.member(value, target.values, _join(finding_path, "value"))
-        headlines.append(HeadlineFinding(field=target.name if target else "", value=value,
-                                         statement=check.text(finding.get("statement"),
-                                                              _join(finding_path, "statement"))))
-    body_map = None
-    if data.get("body_map") is not None:
-        body_path = _join(path, "body_map")
-        raw_map = data["body_map"]
-        body_map = {}
-        if not isinstance(raw_map, dict):
-            check.fail(body_path, "must map each bone of the skeleton map to site codes")
-            raw_map = {}
-        for part, codes in raw_map.items():
-            where = f"{body_path}.{part}"
-            check.member(str(part), SKELETON_PARTS, where)
-            body_map[str(part)] = check.texts(codes, where, allow_empty=False)
-            if sites is not None:
-                for i, code in enumerate(body_map[str(part)]):
-                    check.member(code, sites.values, f"{where}[{i}]")
-    population = check.text(data.get("population", f"{schema.unit}s"), _join(path, "population"))
-    return AnalysisSpec(
-        sites_field=sites.name if sites else "",
-        levels_field=levels_field,
-        characteristics=characteristics,
-        site_regions=tuple(regions),
-        pooling=pooling,
-        survival=survival,
-        treatment_groupings=tuple(groupings),
-        population=population,
-        population_short=check.text(data.get("population_short", population),
-                                    _join(path, "population_short")),
-        headline_regions=headline_regions or (pooling.regions if pooling else
-                                              tuple(region_ids[:2])),
-        levels_region=levels_region or (region_ids[0] if region_ids else None),
-        headline_findings=tuple(headlines),
-        body_map=body_map,
-    )
+def _path_of(loc: Sequence[str | int]) -> str:
+    """`('search', 'concepts', 1, 'mesh', 0)` as `search.concepts[1].mesh[0]`."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part != "[key]":
+            path = f"{path}.{part}" if path else str(part)
+    return path
 
 
 def parse_protocol(document: Any, source: str = "protocol", path: Path | None = None,
                    lines: dict[str, int] | None = None) -> Protocol:
     """Validate a parsed protocol document; raise `ReviewError` listing every wrong key, at
     its line when `lines` (from `yaml_lines`) is given."""
-    check = _Checker()
-    data = check.mapping(
-        document, "",
-        ("id", "version", "title", "question", "eligibility", "search", "screening",
-         "extraction"),
-        ("registration", "analysis", "fulltext"),
-    )
-    question = check.mapping(data.get("question"), "question",
-                             ("population", "condition", "outcomes", "designs"),
-                             ("statement", "interventions", "comparators", "context"))
-    for key in ("statement", "population", "condition", "interventions", "comparators",
-                "context"):
-        if key in question:
-            check.text(question[key], f"question.{key}")
-    outcomes = check.mapping(question.get("outcomes"), "question.outcomes", ("primary",),
-                             ("secondary",))
-    check.texts(outcomes.get("primary"), "question.outcomes.primary", allow_empty=False)
-    check.texts(outcomes.get("secondary"), "question.outcomes.secondary")
-    check.texts(question.get("designs"), "question.designs", allow_empty=False)
-    eligibility = check.mapping(data.get("eligibility"), "eligibility", ("inclusion",),
-                                ("exclusion",))
-    criteria = {
-        key: list(check.texts(eligibility.get(key), f"eligibility.{key}",
-                              allow_empty=key == "exclusion"))
-        for key in ("inclusion", "exclusion")
-    }
-    search = _parse_search(check, data.get("search"), "search")
-    screening = _parse_screening(check, data.get("screening"), "screening")
-    extraction = _parse_extraction(check, data.get("extraction"), "extraction")
-    analysis = _parse_analysis(check, data.get("analysis"), "analysis", extraction)
-    fulltext = _parse_fulltext(check, data.get("fulltext"), "fulltext")
-    protocol = Protocol(
-        id=_identifier(check, data.get("id"), "id"),
-        version=check.text(data.get("version"), "version"),
-        title=check.text(data.get("title"), "title"),
-        registration=check.text(data.get("registration", "Not registered"), "registration"),
-        question=question,
-        eligibility=criteria,
-        search=search,
-        screening=screening,
-        extraction=extraction,
-        analysis=analysis,
-        path=path,
-        fulltext=fulltext,
-    )
-    if check.errors:
+    document, notes = upgraded_document(document, source)
+    try:
+        protocol = Protocol.model_validate(document)
+    except ValidationError as invalid:
         lines = lines or {}
-        shown = [_located(source, lines, path, message) for path, message in check.errors[:20]]
-        if len(check.errors) > 20:
-            shown.append(f"{source}: and {len(check.errors) - 20} more problems")
-        raise ReviewErrors(shown)
+        errors = invalid.errors(include_url=False)
+        shown = [_located(source, lines, _path_of(error["loc"]), _message(error))
+                 for error in errors[:20]]
+        if len(errors) > 20:
+            shown.append(f"{source}: and {len(errors) - 20} more problems")
+        raise ReviewErrors(shown) from None
+    protocol._path = path
+    protocol._notes = tuple(notes)
     return protocol
 
 
@@ -1201,6 +1022,10 @@ def _located(source: str, lines: dict[str, int], path: str, message: str) -> str
         enclosing = shorter if shorter != enclosing else ""
     where = f"{source}:{lines[enclosing]}" if enclosing in lines else source
     return f"{where}: {path}: {message}" if path else f"{where}: {message}"
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
 
 
 def yaml_lines(text: str) -> dict[str, int]:
@@ -1234,6 +1059,21 @@ _LOADED: dict[Path, tuple[tuple[int, int, int], Protocol]] = {}
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+def read_protocol_document(path: Path) -> tuple[str, Any]:
+    """A protocol file's text and its parsed YAML; a YAML error is one line at its place."""
+    text = read_text(path)
+    try:
+        document = yaml.load(text, Loader=_SAFE_LOADER)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ReviewError(f"{where}: not valid YAML: {problem}") from None
+    if document is None:
+        raise ReviewError(f"{path}: empty protocol")
+    return text, document
+
+
 def load_protocol(path: str | os.PathLike) -> Protocol:
     """Read and validate a protocol YAML file (parsed again only when the file changed)."""
     path = Path(path)
@@ -1245,16 +1085,7 @@ def load_protocol(path: str | os.PathLike) -> Protocol:
     cached = _LOADED.get(path.resolve()) if stamp else None
     if cached is not None and cached[0] == stamp:
         return cached[1]
-    text = read_text(path)
-    try:
-        document = yaml.load(text, Loader=_SAFE_LOADER)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ReviewError(f"{where}: not valid YAML: {problem}") from None
-    if document is None:
-        raise ReviewError(f"{path}: empty protocol")
+    text, document = read_protocol_document(path)
     try:
         protocol = parse_protocol(document, source=str(path), path=path)
     except ReviewError:
@@ -1264,3 +1095,15 @@ def load_protocol(path: str | os.PathLike) -> Protocol:
     if stamp:
         _LOADED[path.resolve()] = (stamp, protocol)
     return protocol
+
+
+def protocol_schema_text() -> str:
+    """The JSON Schema as the committed `protocol.schema.json` holds it."""
+    return json.dumps(protocol_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+def write_protocol_schema(protocol_path: Path) -> Path:
+    """Write the current JSON Schema beside a protocol, where its `$schema` comment points."""
+    target = protocol_path.parent / SCHEMA_FILE
+    write_atomically(target, protocol_schema_text())
+    return target

@@ -19,7 +19,7 @@ import yaml
 
 from review.errors import ReviewError
 from review.fileio import read_text, write_atomically
-from review.protocol import Protocol, load_protocol, parse_protocol
+from review.protocol import Protocol, load_protocol, parse_protocol, write_protocol_schema
 from review.protocol_document import render_protocol_markdown
 
 PROJECT_VARIABLE = "REVIEW_PROJECT"
@@ -143,6 +143,7 @@ def create_workspace(target: str | os.PathLike, from_protocol: str | os.PathLike
     (workspace.root / "protocols").mkdir(exist_ok=True)
     protocol_path = workspace.root / "protocols" / name
     write_atomically(protocol_path, text)
+    write_protocol_schema(protocol_path)
     write_atomically(workspace.cases_path, format_cases_csv(empty_cases(protocol.extraction),
                                                             protocol.extraction))
     write_atomically(protocol_path.with_suffix(".md"),

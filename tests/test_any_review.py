@@ -3,7 +3,6 @@ event and the time origin from the protocol, and optional fields stay optional."
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import shutil
 from pathlib import Path
@@ -148,8 +147,8 @@ def test_a_body_map_is_drawn_only_where_the_protocol_sites_are_bones(spinal_rcc_
     # Mapped by the protocol, the same codes are drawn, a patient counted once per bone.
     lumbar = codes["lumbar_spine"]
     spine = [codes[c] for c in ("cervical_spine", "thoracic_spine", "lumbar_spine")]
-    mapped = dataclasses.replace(loaded.analysis, body_map={"lumbar_spine": (lumbar,),
-                                                            "spine_unspecified": tuple(spine)})
+    mapped = loaded.analysis.model_copy(update={"body_map": {"lumbar_spine": (lumbar,),
+                                                             "spine_unspecified": tuple(spine)}})
     frequencies = body_map_frequencies(analysis.cases, mapped,
                                        loaded.extraction.field("bone_sites"))
     drawn = frequencies[frequencies["drawn"]].set_index("id")

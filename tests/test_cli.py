@@ -99,8 +99,8 @@ def test_broken_protocol_names_the_key(hcc_workspace):
     assert result.returncode == 2
     line = next(n for n, row in enumerate(path.read_text().splitlines(), start=1)
                 if "type: whole" in row)
-    assert (f"hcc-bone-metastasis.yaml:{line}: extraction.fields[8].type: unknown type "
-            "'whole'") in result.stderr
+    assert (f"hcc-bone-metastasis.yaml:{line}: extraction.fields[8].type: 'whole' is not one "
+            "of: text, identifier") in result.stderr
     assert "Traceback" not in result.stderr
 
 

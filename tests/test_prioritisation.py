@@ -193,13 +193,13 @@ def test_stopping_rule_arithmetic_equals_a_hand_computation():
                   for n in range(1, 11))
     assert by_hand == pytest.approx(math.comb(15, 8) / math.comb(18, 8))
     assert h0_p_value(labels, 20, 0.5) == pytest.approx(by_hand, rel=1e-12)
-    verdict = stopping_verdict(labels, 20, StoppingRule(0.5, 0.95))
+    verdict = stopping_verdict(labels, 20, StoppingRule(recall_target=0.5, confidence=0.95))
     assert not verdict.stop and verdict.remaining == 10
     assert verdict.p_value == pytest.approx(6435 / 43758)
 
     # After 60 excludes in a row at the end of 100 of 120 records, 19 includes found:
     long = [1] * 19 + [0] * 81
-    verdict = stopping_verdict(long, 120, StoppingRule(0.95, 0.95))
+    verdict = stopping_verdict(long, 120, StoppingRule(recall_target=0.95, confidence=0.95))
     urn = 81  # the urn of every exclude is the strongest evidence here
     needed = math.floor(19 / 0.95 + 1 - 19)
     assert verdict.p_value == pytest.approx(
@@ -293,7 +293,7 @@ def test_protocol_settings_are_checked(protocol):
 
     document = yaml.safe_load((ROOT / "protocols" / "hcc-bone-metastasis.yaml").read_text())
     assert protocol.screening.prioritisation == Prioritisation()
-    assert protocol.screening.stopping == StoppingRule(0.95, 0.95)
+    assert protocol.screening.stopping == StoppingRule(recall_target=0.95, confidence=0.95)
     document["screening"].update(order="sorted", ranking={"model": "forest", "seed": -1},
                                  stopping={"recall_target": 95})
     with pytest.raises(ReviewError) as error:

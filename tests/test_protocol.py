@@ -52,7 +52,7 @@ def test_markdown_protocol_agrees_with_yaml(protocol):
     ("edit", "expected"),
     [
         (lambda d: d["extraction"]["fields"][3].update(type="strng"),
-         "extraction.fields[3].type: unknown type 'strng'"),
+         "extraction.fields[3].type: 'strng' is not one of: text, identifier"),
         (lambda d: d["extraction"]["fields"][9].update(colour="red"),
          "extraction.fields[9].colour: unknown key"),
         (lambda d: d.pop("screening"), "screening: missing"),

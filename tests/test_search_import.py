@@ -243,9 +243,10 @@ def test_hcc_query_is_built_from_the_protocol_and_lints_clean(protocol):
 def test_query_options_for_major_topic_and_no_explosion(protocol):
     from review.protocol import MeshHeading
     from review.search.query import mesh_clause
-    assert mesh_clause(MeshHeading("Spine", major=True)) == '"Spine"[Majr]'
-    assert mesh_clause(MeshHeading("Spine", explode=False)) == '"Spine"[Mesh:NoExp]'
-    assert mesh_clause(MeshHeading("Spine", "secondary", True, False)) == \
+    assert mesh_clause(MeshHeading(heading="Spine", major=True)) == '"Spine"[Majr]'
+    assert mesh_clause(MeshHeading(heading="Spine", explode=False)) == '"Spine"[Mesh:NoExp]'
+    assert mesh_clause(MeshHeading(heading="Spine", subheading="secondary", major=True,
+                                   explode=False)) == \
         '"Spine/secondary"[Majr:NoExp]'
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import os
+import re
 import zipfile
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -254,15 +255,20 @@ def build_template(protocol: Protocol, cases: pd.DataFrame | None = None,
 
 
 def _fixed_times(xlsx: bytes) -> bytes:
-    """The same archive with every member dated 2000-01-01: openpyxl stamps members with
-    the clock, so two saves a second apart would differ."""
+    """The same archive with every member, and the document's modified time, dated
+    2000-01-01: openpyxl stamps both with the clock when it saves, so two saves a second
+    apart would differ."""
     packed = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(xlsx)) as source, \
             zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as target:
         for member in source.infolist():
             fixed = zipfile.ZipInfo(member.filename, date_time=(2000, 1, 1, 0, 0, 0))
             fixed.compress_type = zipfile.ZIP_DEFLATED
-            target.writestr(fixed, source.read(member.filename))
+            content = source.read(member.filename)
+            if member.filename == "docProps/core.xml":
+                content = re.sub(rb"(<dcterms:modified[^>]*>)[^<]*(</dcterms:modified>)",
+                                 rb"\g<1>2000-01-01T00:00:00Z\g<2>", content)
+            target.writestr(fixed, content)
     return packed.getvalue()
 
 

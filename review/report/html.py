@@ -311,18 +311,19 @@ def _methods(page: _Page, inputs: ReportInputs) -> None:
     question = protocol.question
     page.section("methods", "Methods")
     page.add("<h3>Review question</h3>",
-             f"<p>{text(question.get('statement', protocol.title))}</p><ul>",
-             f"<li><b>Population:</b> {text(question['population'])}</li>",
-             f"<li><b>Condition:</b> {text(question['condition'])}</li>")
-    for key, label in (("interventions", "Interventions"), ("comparators", "Comparators")):
-        if key in question:
-            page.add(f"<li><b>{label}:</b> {text(question[key])}</li>")
-    page.add(f"<li><b>Outcomes:</b> {text('; '.join(question['outcomes']['primary']))}</li>",
-             f"<li><b>Designs:</b> {text('; '.join(question['designs']))}</li></ul>",
+             f"<p>{text(question.statement or protocol.title)}</p><ul>",
+             f"<li><b>Population:</b> {text(question.population)}</li>",
+             f"<li><b>Condition:</b> {text(question.condition)}</li>")
+    for value, label in ((question.interventions, "Interventions"),
+                         (question.comparators, "Comparators")):
+        if value is not None:
+            page.add(f"<li><b>{label}:</b> {text(value)}</li>")
+    page.add(f"<li><b>Outcomes:</b> {text('; '.join(question.outcomes.primary))}</li>",
+             f"<li><b>Designs:</b> {text('; '.join(question.designs))}</li></ul>",
              "<h3>Eligibility</h3><p>Inclusion:</p><ul>",
-             *(f"<li>{text(item)}</li>" for item in protocol.eligibility["inclusion"]),
+             *(f"<li>{text(item)}</li>" for item in protocol.eligibility.inclusion),
              "</ul><p>Exclusion:</p><ul>",
-             *(f"<li>{text(item)}</li>" for item in protocol.eligibility["exclusion"]), "</ul>")
+             *(f"<li>{text(item)}</li>" for item in protocol.eligibility.exclusion), "</ul>")
     search = protocol.search
     page.add("<h3>Search strategy</h3>",
              f"<p>Databases: {text(', '.join(search.databases) or 'none')}. Other methods: "

@@ -123,7 +123,7 @@ def cmd_screen_simulate(args: argparse.Namespace) -> int:
     labelled = read_labelled(args.file, args.label_column, args.drop_missing_abstracts)
     features = TextFeatures(labelled.texts)
     settings = Prioritisation(model=args.model)
-    rule = StoppingRule(args.recall_target, args.confidence)
+    rule = StoppingRule(recall_target=args.recall_target, confidence=args.confidence)
     results = [simulate(labelled, settings, rule, seed, args.prior_included,
                         args.prior_excluded, features)
                for seed in range(args.seed, args.seed + args.seeds)]

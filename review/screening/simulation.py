@@ -150,7 +150,7 @@ def simulate(labelled: LabelledSet, settings: Prioritisation | None = None,
                           f"{labelled.included} included of {size}")
     features = features or TextFeatures(labelled.texts)
     rule = rule or StoppingRule()
-    model = settings.model if settings else Prioritisation.model
+    model = (settings or Prioritisation()).model
     settings = Prioritisation(order="prioritised", model=model, seed=seed)
     generator = np.random.default_rng(seed)
     order = [int(i) for i in generator.choice(np.flatnonzero(labels == 1), prior_included,

@@ -113,7 +113,8 @@ def stopping_verdict(labels: Sequence[int], total: int, rule: StoppingRule) -> S
 
     Example::
 
-        stopping_verdict([1, 1, 0, 0, 0, 0, 0, 0, 0, 0], 20, StoppingRule(0.5, 0.95)).stop
+        stopping_verdict([1, 1, 0, 0, 0, 0, 0, 0, 0, 0], 20,
+                         StoppingRule(recall_target=0.5, confidence=0.95)).stop
     """
     p = h0_p_value(labels, total, rule.recall_target)
     return StoppingVerdict(
