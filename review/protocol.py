@@ -545,7 +545,7 @@ class ProximityTerm(_Model):
 
 # A MeSH heading, or its name alone.
 MeshEntry = Annotated[MeshHeading, BeforeValidator(
-    _heading_alone, json_schema_input_type=Union[Text, MeshHeading])]  # noqa: UP007
+    _heading_alone, json_schema_input_type=Text | MeshHeading)]
 
 
 class SearchConcept(_Model):

@@ -28,8 +28,6 @@ def cmd_protocol_check(args: argparse.Namespace) -> int:
 
     workspace = workspace_of(args)
     protocol = workspace.protocol
-    for note in protocol.notes:
-        print(f"note: {note}")
     stale = []
     document = workspace.protocol_document_path
     expected = render_protocol_markdown(protocol, workspace.protocol_path.name)
@@ -40,11 +38,17 @@ def cmd_protocol_check(args: argparse.Namespace) -> int:
     if schema.exists() and schema.read_text(encoding="utf-8") != protocol_schema_text():
         stale.append(f"{shown(schema)}: not the schema of this version of the toolkit; run "
                      f"'review protocol schema --out {shown(schema)}'")
+    if args.json:
+        print(json.dumps({"protocol": shown(workspace.protocol_path), "id": protocol.id,
+                          "version": protocol.version, "format": protocol.protocol_format,
+                          "notes": list(protocol.notes), "stale": stale}, indent=2))
+    elif protocol.notes or stale:
+        print("\n".join([*(f"note: {note}" for note in protocol.notes), *stale]))
     if stale:
-        print("\n".join(stale))
         return EXIT_DATA
-    print(f"{shown(workspace.protocol_path)}: valid protocol '{protocol.id}' version "
-          f"{protocol.version}; {shown(document)} agrees")
+    if not args.json:
+        print(f"{shown(workspace.protocol_path)}: valid protocol '{protocol.id}' version "
+              f"{protocol.version}; {shown(document)} agrees")
     return EXIT_OK
 
 
@@ -83,12 +87,14 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         description="Validate the protocol, keep its human-readable Markdown in step with it, "
                     "publish its JSON Schema for editors and upgrade an older file.")
     actions = protocol.add_subparsers(dest="action", metavar="ACTION", required=True)
-    actions.add_parser(
+    check = actions.add_parser(
         "check", help="validate the protocol and check that its Markdown is current",
         description="Validate the protocol YAML; exit 1 when the Markdown beside it, or the "
                     "JSON Schema beside it, is stale.",
-        epilog="example: review protocol check",
-    ).set_defaults(handler=cmd_protocol_check)
+        epilog="example: review protocol check --json")
+    check.add_argument("--json", action="store_true",
+                       help="the protocol's id, version, format, notes and stale files")
+    check.set_defaults(handler=cmd_protocol_check)
     actions.add_parser(
         "render", help="write the human-readable protocol (Markdown) from the YAML",
         description="Write protocols/<id>.md from protocols/<id>.yaml.",

@@ -148,7 +148,8 @@ def test_init_refuses_an_invalid_protocol(tmp_path, run_cli):
     bad.write_text(PROTOCOL_PATH.read_text().replace("id: hcc-bone-metastasis", "id: 9x"))
     status, _, err = run_cli("init", tmp_path / "new", "--from", bad)
     assert status == 2
-    assert "bad.yaml:7: id: '9x' must start with a letter" in err
+    line = PROTOCOL_PATH.read_text().splitlines().index("id: hcc-bone-metastasis") + 1
+    assert f"bad.yaml:{line}: id: '9x' must start with a letter" in err
     assert not (tmp_path / "new").exists()
 
 

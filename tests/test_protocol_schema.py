@@ -114,6 +114,11 @@ def test_upgrade_rewrites_an_old_protocol_keeping_every_line(tmp_path, run_cli, 
     target = tmp_path / "review" / "protocols" / path.name
     before = target.read_text(encoding="utf-8")
     (tmp_path / "review" / "protocols" / "protocol.schema.json").unlink()
+    status, out, _ = run_cli("--project", tmp_path / "review", "protocol", "check", "--json")
+    checked = json.loads(out)
+    assert status == 0 and checked["format"] == FORMAT and checked["stale"] == []
+    assert checked["notes"][0].endswith("written for protocol format 1, read as format 2; "
+                                        "'review protocol upgrade' rewrites the file")
 
     status, out, err = run_cli("--project", tmp_path / "review", "protocol", "upgrade")
     assert status == 0, err
