@@ -18,6 +18,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from analysis import figures
+from analysis.outcomes import BinaryOutcome, OutcomeAnalysis, analyze_outcome
 from analysis.pooling import PooledProportion
 from analysis.sites import (
     body_map_frequencies,
@@ -72,6 +73,8 @@ class ReviewAnalysis:
     not_pooled: dict[str, str]
     survival: SurvivalAnalysis | None
     notes: list[str] = field(default_factory=list)
+    # The protocol's declared outcomes, by id, in its order.
+    outcomes: dict[str, OutcomeAnalysis] = field(default_factory=dict)
 
 
 def _survival(cases: pd.DataFrame, protocol: Protocol, conf_type: str) -> SurvivalAnalysis | None:
@@ -145,6 +148,7 @@ def analyze_review(raw_cases: pd.DataFrame, protocol: Protocol, *,
         not_pooled=not_pooled,
         survival=_survival(cases, protocol, conf_type) if len(cases) else None,
         notes=notes,
+        outcomes={outcome.id: analyze_outcome(cases, outcome, spec) for outcome in spec.outcomes},
     )
 
 
@@ -194,6 +198,19 @@ def analysis_tables(analysis: ReviewAnalysis) -> dict[str, pd.DataFrame]:
         tables[f"pooled_{region}_studies"] = result.studies
     if analysis.survival is not None:
         tables.update(_survival_tables(analysis.survival))
+    for outcome_id, result in analysis.outcomes.items():
+        tables[f"outcome_{outcome_id}"] = result.summary()
+        tests = [{"grouping": grouping, "method": found.test.method if found.test else "",
+                  "p_value": found.test.p_value if found.test else float("nan"),
+                  "not_tested": found.untested or ""}
+                 for grouping, found in result.by_grouping.items()
+                 if isinstance(found, BinaryOutcome)]
+        if tests:
+            tables[f"outcome_{outcome_id}_tests"] = pd.DataFrame(tests)
+        tables[f"outcome_{outcome_id}_exclusions"] = pd.DataFrame(
+            [{"reason": reason, "patients": count} for reason, count in result.excluded.items()]
+            + [{"reason": f"no group of '{grouping}'", "patients": count}
+               for grouping, count in result.ungrouped.items()])
     return tables
 
 

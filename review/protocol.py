@@ -59,6 +59,7 @@ SCREENING_ORDERS = ("prioritised", "file", "random")
 RANKING_MODELS = ("naive_bayes", "svm", "logistic")
 FULLTEXT_SERVICES = ("unpaywall", "pmc")
 MEDIAN_RULES = ("table", "quantile")
+OUTCOME_KINDS = ("binary", "continuous")
 # The bones the report's skeleton map draws; a protocol's body_map maps its site codes onto
 # them.
 SKELETON_PARTS = ("skull", "orbit", "maxilla", "mandible", "cervical_spine", "thoracic_spine",
@@ -756,6 +757,50 @@ class HeadlineFinding(_Model):
     statement: Text
 
 
+class Among(_Model):
+    """The patients a binary outcome is counted among: those whose `field` is `value`."""
+
+    field: Text
+    value: Text
+    # How the report names them ("patients with a neurological deficit"); by default the
+    # field and value as the protocol codes them.
+    label: Text | None = None
+
+
+class OutcomeSpec(_Model):
+    """An outcome the protocol declares, reported in its own section in the protocol's order:
+    `binary` (the share of patients whose `field` holds one of `events`, with Wilson CIs,
+    overall and by each of `groupings`, and an exact test where every group has at least
+    `min_per_group` patients) or `continuous` (median, quartiles and range of a number
+    field, overall and by grouping)."""
+
+    id: Identifier
+    label: Text
+    kind: Literal[OUTCOME_KINDS]
+    field: Text
+    events: _texts(Text, one_as_list=True) = ()
+    among: Among | None = None
+    groupings: Texts = ()
+    min_per_group: Count = 5
+    # What a continuous outcome counts in (default: the field's unit).
+    unit: Text | None = None
+
+    @model_validator(mode="after")
+    def _fits_its_kind(self) -> OutcomeSpec:
+        problems = _Problems()
+        if self.kind == "binary" and not self.events:
+            problems.add(("events",), "a binary outcome lists the values that count as the "
+                                      "event")
+        if self.kind != "binary":
+            for key in ("events", "among"):
+                if getattr(self, key):
+                    problems.add((key,), f"only a binary outcome takes {key}")
+        if self.kind != "continuous" and self.unit is not None:
+            problems.add(("unit",), "only a continuous outcome takes a unit")
+        problems.raise_any("OutcomeSpec")
+        return self
+
+
 class AnalysisSpec(_Model):
     sites_field: Text
     levels_field: Text | None = None
@@ -778,6 +823,8 @@ class AnalysisSpec(_Model):
     # codes are the drawing's bone names. A protocol whose sites are no bones gets no map.
     body_map: dict[Text, SomeTexts] | None = Field(
         default=None, json_schema_extra={"propertyNames": {"enum": list(SKELETON_PARTS)}})
+    # The outcomes reported each in its own section, in this order.
+    outcomes: _listed(OutcomeSpec) = ()
 
     def reading(self, schema: ExtractionSchema) -> AnalysisSpec:
         """This analysis checked against the extraction schema whose fields it names, with
@@ -847,6 +894,27 @@ class AnalysisSpec(_Model):
             if target is not None and target.coded:
                 problems.member(finding.value, target.values,
                                 ("headline_findings", index, "value"))
+        grouping_ids = [grouping.id for grouping in self.treatment_groupings]
+        problems.unique_ids([outcome.id for outcome in self.outcomes], ("outcomes",))
+        for index, outcome in enumerate(self.outcomes):
+            where = ("outcomes", index)
+            problems.members(outcome.groupings, grouping_ids, (*where, "groupings"))
+            spec = fields.get(outcome.field)
+            if spec is None:
+                problems.add((*where, "field"),
+                             f"'{outcome.field}' is not a field of the extraction schema")
+            elif outcome.kind == "binary":
+                if not spec.coded:
+                    problems.add((*where, "field"), f"'{outcome.field}' is not a coded field")
+                problems.members(outcome.events, spec.values, (*where, "events"))
+            elif spec.type not in ("integer", "number"):
+                problems.add((*where, "field"),
+                             f"'{outcome.field}' is not an integer or number field")
+            if outcome.among is not None:
+                among = coded(outcome.among.field, (*where, "among", "field"))
+                if among is not None and among.coded:
+                    problems.member(outcome.among.value, among.values,
+                                    (*where, "among", "value"))
         problems.raise_any("AnalysisSpec")
         population = self.population or f"{schema.unit}s"
         return self.model_copy(update={

@@ -76,7 +76,7 @@ def plural(count: int, word: str) -> str:
 
 TEMPLATES = Environment(loader=PackageLoader("review.report", "templates"), autoescape=True,
                         undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-TEMPLATES.globals.update(percent=percent, plural=plural)
+TEMPLATES.globals.update(percent=percent, plural=plural, number=format_cell)
 
 
 def _macros(template: str) -> Any:
@@ -89,6 +89,9 @@ def p_text(value: float) -> str:
     if value is None or math.isnan(value):
         return "NA"
     return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
+TEMPLATES.globals.update(p_text=p_text)
 
 
 def doi_link(doi: str) -> str:
@@ -426,6 +429,8 @@ def _methods(page: _Page, inputs: ReportInputs) -> None:
                  f"{survival_spec.min_events_per_parameter} deaths per parameter; below these "
                  "the groups are described, not tested. Unbounded hazard ratios are reported "
                  "as such.</li>")
+    if protocol.analysis.outcomes:
+        page.add(str(_macros("outcome.html").methods(protocol.analysis.outcomes, "95%")))
     versions = ", ".join(f"{name} {version}" for name, version in inputs.versions.items())
     page.add(f"<li>Software: {text(versions)}.</li></ul>")
     page.end()
@@ -741,6 +746,23 @@ def _appraisal(page: _Page, inputs: ReportInputs) -> None:
     page.end()
 
 
+def _outcomes(page: _Page, inputs: ReportInputs) -> None:
+    """One section per declared outcome, in the protocol's order."""
+    analysis = inputs.analysis
+    spec = analysis.protocol.analysis
+    groupings = {grouping.id: grouping.label for grouping in spec.treatment_groupings}
+    macros = _macros("outcome.html")
+    for outcome_id, result in analysis.outcomes.items():
+        page.section(f"outcome-{outcome_id}", result.spec.label)
+        if result.spec.kind == "binary":
+            page.add(str(macros.binary(result, groupings)))
+        else:
+            unit = result.spec.unit or analysis.protocol.extraction.field(
+                result.spec.field).unit or ""
+            page.add(str(macros.continuous(result, groupings, unit)))
+        page.end()
+
+
 def _double_extraction(page: _Page, inputs: ReportInputs) -> None:
     schema = inputs.analysis.protocol.extraction
     if inputs.double_extraction is None or schema.double_extraction is None:
@@ -856,6 +878,7 @@ def render_report(inputs: ReportInputs) -> str:
     page.end()
 
     _survival(page, inputs)
+    _outcomes(page, inputs)
     _double_extraction(page, inputs)
     _appraisal(page, inputs)
 
