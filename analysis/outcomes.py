@@ -32,8 +32,9 @@ from scipy.special import gammaln
 from scipy.stats import fisher_exact
 from statsmodels.stats.proportion import proportion_confint
 
+from analysis.sites import code_label
 from analysis.survival import assign_groups
-from review.protocol import AnalysisSpec, OutcomeSpec
+from review.protocol import AnalysisSpec, ExtractionSchema, OutcomeSpec
 
 OVERALL = "overall"
 
@@ -237,6 +238,91 @@ class ContinuousOutcome:
         return pd.DataFrame([vars(spread) for spread in [self.overall, *self.groups]])
 
 
+@dataclass(frozen=True)
+class Category:
+    """Patients with one value of a coded outcome, among the patients it is known for."""
+
+    value: str
+    label: str
+    count: int
+    n: int
+    percent: float
+    ci_low: float
+    ci_high: float
+
+
+def _categories(values: list[tuple[str, ...]], categories: Mapping[str, str], level: float
+                ) -> list[Category]:
+    rows = []
+    for value, label in categories.items():
+        share = _share(value, label, np.array([value in found for found in values], dtype=bool),
+                       level)
+        rows.append(Category(value, label, share.events, share.n, share.percent, share.ci_low,
+                             share.ci_high))
+    return rows
+
+
+class CategoricalOutcome:
+    """How many patients have each value of a coded outcome (Wilson intervals), overall and
+    by group. A multi-valued field counts a patient once under each of their values, so the
+    counts may add up to more than the patients."""
+
+    def __init__(self, categories: Mapping[str, str], level: float = 0.95) -> None:
+        if not categories:
+            raise ValueError("categories: none given")
+        self.categories = dict(categories)
+        self.level = level
+        self.overall: list[Category] = []
+        self.groups: dict[str, list[Category]] = {}
+        self.group_labels: dict[str, str] = {}
+        self.multi_valued = False
+        self.n = 0
+
+    def fit(self, values: pd.Series, group: pd.Series | None = None,
+            labels: Mapping[str, str] | None = None) -> CategoricalOutcome:
+        """`values`: each patient's value, or tuple of values (a multi-valued field), each
+        one of the categories; `group` and `labels` as for `BinaryOutcome.fit`."""
+        found = []
+        for index, value in enumerate(values):
+            codes = value if isinstance(value, tuple) else (value,)
+            wrong = [code for code in codes if code not in self.categories]
+            if not codes or wrong:
+                raise ValueError(f"values: row {index} is {value!r}; each value must be one "
+                                 f"of: {', '.join(self.categories)}")
+            found.append(tuple(codes))
+        if not found:
+            raise ValueError("values: no patients to count")
+        self.n = len(found)
+        self.multi_valued = any(len(codes) > 1 for codes in found)
+        self.overall = _categories(found, self.categories, self.level)
+        groups, self.group_labels = _checked_groups(group, len(found), labels)
+        if groups is not None:
+            self.groups = {key: _categories([codes for codes, g in zip(found, groups,
+                                                                        strict=True)
+                                             if g == key], self.categories, self.level)
+                           for key in self.group_labels}
+        return self
+
+    @property
+    def most_frequent(self) -> list[Category]:
+        """The value with the most patients, or every value tied for it (none when no
+        patient has any)."""
+        top = max((category.count for category in self.overall), default=0)
+        return [category for category in self.overall if top and category.count == top]
+
+    def summary(self) -> pd.DataFrame:
+        if not self.overall:
+            raise ValueError("fit the outcome first")
+        rows = [{"group": OVERALL, "group_label": "All", **vars(category)}
+                for category in self.overall]
+        rows += [{"group": key, "group_label": self.group_labels[key], **vars(category)}
+                 for key, categories in self.groups.items() for category in categories]
+        return pd.DataFrame(rows)
+
+
+Estimator = BinaryOutcome | ContinuousOutcome | CategoricalOutcome
+
+
 @dataclass
 class OutcomeAnalysis:
     """One declared outcome: overall, by each grouping it names, and who was left out."""
@@ -244,8 +330,10 @@ class OutcomeAnalysis:
     spec: OutcomeSpec
     # Who is counted, as the report names them.
     counted: str
-    overall: BinaryOutcome | ContinuousOutcome | None
-    by_grouping: dict[str, BinaryOutcome | ContinuousOutcome] = field(default_factory=dict)
+    overall: Estimator | None
+    # The patients counted.
+    n: int = 0
+    by_grouping: dict[str, Estimator] = field(default_factory=dict)
     excluded: dict[str, int] = field(default_factory=dict)
     ungrouped: dict[str, int] = field(default_factory=dict)
 
@@ -253,9 +341,11 @@ class OutcomeAnalysis:
         """Every row of the outcome, with the grouping it belongs to."""
         if self.overall is None:
             return pd.DataFrame()
-        frames = [self.overall.summary().head(1).assign(grouping=OVERALL)]
-        frames += [result.summary().iloc[1:].assign(grouping=grouping)
-                   for grouping, result in self.by_grouping.items()]
+        overall = self.overall.summary()
+        frames = [overall[overall["group"] == OVERALL].assign(grouping=OVERALL)]
+        for grouping, result in self.by_grouping.items():
+            rows = result.summary()
+            frames.append(rows[rows["group"] != OVERALL].assign(grouping=grouping))
         table = pd.concat(frames, ignore_index=True)
         return table[["grouping", *table.columns.drop("grouping")]]
 
@@ -271,8 +361,8 @@ def _is_known(value: Any) -> bool:
     return value is not None and value == value and value != ()
 
 
-def analyze_outcome(cases: pd.DataFrame, outcome: OutcomeSpec, spec: AnalysisSpec
-                    ) -> OutcomeAnalysis:
+def analyze_outcome(cases: pd.DataFrame, outcome: OutcomeSpec, spec: AnalysisSpec,
+                    schema: ExtractionSchema) -> OutcomeAnalysis:
     """The outcome on a typed extraction sheet, as the protocol declares it."""
     counted = spec.population_short or "patients"
     excluded: dict[str, int] = {}
@@ -287,14 +377,19 @@ def analyze_outcome(cases: pd.DataFrame, outcome: OutcomeSpec, spec: AnalysisSpe
     known = rows[outcome.field].map(_is_known)
     excluded[f"{outcome.field} not reported"] = int((~known).sum())
     rows = rows[known]
-    result = OutcomeAnalysis(outcome, counted, None, excluded=excluded)
+    result = OutcomeAnalysis(outcome, counted, None, len(rows), excluded=excluded)
     if rows.empty:
         return result
 
-    def estimator() -> BinaryOutcome | ContinuousOutcome:
-        return (BinaryOutcome(min_per_group=outcome.min_per_group) if outcome.kind == "binary"
-                else ContinuousOutcome())
+    def estimator() -> Estimator:
+        if outcome.kind == "binary":
+            return BinaryOutcome(min_per_group=outcome.min_per_group)
+        if outcome.kind == "categorical":
+            return CategoricalOutcome({code: field_spec.labels.get(code, code_label(code))
+                                       for code in field_spec.values})
+        return ContinuousOutcome()
 
+    field_spec = schema.field(outcome.field)
     wanted = set(outcome.events)
     values = (rows[outcome.field].map(lambda value: _holds(value, wanted))
               if outcome.kind == "binary" else rows[outcome.field])

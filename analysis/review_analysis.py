@@ -148,7 +148,8 @@ def analyze_review(raw_cases: pd.DataFrame, protocol: Protocol, *,
         not_pooled=not_pooled,
         survival=_survival(cases, protocol, conf_type) if len(cases) else None,
         notes=notes,
-        outcomes={outcome.id: analyze_outcome(cases, outcome, spec) for outcome in spec.outcomes},
+        outcomes={outcome.id: analyze_outcome(cases, outcome, spec, schema)
+                  for outcome in spec.outcomes},
     )
 
 

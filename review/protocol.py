@@ -59,7 +59,7 @@ SCREENING_ORDERS = ("prioritised", "file", "random")
 RANKING_MODELS = ("naive_bayes", "svm", "logistic")
 FULLTEXT_SERVICES = ("unpaywall", "pmc")
 MEDIAN_RULES = ("table", "quantile")
-OUTCOME_KINDS = ("binary", "continuous")
+OUTCOME_KINDS = ("binary", "categorical", "continuous")
 # The bones the report's skeleton map draws; a protocol's body_map maps its site codes onto
 # them.
 SKELETON_PARTS = ("skull", "orbit", "maxilla", "mandible", "cervical_spine", "thoracic_spine",
@@ -771,8 +771,10 @@ class OutcomeSpec(_Model):
     """An outcome the protocol declares, reported in its own section in the protocol's order:
     `binary` (the share of patients whose `field` holds one of `events`, with Wilson CIs,
     overall and by each of `groupings`, and an exact test where every group has at least
-    `min_per_group` patients) or `continuous` (median, quartiles and range of a number
-    field, overall and by grouping)."""
+    `min_per_group` patients), `categorical` (patients with each value of a coded field, a
+    multi-valued one counting a patient under each of its values, ties for the most
+    frequent named) or `continuous` (median, quartiles and range of a number field). `among`
+    restricts any of them to the patients it names."""
 
     id: Identifier
     label: Text
@@ -791,10 +793,8 @@ class OutcomeSpec(_Model):
         if self.kind == "binary" and not self.events:
             problems.add(("events",), "a binary outcome lists the values that count as the "
                                       "event")
-        if self.kind != "binary":
-            for key in ("events", "among"):
-                if getattr(self, key):
-                    problems.add((key,), f"only a binary outcome takes {key}")
+        if self.kind != "binary" and self.events:
+            problems.add(("events",), "only a binary outcome takes events")
         if self.kind != "continuous" and self.unit is not None:
             problems.add(("unit",), "only a continuous outcome takes a unit")
         problems.raise_any("OutcomeSpec")
@@ -903,7 +903,7 @@ class AnalysisSpec(_Model):
             if spec is None:
                 problems.add((*where, "field"),
                              f"'{outcome.field}' is not a field of the extraction schema")
-            elif outcome.kind == "binary":
+            elif outcome.kind in ("binary", "categorical"):
                 if not spec.coded:
                     problems.add((*where, "field"), f"'{outcome.field}' is not a coded field")
                 problems.members(outcome.events, spec.values, (*where, "events"))

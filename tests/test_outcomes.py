@@ -102,6 +102,8 @@ OUTCOMES = [
                "label": "patients with cord compression"}},
     {"id": "age", "label": "Age at diagnosis", "kind": "continuous", "field": "age",
      "unit": "years", "groupings": ["bone_directed"]},
+    {"id": "treatments", "label": "Bone-directed treatments", "kind": "categorical",
+     "field": "bone_treatments", "groupings": ["bone_directed"]},
 ]
 
 
@@ -146,7 +148,31 @@ def test_each_declared_outcome_gets_its_section_with_numbers_from_the_sheet(
     assert f"Age at diagnosis: median {median:g} years" in visible
     assert f"in {len(ages)} patients" in visible
     assert "Declared outcomes (Death during follow-up; Death after cord compression; Age at " \
-           "diagnosis)" in visible
+           "diagnosis; Bone-directed treatments)" in visible
+
+    # A multi-valued field counts a patient under each value; the most frequent are named.
+    treated = [set(value.split(";")) for value in cases["bone_treatments"] if value]
+    counts = {code: sum(code in codes for codes in treated)
+              for code in protocol.extraction.field("bone_treatments").values}
+    top = max(counts.values())
+    leaders = [code for code, count in counts.items() if count == top]
+    labels = " and ".join(code[:1].upper() + code[1:].replace("_", " ") for code in leaders)
+    assert (f"Bone-directed treatments: reported for {len(treated)} patients") in visible
+    assert f"the most frequent {'were' if len(leaders) > 1 else 'was'} {labels} ({top}" \
+        in visible
+    assert "A patient may have several values" in visible
+
+
+def test_a_tie_for_the_most_frequent_value_names_every_value_tied():
+    from analysis.outcomes import CategoricalOutcome
+
+    levels = pd.Series([("T4",), ("T9", "T4"), ("T9",), ("L1",), ("T4", "T9"), ("T9", "T4")])
+    result = CategoricalOutcome({"T4": "T4", "T9": "T9", "L1": "L1", "C2": "C2"}).fit(levels)
+    assert [category.value for category in result.most_frequent] == ["T4", "T9"]
+    assert [category.count for category in result.overall] == [4, 4, 1, 0]
+    assert result.multi_valued and result.n == 6
+    with pytest.raises(ValueError, match=r"values: row 0 is 'T13'; each value must be one of"):
+        CategoricalOutcome({"T4": "T4"}).fit(pd.Series(["T13"]))
 
 
 @pytest.mark.parametrize(("edit", "expected"), [
@@ -163,8 +189,10 @@ def test_each_declared_outcome_gets_its_section_with_numbers_from_the_sheet(
     (lambda o: o[2].update(events=["x"]),
      "analysis.outcomes[2].events: only a binary outcome takes events"),
     (lambda o: o[2].update(kind="ordinal"),
-     "analysis.outcomes[2].kind: 'ordinal' is not one of: binary, continuous"),
+     "analysis.outcomes[2].kind: 'ordinal' is not one of: binary, categorical, continuous"),
     (lambda o: o.append(dict(o[0])), "analysis.outcomes: 'death' is listed twice"),
+    (lambda o: o[3].update(field="age"), "analysis.outcomes[3].field: 'age' is not a coded "
+                                         "field"),
 ])
 def test_a_wrong_outcome_is_named_at_its_key(edit, expected):
     document = yaml.safe_load(PROTOCOL_PATH.read_text(encoding="utf-8"))

@@ -756,6 +756,8 @@ def _outcomes(page: _Page, inputs: ReportInputs) -> None:
         page.section(f"outcome-{outcome_id}", result.spec.label)
         if result.spec.kind == "binary":
             page.add(str(macros.binary(result, groupings)))
+        elif result.spec.kind == "categorical":
+            page.add(str(macros.categorical(result, groupings)))
         else:
             unit = result.spec.unit or analysis.protocol.extraction.field(
                 result.spec.field).unit or ""
