@@ -139,7 +139,7 @@ def kaplan_meier_plot(result: SurvivalByGroup, ax: Axes | None = None,
         times = np.concatenate([[0.0], curve.time])
         survival = np.concatenate([[1.0], curve.survival])
         ax.step(times, survival, where="post", color=colour, linewidth=1.6,
-                label=f"{labels.get(name, name)} (n = {curve.n}, deaths = "
+                label=f"{labels.get(name, name)} (n = {curve.n}, {result.events_label} = "
                       f"{curve.total_events})")
         # The confidence band the Methods describe, where it is defined.
         ax.fill_between(times, np.concatenate([[1.0], curve.ci_low]),
@@ -156,7 +156,7 @@ def kaplan_meier_plot(result: SurvivalByGroup, ax: Axes | None = None,
                     color=colour)
     ax.set_ylim(0, 1.04)
     ax.set_xlim(0, horizon * 1.03)
-    ax.set_ylabel("Survival probability")
+    ax.set_ylabel(f"{result.analysis_label[:1].upper()}{result.analysis_label[1:]} probability")
     logrank = result.logrank
     test = (f"Log-rank χ² = {logrank.chi2:.2f}, df = {logrank.df}, p = {logrank.p_value:.3f}"
             if logrank is not None and not math.isnan(logrank.p_value) else None)

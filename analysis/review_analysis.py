@@ -85,7 +85,8 @@ def _survival(cases: pd.DataFrame, protocol: Protocol, conf_type: str) -> Surviv
     options = {"conf_type": conf_type, "landmarks": spec.landmarks, "time_unit": spec.time_unit,
                "time_origin": spec.origin, "min_events_per_group": spec.min_events_per_group,
                "min_events_per_parameter": spec.min_events_per_parameter,
-               "median_rule": spec.median_rule}
+               "median_rule": spec.median_rule, "event_label": spec.words.event,
+               "events_label": spec.words.events, "analysis_label": spec.words.analysis}
     overall = SurvivalByGroup(**options).fit(overall_data.frame) \
         if len(overall_data.frame) else None
     every_origin = survival_data(cases, spec, any_origin=True).frame
@@ -326,7 +327,8 @@ def headline(analysis: ReviewAnalysis) -> list[str]:
     survival = analysis.survival
     if survival is not None and survival.overall is not None:
         median, low, high = survival.overall.overall.median
-        lines.append(f"survival: {survival.usable} patients with a usable time "
+        lines.append(f"{survival.overall.analysis_label}: {survival.usable} patients with a "
+                     "usable time "
                      f"({sum(survival.excluded.values())} without); median "
                      f"{format_time(median)} {survival.overall.time_unit} (95% CI "
                      f"{format_time(low)}–"

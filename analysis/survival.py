@@ -397,7 +397,8 @@ class CoxFit:
         return loglik, gradient, information
 
 
-def cox_model(frame: pd.DataFrame, level: float = 0.95) -> CoxResult | None:
+def cox_model(frame: pd.DataFrame, level: float = 0.95, event_label: str = "event"
+              ) -> CoxResult | None:
     """Fit a Cox model of `time`/`event` on the other columns of `frame` (numeric, complete),
     with Efron's ties, as `survival::coxph` (see `CoxFit`).
 
@@ -429,8 +430,8 @@ def cox_model(frame: pd.DataFrame, level: float = 0.95) -> CoxResult | None:
     columns = ["term", "coef", "se", "hr", "ci_low", "ci_high", "p_value", "bounded"]
     constant = [name for name in covariates if frame[name].nunique() <= 1]
     if unbounded or constant:
-        reasons = [f"the hazard ratio of '{name}' is unbounded (every death while both levels "
-                   f"were at risk was {'in' if direction > 0 else 'outside'} it)"
+        reasons = [f"the hazard ratio of '{name}' is unbounded (every {event_label} while both "
+                   f"levels were at risk was {'in' if direction > 0 else 'outside'} it)"
                    for name, direction in unbounded.items()]
         reasons += [f"'{name}' takes a single value" for name in constant]
         return CoxResult(pd.DataFrame(columns=columns), len(frame), events, tuple(notes),
@@ -474,6 +475,10 @@ class SurvivalByGroup:
     min_events_per_group: int = 0
     min_events_per_parameter: int = 0
     median_rule: str = "table"  # see `KaplanMeierCurve.median`
+    # How the messages and the plot name the event (one, several) and the analysis.
+    event_label: str = "event"
+    events_label: str = "events"
+    analysis_label: str = "survival"
     curves: dict[str, KaplanMeierCurve] = field(default_factory=dict, init=False)
     overall: KaplanMeierCurve | None = field(default=None, init=False)
     logrank: LogRankResult | None = field(default=None, init=False)
@@ -531,17 +536,19 @@ class SurvivalByGroup:
         if len(names) > 1 and fewest < self.min_events_per_group:
             self.not_tested.append(
                 f"No log-rank test: the smallest group has {fewest} "
-                f"death{'' if fewest == 1 else 's'}, and the protocol "
+                f"{self.event_label if fewest == 1 else self.events_label}, and the protocol "
                 f"asks for at least {self.min_events_per_group} in every group.")
         elif len(names) > 1:
             self.logrank = logrank_test(g_time, g_event, g_group)
             self.pairwise = self._pairwise(g_time, g_event, g_group, names)
         parameters = max(len(names) - 1, 0) + len(covariates)
-        deaths = int(g_event.sum())
-        if parameters and deaths < self.min_events_per_parameter * parameters:
+        events = int(g_event.sum())
+        if parameters and events < self.min_events_per_parameter * parameters:
             self.not_tested.append(
-                f"No Cox model: {deaths} deaths for {parameters} parameters, and the protocol "
-                f"asks for at least {self.min_events_per_parameter} deaths per parameter.")
+                f"No Cox model: {events} "
+                f"{self.event_label if events == 1 else self.events_label} for {parameters} "
+                f"parameter{'' if parameters == 1 else 's'}, and the protocol asks for at least "
+                f"{self.min_events_per_parameter} {self.events_label} per parameter.")
         else:
             self.cox = self._cox(grouped, names, covariates, reference)
         return self
@@ -584,7 +591,7 @@ class SurvivalByGroup:
                                  "must be a number (blank when unknown)")
             design[name] = values
         complete = design.dropna()
-        result = cox_model(complete, self.level)
+        result = cox_model(complete, self.level, self.event_label)
         if result is None:
             return None
         cautions = result.warnings

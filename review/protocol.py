@@ -711,6 +711,28 @@ class TreatmentGrouping(_Model):
         return self
 
 
+class EventWords(_Model):
+    """How the report words the time-to-event analysis, as the protocol's event is said:
+    "3 deaths", "alive at 12 months", "patients who died", "a vital status", "Survival by
+    treatment". The defaults speak of death, the event of a survival analysis; a review of
+    another event (time to surgery, to recurrence) words its own."""
+
+    event: Text = "death"
+    events: Text = "deaths"
+    # Those without the event at a landmark: "alive at 12 months".
+    event_free: Text = "alive"
+    # Those who had it: "patients who died".
+    had_event: Text = "died"
+    # The field saying whether the event happened: "a vital status".
+    status: Text = "vital status"
+    # The analysis itself: "Survival by treatment", "Kaplan–Meier survival".
+    analysis: Text = "survival"
+
+    def count(self, number: int) -> str:
+        """`1 death`, `3 deaths`."""
+        return f"{number} {self.event if number == 1 else self.events}"
+
+
 class SurvivalSpec(_Model):
     time_field: Text
     status_field: Text
@@ -734,6 +756,7 @@ class SurvivalSpec(_Model):
     # Times at which a sensitivity analysis places the events that have no time (besides the
     # origin, the worst case).
     missing_time_bounds: _listed(BoundTime) = ()
+    words: _mapping(EventWords) = EventWords()
 
     @model_validator(mode="after")
     def _origin_is_whole(self) -> SurvivalSpec:

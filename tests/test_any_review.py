@@ -171,3 +171,27 @@ def test_a_body_map_names_bones_of_the_drawing_and_codes_of_the_sites(tmp_path):
     message = str(caught.value)
     assert "analysis.body_map.wing: 'wing' is not one of: skull, orbit" in message
     assert "analysis.body_map.femur[0]: 'thigh' is not one of:" in message
+
+
+def test_a_review_of_another_event_says_its_own_words(spinal_rcc_review, tmp_path):
+    path = spinal_rcc_review.protocol_path
+    protocol = yaml.safe_load(path.read_text(encoding="utf-8"))
+    protocol["analysis"]["survival"]["words"] = {
+        "event": "recurrence", "events": "recurrences", "event_free": "recurrence-free",
+        "had_event": "recurred", "status": "recurrence status",
+        "analysis": "recurrence-free survival"}
+    path.write_text(yaml.safe_dump(protocol, sort_keys=False), encoding="utf-8")
+    build_report(Workspace(spinal_rcc_review.root), tmp_path / "report", force=True)
+    page = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
+    told = " ".join(re.sub(r"<[^>]+>", " ", page[page.index('<section id="survival">'):
+                                                   page.index('<section id="completeness">')]
+                           ).split())
+    told += " ".join(re.sub(r"<[^>]+>", " ", page[page.index("<li>Recurrence-free survival:"):
+                                                   page.index("<li>Software:")]).split())
+    assert told.startswith("Recurrence-free survival by treatment")
+    assert "Recurrences" in told and "Recurrence-free at 12 months" in told
+    for word in ("death", "Death", "alive", "Alive", "died", "vital status", "living"):
+        assert word not in told, word
+    figure = (tmp_path / "report" / "figures" / "survival_overall.svg").read_text()
+    assert "recurrences = " in figure and "deaths = " not in figure
+    assert "Recurrence-free survival probability" in figure

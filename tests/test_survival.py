@@ -123,7 +123,7 @@ def test_group_where_nobody_dies_makes_the_model_not_estimable():
     frame = pd.DataFrame({"time": [1.0, 2, 3, 4, 5, 6, 7, 8],
                           "event": [True, True, True, False, False, False, False, False],
                           "group": ["a", "a", "a", "a", "b", "b", "b", "b"]})
-    cox = SurvivalByGroup().fit(frame, reference="a").cox
+    cox = SurvivalByGroup(event_label="death").fit(frame, reference="a").cox
     assert cox.table.empty
     assert cox.not_estimable == ("the hazard ratio of 'group: b' is unbounded (every death "
                                  "while both levels were at risk was outside it), so the model "
@@ -202,13 +202,17 @@ def test_groups_too_small_are_described_not_tested():
                           "group": ["a", "a", "a", "a", "b", "b", "b", "b"]})
     tested = SurvivalByGroup().fit(frame)
     assert tested.logrank is not None and tested.cox is not None and not tested.not_tested
-    described = SurvivalByGroup(min_events_per_group=5, min_events_per_parameter=10).fit(frame)
+    described = SurvivalByGroup(min_events_per_group=5, min_events_per_parameter=10,
+                                event_label="death", events_label="deaths").fit(frame)
     assert described.logrank is None and described.pairwise is None and described.cox is None
     assert described.not_tested == [
         "No log-rank test: the smallest group has 2 deaths, and the protocol asks for at least "
         "5 in every group.",
-        "No Cox model: 5 deaths for 1 parameters, and the protocol asks for at least 10 deaths "
+        "No Cox model: 5 deaths for 1 parameter, and the protocol asks for at least 10 deaths "
         "per parameter."]
+    # Without words from a protocol, the estimator speaks of events.
+    neutral = SurvivalByGroup(min_events_per_group=5).fit(frame)
+    assert neutral.not_tested[0].startswith("No log-rank test: the smallest group has 2 events")
     assert described.curves["a"].n == 4  # the curves are still drawn and summarised
 
 

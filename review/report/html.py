@@ -27,7 +27,7 @@ from review.extraction.appraisal import CONSENSUS, appraisal_agreement, report_a
 from review.extraction.compare import ExtractionComparison
 from review.extraction.duplicates import DuplicateScreen
 from review.extraction.validate import DOI, PMID
-from review.protocol import Protocol
+from review.protocol import EventWords, Protocol
 from review.report.markdown import format_cell
 from review.screening.ranking import FEATURES, MODEL_LABELS
 
@@ -243,16 +243,18 @@ def _findings(inputs: ReportInputs) -> list[str]:
         # The headline landmark is the protocol's last: a fixed "12" would be 12 days in a
         # review that counts days.
         landmark = max(spec.survival.landmarks, default=None)
-        alive = curve.survival_at(landmark)[0] if landmark is not None else math.nan
+        event_free = curve.survival_at(landmark)[0] if landmark is not None else math.nan
         bounds = survival.missing_times
+        words = spec.survival.words
         findings.append(
-            f"Survival from {text(spec.survival.origin)} was known for {survival.usable} "
-            "patients "
-            f"({deaths(curve.total_events)}): median {format_time(median)} {unit} (95% CI "
-            f"{format_time(low)}–{format_time(high)})"
-            + (f", {percent(100 * alive, 0)} alive at {landmark:g} {unit}"
-               if not math.isnan(alive) else "")
-            + (f"; with the {bounds.missing_events} deaths without a time placed between the "
+            f"{text(capitalised(words.analysis))} from {text(spec.survival.origin)} was known "
+            f"for {survival.usable} patients "
+            f"({text(words.count(curve.total_events))}): median {format_time(median)} {unit} "
+            f"(95% CI {format_time(low)}–{format_time(high)})"
+            + (f", {percent(100 * event_free, 0)} {text(words.event_free)} at {landmark:g} "
+               f"{unit}" if not math.isnan(event_free) else "")
+            + (f"; with the {text(words.count(bounds.missing_events))} without a time placed "
+               "between the "
                f"origin and {format_time(max(bounds.curves.keys() - {None}))} {unit}, the "
                f"median ranges from {format_time(bounds.median_range[0])} to "
                f"{format_time(bounds.median_range[1])} {unit}." if bounds is not None
@@ -410,13 +412,16 @@ def _methods(page: _Page, inputs: ReportInputs) -> None:
                  f"{len(analysis.not_pooled)} region(s), for the reasons given under Pooled "
                  "proportions.</li>")
     if survival_spec is not None:
-        page.add(f"<li>Survival: time from {text(survival_spec.origin)} "
-                 f"(<code>{text(survival_spec.time_field)}</code>), death as the event, living "
-                 "patients censored at last follow-up. Kaplan–Meier estimates with Greenwood "
+        words = survival_spec.words
+        page.add(f"<li>{text(capitalised(words.analysis))}: time from "
+                 f"{text(survival_spec.origin)} (<code>{text(survival_spec.time_field)}</code>), "
+                 f"{text(words.event)} as the event, patients {text(words.event_free)} at last "
+                 "follow-up censored there. Kaplan–Meier estimates with Greenwood "
                  "variances and log-log confidence bands; medians "
                  + ("as R's printed survfit table gives them. "
                     if survival_spec.median_rule == "table" else "by R's quantile() rule. ")
-                 + (f"Deaths without a time are placed at the origin and at "
+                 + (f"{text(capitalised(words.events))} without a time are placed at the "
+                    "origin and at "
                     f"{', '.join(f'{t:g}' for t in survival_spec.missing_time_bounds)} "
                     f"{text(survival_spec.time_unit)} in a sensitivity analysis. "
                     if survival_spec.missing_time_bounds else "")
@@ -424,11 +429,11 @@ def _methods(page: _Page, inputs: ReportInputs) -> None:
                     "enter the main analysis; every time, whatever it counts from, enters a "
                     "sensitivity analysis. " if survival_spec.origin_field else "")
                  + "Log-rank tests (pairwise with Holm's adjustment) only when every group "
-                 f"has at least {survival_spec.min_events_per_group} deaths, and Cox "
-                 "regression (Efron ties) on treatment group, age and sex only with at least "
-                 f"{survival_spec.min_events_per_parameter} deaths per parameter; below these "
-                 "the groups are described, not tested. Unbounded hazard ratios are reported "
-                 "as such.</li>")
+                 f"has at least {text(words.count(survival_spec.min_events_per_group))}, and "
+                 "Cox regression (Efron ties) on treatment group, age and sex only with at "
+                 f"least {text(words.count(survival_spec.min_events_per_parameter))} per "
+                 "parameter; below these the groups are described, not tested. Unbounded "
+                 "hazard ratios are reported as such.</li>")
     if protocol.analysis.outcomes:
         page.add(str(_macros("outcome.html").methods(protocol.analysis.outcomes, "95%")))
     versions = ", ".join(f"{name} {version}" for name, version in inputs.versions.items())
@@ -547,31 +552,35 @@ def join_words(words: list[str]) -> str:
     return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
-def deaths(count: int) -> str:
-    return f"{count} death" if count == 1 else f"{count} deaths"
+def capitalised(phrase: str) -> str:
+    """A protocol's phrase at the start of a sentence or a header: 'alive' → 'Alive'."""
+    return phrase[:1].upper() + phrase[1:]
 
 
 def _survival_columns(summary: pd.DataFrame, first: dict[str, str],
-                      landmarks: tuple[float, ...], unit: str) -> dict[str, str]:
+                      landmarks: tuple[float, ...], unit: str, words: EventWords
+                      ) -> dict[str, str]:
     """The median and landmark cells of a survival summary as text, added to `summary`, and
     the table's columns with their headers."""
     summary["median_text"] = [
         f"{format_time(m)} ({format_time(lo)}–{format_time(hi)})"
         for m, lo, hi in zip(summary["median"], summary["median_ci_low"],
                              summary["median_ci_high"], strict=True)]
-    columns = {**first, "n": "Patients", "events": "Deaths",
+    columns = {**first, "n": "Patients", "events": capitalised(words.events),
                "median_text": f"Median, {unit} (95% CI)"}
     for t in landmarks:
         name = f"survival_{t:g}"
         summary[f"{name}_text"] = [percent(100 * v, 0) for v in summary[name]]
-        columns[f"{name}_text"] = f"Alive at {t:g} {unit}"
+        columns[f"{name}_text"] = f"{capitalised(words.event_free)} at {t:g} {unit}"
     return columns
 
 
-def _survival_table(result: SurvivalByGroup, landmarks: tuple[float, ...]) -> str:
+def _survival_table(result: SurvivalByGroup, landmarks: tuple[float, ...],
+                    words: EventWords) -> str:
     unit = text(result.time_unit)
     summary = result.summary()
-    columns = _survival_columns(summary, {"label": "Group"}, landmarks, unit)
+    columns = _survival_columns(summary, {"label": "Group"}, landmarks, unit, words)
+    flat = f"{text(words.analysis)} is exactly 50% from"
     curves = {"overall": result.overall, **result.curves}
     notes = []
     for group, label, median in zip(summary["group"], summary["label"], summary["median"],
@@ -582,19 +591,19 @@ def _survival_table(result: SurvivalByGroup, landmarks: tuple[float, ...]) -> st
             continue
         start, end, dropped = interval
         if dropped:
-            notes.append(f'<p class="note">{text(label)}: survival is exactly 50% from '
+            notes.append(f'<p class="note">{text(label)}: {flat} '
                          f"{format_time(start)} to {format_time(end)} {unit}, so "
                          f"the median ({format_time(median)}) is the midpoint of that interval "
-                         "by R's rule, not a time at which anyone died.</p>")
+                         f"by R's rule, not a time at which anyone {text(words.had_event)}.</p>")
         elif curve.median_rule == "table":
-            notes.append(f'<p class="note">{text(label)}: survival is exactly 50% from '
+            notes.append(f'<p class="note">{text(label)}: {flat} '
                          f"{format_time(start)} {unit} to the last follow-up at "
                          f"{format_time(end)}; the median is {format_time(median)}, as R's "
                          "printed survfit table, survminer and lifelines give it (R's "
                          f"quantile() gives the midpoint, {format_time(curve.quantile(0.5)[0])})."
                          "</p>")
         else:
-            notes.append(f'<p class="note">{text(label)}: survival is exactly 50% from '
+            notes.append(f'<p class="note">{text(label)}: {flat} '
                          f"{format_time(start)} {unit} to the last follow-up at "
                          f"{format_time(end)}; the median is {format_time(median)}, the "
                          "midpoint by R's quantile() (R's printed survfit table gives "
@@ -603,18 +612,19 @@ def _survival_table(result: SurvivalByGroup, landmarks: tuple[float, ...]) -> st
 
 
 def _missing_times_table(bounds: MissingTimeBounds, landmarks: tuple[float, ...],
-                         unit: str) -> str:
-    """The sensitivity analysis of the deaths without a time, with the range it gives."""
+                         unit: str, words: EventWords) -> str:
+    """The sensitivity analysis of the events without a time, with the range it gives."""
     unit = text(unit)
     summary = bounds.summary()
     summary["scenario"] = [
         "Left out (the curves above)" if math.isnan(at) else
         "At the origin (worst case)" if at == 0 else f"At {format_time(at)} {unit}"
         for at in summary["placed_at"]]
-    columns = _survival_columns(summary, {"scenario": "Deaths without a time"}, landmarks,
-                                unit)
+    columns = _survival_columns(summary, {"scenario": f"{capitalised(words.events)} without a "
+                                                      "time"}, landmarks, unit, words)
     low, high = bounds.median_range
-    return (f"<p>Sensitivity analysis: the {bounds.missing_events} deaths without a time "
+    return (f"<p>Sensitivity analysis: the {text(words.count(bounds.missing_events))} without "
+            "a time "
             "placed at the origin and at given times. The median ranges from "
             f"{format_time(low)} to {format_time(high)} {unit} over these scenarios.</p>"
             + table_html(summary, columns, numeric=["n", "events"]))
@@ -623,45 +633,50 @@ def _missing_times_table(bounds: MissingTimeBounds, landmarks: tuple[float, ...]
 def _survival(page: _Page, inputs: ReportInputs) -> None:
     analysis = inputs.analysis
     survival = analysis.survival
-    page.section("survival", "Survival by treatment")
+    spec = analysis.protocol.analysis.survival
+    words = spec.words if spec is not None else EventWords()
+    page.section("survival", f"{capitalised(words.analysis)} by treatment")
     if survival is None or survival.overall is None:
-        page.missing("No patient has both a survival time and a vital status, so survival "
-                     "cannot be estimated yet.")
+        page.missing(f"No patient has both a {text(words.analysis)} time and a "
+                     f"{text(words.status)}, so {text(words.analysis)} cannot be estimated yet.")
         page.end()
         return
-    spec = analysis.protocol.analysis.survival
     landmarks = spec.landmarks
     left_out = sum(survival.excluded.values())
     page.add(f"<p>Times count from {text(spec.origin)}. {survival.usable} patients had a "
-             f"usable survival time from it; {left_out} were left out ("
+             f"usable {text(words.analysis)} time from it; {left_out} were left out ("
              + "; ".join(f"{text(reason)}: {count}" for reason, count in
                          survival.excluded.items() if count) + ").</p>")
     dead_untimed = survival.excluded.get(f"{spec.event_value} without a time", 0)
     if dead_untimed:
-        page.add(f'<p class="note">{dead_untimed} patients who died have no reported time '
-                 "and cannot enter the curves; as deaths are left out and survivors are not, "
-                 "the curves are likely to overstate survival.</p>")
-    page.add(_survival_table(survival.overall, landmarks))
+        page.add(f'<p class="note">{dead_untimed} patients who {text(words.had_event)} have no '
+                 f"reported time and cannot enter the curves; as {text(words.events)} are left "
+                 f"out and patients still {text(words.event_free)} are not, the curves are "
+                 "likely to "
+                 f"overstate {text(words.analysis)}.</p>")
+    page.add(_survival_table(survival.overall, landmarks, words))
     if survival.missing_times is not None:
-        page.add(_missing_times_table(survival.missing_times, landmarks, spec.time_unit))
+        page.add(_missing_times_table(survival.missing_times, landmarks, spec.time_unit, words))
     page.figure(inputs.figures, "survival_overall",
-                "Kaplan–Meier survival of all patients with a usable time (ticks: censored).")
+                f"Kaplan–Meier {text(words.analysis)} of all patients with a usable time "
+                "(ticks: censored).")
     if survival.any_origin is not None:
         extra = survival.any_origin.overall.n - survival.usable
         page.add(f"<p>Sensitivity analysis: every patient with a time, whatever event the report "
                  f"counted it from ({survival.any_origin.overall.n} patients, {extra} of them "
                  f"timed from another event than {text(spec.origin)}):</p>",
-                 _survival_table(survival.any_origin, landmarks))
+                 _survival_table(survival.any_origin, landmarks, words))
     for grouping in analysis.protocol.analysis.treatment_groupings:
         result = survival.by_grouping.get(grouping.id)
         page.add(f"<h3>{text(grouping.label)}</h3>")
         if result is None:
-            page.missing("No patient with a survival time has this treatment reported.")
+            page.missing(f"No patient with a {text(words.analysis)} time has this treatment "
+                         "reported.")
             continue
         page.add(f'<p class="note">{survival.ungrouped.get(grouping.id, 0)} patients with a '
                  "usable time are not in any group (treatment not reported or not classifiable)"
                  " and appear only in the overall curve.</p>")
-        page.add(_survival_table(result, landmarks))
+        page.add(_survival_table(result, landmarks, words))
         for reason in result.not_tested:
             page.add(f'<p class="note">{text(reason)} The groups are described, not '
                      "compared.</p>")
@@ -679,7 +694,7 @@ def _survival(page: _Page, inputs: ReportInputs) -> None:
                                 numeric=["chi2", "p_value", "p_holm"]))
         if result.cox is not None and result.cox.not_estimable:
             page.add(f'<p class="note">Cox model ({result.cox.n} patients, '
-                     f"{result.cox.events} deaths) not estimable: "
+                     f"{text(words.count(result.cox.events))}) not estimable: "
                      f"{text(result.cox.not_estimable)}.</p>")
         if result.cox is not None and len(result.cox.table):
             cox = result.cox.table.assign(
@@ -690,14 +705,16 @@ def _survival(page: _Page, inputs: ReportInputs) -> None:
                 p_value=lambda f: f["p_value"].map(p_text))
             reference = (f"; hazard ratios against {text(result.cox.reference)}"
                          if result.cox.reference else "")
-            page.add(f"<p>Cox model ({result.cox.n} patients, {result.cox.events} deaths"
+            page.add(f"<p>Cox model ({result.cox.n} patients, "
+                     f"{text(words.count(result.cox.events))}"
                      f"{reference}):</p>",
                      table_html(cox, {"term": "Term", "hr_text": "Hazard ratio (95% CI)",
                                       "p_value": "p"}, numeric=["p_value"]))
             for warning in result.cox.warnings:
                 page.add(f'<p class="note">{text(warning)}</p>')
         page.figure(inputs.figures, f"survival_{grouping.id}",
-                    f"Kaplan–Meier survival by {text(grouping.label.lower())}, with the number "
+                    f"Kaplan–Meier {text(words.analysis)} by {text(grouping.label.lower())}, with "
+                    "the number "
                     "at risk below.")
     page.end()
 
@@ -791,20 +808,24 @@ def _limitations(inputs: ReportInputs) -> list[str]:
     survival = analysis.survival
     if survival is not None:
         origin = analysis.protocol.analysis.survival.origin
+        words = analysis.protocol.analysis.survival.words
         timed = survival.any_origin.overall.n if survival.any_origin is not None \
             else survival.usable
-        points.append(f"Only {survival.usable} of {total} patients have a survival time from "
-                      f"{text(origin)} and a vital status"
+        points.append(f"Only {survival.usable} of {total} patients have a "
+                      f"{text(words.analysis)} time from {text(origin)} and a "
+                      f"{text(words.status)}"
                       + (f" ({timed} have a time from any event)" if timed != survival.usable
                          else "")
-                      + "; follow-up of living patients is often a lower bound, and "
-                      "comparisons between treatment groups are confounded by indication.")
+                      + f"; the follow-up of patients still {text(words.event_free)} is often "
+                      "a lower bound, and comparisons between treatment groups are confounded "
+                      "by indication.")
         if analysis.protocol.analysis.treatment_groupings:
             points.append("Treatment groups are defined by treatment received at any time, so "
-                          "a patient who lived longer had more time to receive it (immortal-"
-                          "time bias), and published cases are selected towards the unusual "
-                          "and the treated: survival by group describes these reports, not "
-                          "the effect of a treatment.")
+                          f"a patient who stayed {text(words.event_free)} longer had more time to "
+                          "receive it (immortal-time bias), and published cases are "
+                          "selected towards the unusual and the treated: "
+                          f"{text(words.analysis)} by group describes these reports, not the "
+                          "effect of a treatment.")
     sparse = analysis.completeness[(analysis.completeness["percent"] < 50)]
     if len(sparse):
         points.append("Fields reported for fewer than half of the patients: "
