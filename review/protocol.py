@@ -824,6 +824,23 @@ class OutcomeSpec(_Model):
         return self
 
 
+class SiteWords(_Model):
+    """How the report names the sites and levels, as the protocol's condition is said:
+    "Metastatic sites", "patients with a metastasis there", "Vertebral levels"."""
+
+    sites: Text = "Sites"
+    # What a patient has at a site, with its article: "a metastasis", "an abscess".
+    finding: Text = "a finding"
+    sites_per_patient: Text = "Sites per patient"
+    levels: Text = "Levels"
+    level: Text = "level"
+
+    @property
+    def the_finding(self) -> str:
+        """'the metastasis' for 'a metastasis'."""
+        return re.sub(r"^(a|an)\s+", "the ", self.finding)
+
+
 class AnalysisSpec(_Model):
     sites_field: Text
     levels_field: Text | None = None
@@ -848,6 +865,7 @@ class AnalysisSpec(_Model):
         default=None, json_schema_extra={"propertyNames": {"enum": list(SKELETON_PARTS)}})
     # The outcomes reported each in its own section, in this order.
     outcomes: _listed(OutcomeSpec) = ()
+    words: _mapping(SiteWords) = SiteWords()
 
     def reading(self, schema: ExtractionSchema) -> AnalysisSpec:
         """This analysis checked against the extraction schema whose fields it names, with

@@ -195,3 +195,25 @@ def test_a_review_of_another_event_says_its_own_words(spinal_rcc_review, tmp_pat
     figure = (tmp_path / "report" / "figures" / "survival_overall.svg").read_text()
     assert "recurrences = " in figure and "deaths = " not in figure
     assert "Recurrence-free survival probability" in figure
+
+
+def test_sites_and_levels_are_named_in_the_protocols_words(spinal_rcc_review, tmp_path):
+    path = spinal_rcc_review.protocol_path
+    protocol = yaml.safe_load(path.read_text(encoding="utf-8"))
+    protocol["analysis"].pop("words")
+    path.write_text(yaml.safe_dump(protocol, sort_keys=False), encoding="utf-8")
+    build_report(Workspace(spinal_rcc_review.root), tmp_path / "default", force=True)
+    page = (tmp_path / "default" / "report.html").read_text(encoding="utf-8")
+    assert '<section id="sites"><h2>Sites</h2>' in page
+    assert "Patients with a finding at each level." in page
+    assert "Metastatic" not in page[page.index('<section id="sites">'):]
+
+    protocol["analysis"]["words"] = {"sites": "Sites of the lesions", "finding": "an abscess",
+                                     "levels": "Spinal levels", "level": "spinal level"}
+    path.write_text(yaml.safe_dump(protocol, sort_keys=False), encoding="utf-8")
+    build_report(Workspace(spinal_rcc_review.root), tmp_path / "words", force=True)
+    page = (tmp_path / "words" / "report.html").read_text(encoding="utf-8")
+    assert '<section id="sites"><h2>Sites of the lesions</h2>' in page
+    assert "Patients with an abscess at each spinal level." in page
+    assert '<section id="levels"><h2>Spinal levels</h2>' in page
+    assert "because of where the abscess was" in page

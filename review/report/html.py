@@ -490,13 +490,15 @@ def _pooled(page: _Page, inputs: ReportInputs) -> None:
         page.end()
         return
     crude = analysis.site_frequencies.set_index(["kind", "id"])
-    page.add("<p>The primary result is the patient-level frequency of each region (Metastatic "
-             "sites). Pooling the reports, each weighted as a study, is shown only as a "
-             "sensitivity analysis: it answers a question about reports, not patients.</p>")
+    words = analysis.protocol.analysis.words
+    page.add("<p>The primary result is the patient-level frequency of each region "
+             f"({text(words.sites)}). Pooling the reports, each weighted as a study, is shown "
+             "only as a sensitivity analysis: it answers a question about reports, not "
+             "patients.</p>")
     for region, reason in analysis.not_pooled.items():
         page.add(f"<h3>{text(labels.get(region, region))}</h3>")
-        page.missing(f"Not pooled: {text(reason)}. The patient-level frequency (Metastatic "
-                     "sites) is the result.")
+        page.missing(f"Not pooled: {text(reason)}. The patient-level frequency "
+                     f"({text(words.sites)}) is the result.")
     result: PooledProportion
     for region, result in analysis.pooled.items():
         page.add(f"<h3>{text(labels.get(region, region))}</h3>",
@@ -512,8 +514,9 @@ def _pooled(page: _Page, inputs: ReportInputs) -> None:
         page.add(f'<p class="note">{_heterogeneity_text(result, patient_level)}</p>')
         page.figure(inputs.figures, f"forest_{region}",
                     f"Forest plot: {text(labels.get(region, region))}, by report.")
-    page.add('<p class="note">The reports were published because of where the metastasis '
-             "was: pooled or not, these values describe the published literature, not "
+    page.add(f'<p class="note">The reports were published because of where '
+             f"{text(words.the_finding)} was: pooled or not, these values describe the "
+             "published literature, not "
              f"{text(analysis.protocol.analysis.population_short)} in general.</p>")
     page.end()
 
@@ -864,14 +867,16 @@ def render_report(inputs: ReportInputs) -> str:
                          "summary": "Patients"}))
     page.end()
 
-    page.section("sites", "Metastatic sites")
+    words = protocol.analysis.words
+    page.section("sites", words.sites)
     regions = analysis.site_frequencies.assign(
         ci=lambda f: [f"{percent(lo)}–{percent(hi)}" for lo, hi in zip(f["ci_low"], f["ci_high"],
                                                                        strict=True)],
         share=lambda f: [percent(p) for p in f["percent"]])
     shown = regions[(regions["kind"] == "region") | (regions["patients"] > 0)]
     page.figure(figures, "skeleton_map", "Skeleton map: each bone shaded by the share of "
-                                         "patients with a metastasis there (grey: none).")
+                                         f"patients with {text(words.finding)} there (grey: "
+                                         "none).")
     page.figure(figures, "site_frequencies", "Frequency of each region and site with Wilson "
                                              "95% confidence intervals.")
     page.add(table_html(shown, {"kind": "", "label": "Region or site",
@@ -880,20 +885,20 @@ def render_report(inputs: ReportInputs) -> str:
                         numeric=["patients", "denominator", "share", "ci"]))
     per_patient = analysis.sites_per_patient
     if len(per_patient):
-        page.add("<p>Bone sites per patient: " + "; ".join(
+        page.add(f"<p>{text(words.sites_per_patient)}: " + "; ".join(
             f"{row.sites}: {row.patients}" for row in per_patient.itertuples(index=False))
             + ".</p>")
     page.end()
 
     _pooled(page, inputs)
 
-    page.section("levels", "Vertebral levels")
+    page.section("levels", words.levels)
     levels = analysis.vertebral_levels
     if levels is None or not levels["denominator"].any():
-        page.missing("No vertebral levels are reported.")
+        page.missing(f"No {text(words.levels.lower())} are reported.")
     else:
-        page.figure(figures, "vertebral_levels", "Patients with a metastasis at each vertebral "
-                                                 "level.")
+        page.figure(figures, "vertebral_levels", f"Patients with {text(words.finding)} at each "
+                                                 f"{text(words.level)}.")
         reported = levels[levels["patients"] > 0]
         page.add(table_html(reported, {"level": "Level", "patients": "Patients",
                                        "denominator": "Patients with levels reported"},
