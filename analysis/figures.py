@@ -150,7 +150,7 @@ def kaplan_meier_plot(result: SurvivalByGroup, ax: Axes | None = None,
                 markersize=8, color=colour)
         median = curve.median[0]
         # A median between two times (R's rule where the curve is flat at one half) marks no
-        # observed death, so no line points at it.
+        # observed event, so no line points at it.
         if not math.isnan(median) and np.isin(median, curve.time[curve.events > 0]):
             ax.plot([0, median, median], [0.5, 0.5, 0], linestyle=":", linewidth=0.9,
                     color=colour)

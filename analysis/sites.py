@@ -1,4 +1,4 @@
-"""Where the metastases are: site and region frequencies, sites per patient, vertebral levels.
+"""Where the findings are: site and region frequencies, sites per patient, levels.
 
 Every proportion states its denominator: patients with the site over patients whose sites
 were reported. A patient with several sites counts once per site, so site counts add up to
@@ -89,7 +89,7 @@ def body_map_frequencies(cases: pd.DataFrame, spec: AnalysisSpec, sites: FieldSp
 
 
 def sites_per_patient(cases: pd.DataFrame, spec: AnalysisSpec) -> pd.DataFrame:
-    """How many distinct bone sites each patient with reported sites has."""
+    """How many distinct sites each patient with reported sites has."""
     counts = cases[spec.sites_field].dropna().map(lambda codes: len(set(codes)))
     table = counts.value_counts().sort_index().rename_axis("sites").reset_index(name="patients")
     table["percent"] = 100 * table["patients"] / max(len(counts), 1)

@@ -169,7 +169,7 @@ def checked_times(values: Sequence[float], name: str = "time") -> np.ndarray:
 
 def checked_events(values: Sequence[object], name: str = "event") -> np.ndarray:
     """Events as booleans from 0/1 or True/False; anything else (a missing value, 2,
-    'dead') is a ValueError naming the first bad row: map the protocol's event and censored
+    'yes') is a ValueError naming the first bad row: map the protocol's event and censored
     values to 1 and 0 first (see `survival_data`)."""
     labels = _labels_of(values)
     events = []
@@ -300,17 +300,17 @@ class CoxResult:
 
 def _monotone_direction(time: np.ndarray, event: np.ndarray, x: np.ndarray) -> int:
     """+1 or -1 when the partial likelihood grows without bound in this binary covariate's
-    coefficient, whatever the other coefficients: every death that happens while both levels
+    coefficient, whatever the other coefficients: every event that happens while both levels
     are at risk has level 1 (or every one has level 0). 0 when the coefficient is bounded."""
-    deaths_at_level_one = [
+    events_at_level_one = [
         x[i] == 1 for i in np.flatnonzero(event)
         if x[time >= time[i]].min() != x[time >= time[i]].max()
     ]
-    if not deaths_at_level_one:
+    if not events_at_level_one:
         return 0
-    if all(deaths_at_level_one):
+    if all(events_at_level_one):
         return 1
-    if not any(deaths_at_level_one):
+    if not any(events_at_level_one):
         return -1
     return 0
 
@@ -336,7 +336,7 @@ class CoxFit:
         self.event = np.asarray(event, dtype=bool)
         x = np.asarray(covariates, dtype=float)
         self.x = x - x.mean(axis=0)  # centred, as coxph: the same model, stabler sums
-        self.death_times = np.unique(self.time[self.event])
+        self.event_times = np.unique(self.time[self.event])
         beta = np.zeros(self.x.shape[1])
         loglik, gradient, information = self._derivatives(beta)
         self.loglik_null = loglik
@@ -373,20 +373,20 @@ class CoxFit:
         weight = np.exp(eta - shift)
         p = self.x.shape[1]
         loglik, gradient, information = 0.0, np.zeros(p), np.zeros((p, p))
-        for moment in self.death_times:
+        for moment in self.event_times:
             at_risk = self.time >= moment
             dying = at_risk & self.event & (self.time == moment)
-            deaths = int(dying.sum())
+            tied = int(dying.sum())
             w_risk, w_dying = weight[at_risk], weight[dying]
             x_risk, x_dying = self.x[at_risk], self.x[dying]
             s0_risk, s0_dying = w_risk.sum(), w_dying.sum()
             s1_risk, s1_dying = w_risk @ x_risk, w_dying @ x_dying
             s2_risk = (x_risk * w_risk[:, None]).T @ x_risk
             s2_dying = (x_dying * w_dying[:, None]).T @ x_dying
-            loglik += eta[dying].sum() - deaths * shift
+            loglik += eta[dying].sum() - tied * shift
             gradient += x_dying.sum(axis=0)
-            for k in range(deaths):
-                share = k / deaths
+            for k in range(tied):
+                share = k / tied
                 s0 = s0_risk - share * s0_dying
                 s1 = s1_risk - share * s1_dying
                 s2 = s2_risk - share * s2_dying
@@ -470,8 +470,8 @@ class SurvivalByGroup:
     landmarks: tuple[float, ...] = (3.0, 6.0, 12.0)
     time_unit: str = "months"
     time_origin: str = "the start of follow-up"
-    # Below these, groups are described, not tested: deaths in the smallest group for the
-    # log-rank tests, deaths per parameter for the Cox model (0: always test).
+    # Below these, groups are described, not tested: events in the smallest group for the
+    # log-rank tests, events per parameter for the Cox model (0: always test).
     min_events_per_group: int = 0
     min_events_per_parameter: int = 0
     median_rule: str = "table"  # see `KaplanMeierCurve.median`
@@ -703,8 +703,8 @@ def survival_data(
 
     `cases` are typed cases (see `review.extraction.sheet.typed_cases`). A time without a
     vital status, or a status without a time, leaves the patient out; both are counted, the
-    statuses without a time by status (a death without a time is information lost, and
-    leaving it out biases survival upwards). When the protocol names an origin field, a time
+    statuses without a time by status (an event without a time is information lost, and
+    leaving it out biases the curve upwards). When the protocol names an origin field, a time
     counted from another event than the origin leaves the patient out too, counted by that
     event, unless `any_origin` (the sensitivity analysis that pools every origin).
     """

@@ -239,7 +239,8 @@ def render_protocol_markdown(protocol: Protocol, source_name: str) -> str:
                       f"{', '.join(f'`{name}`' for name in analysis.characteristics)}; each "
                       "with the number of patients for whom it was reported.", ""]
         lines += [
-            f"Frequencies of metastatic sites (`{analysis.sites_field}`) with 95% confidence "
+            f"Frequencies of {analysis.words.sites.lower()} (`{analysis.sites_field}`) with 95% "
+            "confidence "
             "intervals, over the patients whose sites are reported, for each site and for "
             "these regions:",
             "",

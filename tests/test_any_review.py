@@ -31,6 +31,36 @@ def test_the_engine_names_no_condition_and_no_field_of_the_hcc_review():
     assert offenders == []
 
 
+# Words of a condition, an anatomy or an event: the report takes them from the protocol. The
+# protocol model holds the defaults (survival's death words), and the skeleton map, a drawing
+# of bones the protocol maps its codes onto, names its bones where it is drawn.
+ENGINE_WORDS = re.compile(r"metasta|tumou?r|cancer|carcinoma|\bdeaths?\b|\bdead\b|\bdied\b|"
+                          r"\balive\b|\bsurvivors?\b|\bbones?\b|skeleton",
+                          re.IGNORECASE)
+WORDS_AT_HOME = {"review/protocol.py": ENGINE_WORDS,
+                 "analysis/figures.py": re.compile(r"\bbones?\b|skeleton", re.IGNORECASE),
+                 "analysis/sites.py": re.compile(r"\bbones?\b|skeleton", re.IGNORECASE),
+                 "analysis/review_analysis.py": re.compile(r"\bbones?\b|skeleton", re.I),
+                 "review/report/html.py": re.compile(r"\bbones?\b|skeleton", re.I)}
+
+
+def test_the_engine_writes_no_word_of_a_condition_an_anatomy_or_an_event():
+    offenders = []
+    for package in ("review", "analysis"):
+        for path in sorted((ROOT / package).rglob("*")):
+            if path.suffix not in (".py", ".html"):
+                continue
+            name = path.relative_to(ROOT).as_posix()
+            allowed = WORDS_AT_HOME.get(name)
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                code = line.split("#", 1)[0] if path.suffix == ".py" else line
+                found = [match.group(0) for match in ENGINE_WORDS.finditer(code)
+                         if allowed is None or not allowed.fullmatch(match.group(0))]
+                if found:
+                    offenders.append(f"{name}:{number}: {line.strip()}")
+    assert offenders == []
+
+
 @pytest.fixture
 def spinal_rcc_review(tmp_path) -> Workspace:
     """Renal cell carcinoma metastatic to the spine: six patients, no country field, survival

@@ -556,7 +556,7 @@ def join_words(words: list[str]) -> str:
 
 
 def capitalised(phrase: str) -> str:
-    """A protocol's phrase at the start of a sentence or a header: 'alive' → 'Alive'."""
+    """A protocol's phrase at the start of a sentence or a header: 'event-free' → 'Event-free'."""
     return phrase[:1].upper() + phrase[1:]
 
 
