@@ -1,0 +1,212 @@
+"""A review that is not about cancer, through the CLI: spinal epidural abscess after an
+epidural steroid injection. Its outcomes are neurological recovery by management among the
+patients with a deficit (binary, with a denominator rule), the time from injection to
+symptoms (continuous, in days), the organism (categorical, with a tie), the spinal levels
+(multi-valued, no body map) and death, with times in days and landmarks at 30 and 365 days.
+The report must say all of it in the protocol's words and with numbers computed by hand."""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+
+import pandas as pd
+import pytest
+import yaml
+from scipy.stats import fisher_exact
+
+LEVELS = [f"C{n}" for n in range(1, 8)] + [f"T{n}" for n in range(1, 13)] + \
+    [f"L{n}" for n in range(1, 6)] + ["S1"]
+# study, age, sex, management, deficit, recovery, days to symptoms, organism, levels,
+# vital status, follow-up days
+PATIENTS = [
+    ("adams_2015", 64, "F", "surgery", "yes", "full", 3, "s_aureus", "L3;L4", "alive", 400),
+    ("adams_2015", 71, "M", "surgery", "yes", "partial", 5, "mrsa", "L4;L5", "alive", 380),
+    ("baker_2016", 58, "M", "antibiotics", "yes", "none", 2, "s_aureus", "T10;T11", "dead",
+     21),
+    ("baker_2016", 66, "F", "surgery", "no", "", 7, "streptococcus", "L2", "alive", 500),
+    ("chen_2017", 49, "F", "antibiotics", "yes", "full", 4, "mrsa", "C5;C6", "alive", 365),
+    ("chen_2017", 77, "M", "surgery", "yes", "none", 1, "s_aureus", "L4", "dead", 12),
+    ("diaz_2018", 53, "M", "antibiotics", "no", "", 10, "mrsa", "L5;S1", "alive", 90),
+    ("diaz_2018", 62, "F", "surgery", "yes", "full", 6, "s_aureus", "T12;L1", "alive", 730),
+    ("evans_2019", 69, "M", "antibiotics", "yes", "partial", 3, "mrsa", "L3", "dead", 200),
+    ("evans_2019", 45, "F", "surgery", "yes", "full", 2, "other", "L4;L5", "alive", 45),
+    ("fox_2020", 80, "M", "antibiotics", "yes", "none", 8, "s_aureus", "C6", "dead", 5),
+    ("fox_2020", 57, "F", "surgery", "no", "", 4, "mrsa", "L2;L3", "alive", 300),
+]
+
+
+def _protocol(template: dict) -> dict:
+    document = template
+    document.update(title="Spinal epidural abscess after epidural steroid injection")
+    document["question"].update(
+        statement="In patients with a spinal epidural abscess after an epidural steroid "
+                  "injection, how do they present, how are they managed and do they recover?",
+        population="Adults with a spinal epidural abscess after an epidural steroid injection.",
+        condition="Spinal epidural abscess.")
+    document["search"]["concepts"] = [
+        {"id": "abscess", "label": "Spinal epidural abscess",
+         "mesh": ["Epidural Abscess"], "tiab": ["epidural abscess*"]},
+        {"id": "injection", "label": "Epidural steroid injection",
+         "mesh": ["Injections, Epidural"], "tiab": ["epidural steroid*", "epidural injection*"]},
+        {"id": "case_design", "label": "Case reports and case series",
+         "publication_types": ["Case Reports"], "tiab": ["case report*", "case series"]}]
+    document["eligibility"] = {
+        "inclusion": ["A spinal epidural abscess after an epidural steroid injection.",
+                      "Patient-level data are reported."],
+        "exclusion": ["Animal or in-vitro studies."]}
+    document["question"]["outcomes"] = {
+        "primary": ["Neurological recovery by management"],
+        "secondary": ["Time from injection to symptoms", "Organism", "Death"]}
+    extraction = document["extraction"]
+    kept = [field for field in extraction["fields"]
+            if field["name"] not in ("survival_months", "sites", "treatments")]
+    kept[-2:-2] = [
+        {"name": "management", "type": "codes", "values": ["surgery", "antibiotics"],
+         "description": "Surgical drainage, or antibiotics alone."},
+        {"name": "neurological_deficit", "type": "code", "values": ["yes", "no"]},
+        {"name": "recovery", "type": "code", "values": ["full", "partial", "none"]},
+        {"name": "days_to_symptoms", "type": "number", "min": 0, "unit": "days"},
+        {"name": "organism", "type": "code",
+         "values": ["s_aureus", "mrsa", "streptococcus", "other"],
+         "labels": {"s_aureus": "Staphylococcus aureus (MSSA)", "mrsa": "MRSA",
+                    "streptococcus": "Streptococcus", "other": "Other"}},
+        {"name": "spinal_levels", "type": "codes", "values": LEVELS},
+        {"name": "follow_up_days", "type": "number", "min": 0, "unit": "days"},
+    ]
+    extraction["fields"] = kept
+    extraction["rules"] = [{"rule": "requires", "field": "follow_up_days",
+                            "needs": "vital_status"}]
+    document["analysis"] = {
+        "population": "patients with a spinal epidural abscess after an injection",
+        "population_short": "patients with an abscess",
+        "sites_field": "spinal_levels",
+        "words": {"sites": "Spinal levels involved", "finding": "an abscess",
+                  "sites_per_patient": "Levels per patient"},
+        "characteristics": ["age", "sex", "management", "neurological_deficit"],
+        "site_regions": [
+            {"id": "cervical", "label": "Cervical", "sites": LEVELS[:7]},
+            {"id": "thoracic", "label": "Thoracic", "sites": LEVELS[7:19]},
+            {"id": "lumbosacral", "label": "Lumbosacral", "sites": LEVELS[19:]}],
+        "survival": {"time_field": "follow_up_days", "status_field": "vital_status",
+                     "event_value": "dead", "censored_value": "alive", "time_unit": "days",
+                     "origin": "the injection", "landmarks": [30, 365]},
+        "treatment_groupings": [{"id": "management", "label": "Management",
+                                 "field": "management", "groups": [
+                                     {"id": "surgery", "label": "Surgical drainage",
+                                      "any_of": ["surgery"]},
+                                     {"id": "antibiotics", "label": "Antibiotics alone",
+                                      "any_of": ["antibiotics"]}]}],
+        "outcomes": [
+            {"id": "recovery", "label": "Neurological recovery", "kind": "binary",
+             "field": "recovery", "events": ["full", "partial"],
+             "among": {"field": "neurological_deficit", "value": "yes",
+                       "label": "patients with a deficit"},
+             "groupings": ["management"], "min_per_group": 3},
+            {"id": "delay", "label": "Time from injection to symptoms", "kind": "continuous",
+             "field": "days_to_symptoms", "groupings": ["management"]},
+            {"id": "organism", "label": "Organism", "kind": "categorical",
+             "field": "organism"},
+            {"id": "levels", "label": "Levels of the abscess", "kind": "categorical",
+             "field": "spinal_levels"},
+        ],
+    }
+    return document
+
+
+def _cases_csv(path) -> None:
+    rows = []
+    numbers: dict[str, int] = {}
+    for (study, age, sex, management, deficit, recovery, days, organism, levels, status,
+         follow_up) in PATIENTS:
+        numbers[study] = numbers.get(study, 0) + 1
+        year = study.split("_")[1]
+        rows.append({
+            "case_id": f"{study}_{numbers[study]}", "study_id": study, "record_id": "",
+            "source_title": f"Epidural abscess after injection: {study}",
+            "source_url": f"https://example.org/{study}", "doi": "", "pmid": "",
+            "pub_year": year, "age": age, "sex": sex, "vital_status": status,
+            "management": management, "neurological_deficit": deficit, "recovery": recovery,
+            "days_to_symptoms": days, "organism": organism, "spinal_levels": levels,
+            "follow_up_days": follow_up, "notes": "", "extraction_basis": "full_text"})
+    pd.DataFrame(rows).to_csv(path, index=False)
+
+
+def _visible(report) -> str:
+    """The report's text as a reader sees it."""
+    page = (report / "report.html").read_text(encoding="utf-8")
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+
+
+def _wilson(events: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    share = events / n
+    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n))
+    return 100 * (centre - half), 100 * (centre + half)
+
+
+@pytest.fixture
+def abscess_report(tmp_path, run_cli):
+    root = tmp_path / "abscess-review"
+    assert run_cli("init", root, "--no-git")[0] == 0
+    path = root / "protocols" / "abscess-review.yaml"
+    path.write_text(yaml.safe_dump(_protocol(yaml.safe_load(path.read_text(encoding="utf-8"))),
+                                   sort_keys=False), encoding="utf-8")
+    _cases_csv(root / "data" / "extraction" / "cases.csv")
+    project = ("--project", root)
+    assert run_cli(*project, "protocol", "render")[0] == 0
+    status, out, _ = run_cli(*project, "extract", "validate")
+    assert status == 0, out
+    status, out, err = run_cli(*project, "build", "--quiet")
+    assert status == 0, out + err
+    return root / "reports" / "abscess-review"
+
+
+def test_the_report_says_days_and_the_protocols_words(abscess_report):
+    visible = _visible(abscess_report)
+    assert "Median, days (95% CI)" in visible and "Alive at 365 days" in visible
+    assert "Alive at 30 days" in visible
+    assert "month" not in visible
+    for word in ("metasta", "cancer", "tumour", "tumor", "carcinoma", "bone", "Bone",
+                 "skeleton", "Skeleton", "vertebral"):
+        assert word not in visible, word
+    assert not (abscess_report / "figures" / "skeleton_map.svg").exists()
+    assert "Skeleton map" not in visible
+    assert "Spinal levels involved" in visible and "Levels per patient" in visible
+
+
+def test_the_binary_outcome_is_the_hand_computed_share_and_fisher_p(abscess_report):
+    visible = _visible(abscess_report)
+    deficit = [p for p in PATIENTS if p[4] == "yes"]
+    recovered = [p for p in deficit if p[5] in ("full", "partial")]
+    low, high = _wilson(len(recovered), len(deficit))
+    share = 100 * len(recovered) / len(deficit)
+    assert (f"Neurological recovery: {len(recovered)} of {len(deficit)} patients with a deficit "
+            f"({share:.1f}%; 95% CI {low:.1f}% to {high:.1f}%).") in visible
+
+    table = [[sum(p[5] in ("full", "partial") for p in deficit if p[3] == group),
+              sum(p[5] == "none" for p in deficit if p[3] == group)]
+             for group in ("surgery", "antibiotics")]
+    expected = fisher_exact(table).pvalue
+    tests = pd.read_csv(abscess_report / "tables" / "outcome_recovery_tests.csv")
+    assert tests.loc[0, "method"] == "Fisher's exact test"
+    assert tests.loc[0, "p_value"] == pytest.approx(expected, abs=5e-6)  # six digits
+    assert f"Fisher's exact test across the groups: p = {expected:.3f}." in visible
+
+
+def test_the_continuous_and_categorical_outcomes_read_their_fields(abscess_report):
+    visible = _visible(abscess_report)
+    days = pd.Series([p[6] for p in PATIENTS], dtype=float)
+    assert (f"Time from injection to symptoms: median {days.median():g} days (interquartile "
+            f"range {days.quantile(0.25):g} to {days.quantile(0.75):g}; range {days.min():g} "
+            f"to {days.max():g}) in {len(days)} patients with an abscess.") in visible
+    # Five patients each with MSSA and MRSA: both are named.
+    assert ("Organism: reported for 12 patients with an abscess; the most frequent were "
+            "Staphylococcus aureus (MSSA) and MRSA (5 each, 41.7%).") in visible
+    counts = {level: sum(level in p[8].split(";") for p in PATIENTS) for level in LEVELS}
+    top = max(counts.values())
+    (leader,) = [level for level, count in counts.items() if count == top]
+    assert (f"Levels of the abscess: reported for 12 patients with an abscess; the most "
+            f"frequent was {leader} ({top}, {100 * top / 12:.1f}%). A patient may have several "
+            "values") in visible
