@@ -1,6 +1,7 @@
 """The outcomes a protocol declares, each overall and by treatment grouping: a binary outcome
 as the share of patients with the event (Wilson interval; Fisher's exact test, or the
 Fisher–Freeman–Halton test for more than two groups, where every group is large enough), a
+categorical one as the patients with each value (ties for the most frequent kept), a
 continuous one as median, quartiles (R's default type 7) and range.
 
 The estimators are pure and strict, as lifelines' are: `fit` takes the values (and groups)
