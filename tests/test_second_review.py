@@ -6,6 +6,7 @@ the Excel workbook, analysis and build."""
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import re
@@ -178,4 +179,12 @@ def test_a_second_review_from_init_to_its_report(tmp_path, run_cli):
     assert (rows["database_results"], rows["duplicates"], rows["records_screened"]) == (
         "8", "2", "6")
     assert rows["new_studies"] == "3"
+    # The report tells how each stage was screened, with the agreement `review status` gives.
+    low, high = agreement["kappa_ci"]
+    assert -1 <= low <= high <= 1
+    assert (f"Title and abstract: 6 records decided by 2 reviewers (ana, ben), 6 of them "
+            f"independently by two or more; on the 6 decided by all, they agreed on 83.3% "
+            f"({agreement['statistic']} {agreement['kappa']:.2f}, 95% CI {low:.2f} to "
+            f"{high:.2f}). 1 record was settled by an adjudicator.") in html.unescape(methods)
+    assert "Full text: 4 records decided by 2 reviewers (ana, ben)" in methods
     assert run_cli(*project, "build", "--check", "--quiet")[0] == 0

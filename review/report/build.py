@@ -10,6 +10,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from review import __version__
 from review.errors import ReviewError
@@ -26,6 +27,9 @@ from review.report.manifest import (
 from review.transaction import commit, workspace_lock
 from review.workspace import Workspace
 
+if TYPE_CHECKING:
+    from review.screening.flow import StageTeam
+
 REPORT = "report.html"
 OUTPUT_FOLDERS = ("figures", "tables")
 
@@ -39,6 +43,20 @@ class BuildResult:
 
 def _quiet(_: str) -> None:
     """Report no progress."""
+
+
+def _team_row(team: StageTeam) -> dict[str, object]:
+    """One stage's screening as a row of tables/screening_agreement.csv."""
+    found = team.agreement
+    return {"stage": team.stage, "reviewers": "; ".join(team.reviewers),
+            "records": team.records, "double_screened": team.double_screened,
+            "adjudicated": team.adjudicated,
+            "statistic": found.statistic if found else "",
+            "records_compared": found.records if found else 0,
+            "percent_agreement": found.percent if found else float("nan"),
+            "kappa": found.kappa if found else float("nan"),
+            "ci_low": found.ci_low if found else float("nan"),
+            "ci_high": found.ci_high if found else float("nan")}
 
 
 def render_outputs(workspace: Workspace, date: BuildDate,
@@ -74,14 +92,22 @@ def render_outputs(workspace: Workspace, date: BuildDate,
         outputs[f"tables/{name}.csv"] = table_csv(table)
         outputs[f"tables/{name}.md"] = markdown_table(table).encode("utf-8")
     prisma = None
+    teams = []
     extra = {}
     if (workspace.search_dir / "records.jsonl").exists():
         from review.extraction.prisma_counts import prisma_counts_for
+        from review.screening.flow import screening_state, stage_team
         from review.screening.prisma import prisma_csv, prisma_diagram
 
-        prisma = prisma_counts_for(workspace)
+        state = screening_state(workspace)
+        prisma = prisma_counts_for(workspace, state)
         outputs["tables/prisma2020.csv"] = prisma_csv(prisma)
         extra["prisma_flow"] = functools.partial(prisma_diagram, prisma)
+        teams = [team for stage in protocol.screening.stages
+                 if (team := stage_team(stage, state.decisions[stage])) is not None]
+        if teams:
+            outputs["tables/screening_agreement.csv"] = table_csv(pd.DataFrame(
+                [_team_row(team) for team in teams]))
     double_extraction = None
     if schema.double_extraction is not None:
         progress(f"comparing the extractors' sheets in "
@@ -114,7 +140,7 @@ def render_outputs(workspace: Workspace, date: BuildDate,
     versions = {"casereview": __version__, **package_versions()}
     log = read_log(workspace)
     inputs = ReportInputs(
-        analysis=analysis, figures=svg, appraisal=appraisal, prisma=prisma,
+        analysis=analysis, figures=svg, appraisal=appraisal, prisma=prisma, screening=teams,
         build_day=date.day, versions=versions,
         searches=[entry for entry in log if entry.get("kind") == "search"],
         imports=[entry for entry in log if entry.get("kind") == "import"],

@@ -29,6 +29,7 @@ from review.extraction.duplicates import DuplicateScreen
 from review.extraction.validate import DOI, PMID
 from review.protocol import EventWords, Protocol
 from review.report.markdown import format_cell
+from review.screening.flow import StageTeam
 from review.screening.ranking import FEATURES, MODEL_LABELS
 
 STYLE = """
@@ -161,6 +162,8 @@ class ReportInputs:
     imports: list[dict] = dataclasses.field(default_factory=list)
     double_extraction: ExtractionComparison | None = None
     duplicates: DuplicateScreen | None = None
+    # Who screened each stage, and how far they agreed.
+    screening: list[StageTeam] = dataclasses.field(default_factory=list)
 
 
 class _Page:
@@ -303,6 +306,8 @@ def _prisma(page: _Page, inputs: ReportInputs) -> None:
         page.missing("No database search has been run yet: every included report was "
                      "identified via other methods.")
     page.figure(inputs.figures, "prisma_flow", "PRISMA 2020 flow diagram.")
+    if inputs.screening:
+        page.add(str(_macros("screening.html").teams(inputs.screening)))
     excluded = {**counts["reports_excluded"], **{
         f"{reason} (other methods)": n for reason, n in counts["other_reports_excluded"].items()}}
     if excluded:

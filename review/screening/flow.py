@@ -211,6 +211,40 @@ def agreement(stage: str, decisions: list[Decision]) -> Agreement | None:
                      "Fleiss' kappa (bootstrap CI)")
 
 
+@dataclass(frozen=True)
+class StageTeam:
+    """Who screened a stage and how: the reviewers, the records any of them decided, those
+    two or more decided independently, those an adjudicator settled, and the reviewers'
+    agreement (None with one reviewer, or fewer than two records decided by all)."""
+
+    stage: str
+    reviewers: tuple[str, ...]
+    records: int
+    double_screened: int
+    adjudicated: int
+    agreement: Agreement | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stage": self.stage, "reviewers": list(self.reviewers), "records": self.records,
+                "double_screened": self.double_screened, "adjudicated": self.adjudicated,
+                "agreement": self.agreement.to_dict() if self.agreement else None}
+
+
+def stage_team(stage: str, decisions: list[Decision]) -> StageTeam | None:
+    """The screening of one stage as the report's Methods describe it; None when no reviewer
+    decided a record at that stage."""
+    adjudicator = f"{ADJUDICATOR}:"
+    votes = list(latest_by_reviewer(decisions).values())
+    reviewed = [[who for who in cast if not who.startswith(adjudicator)] for cast in votes]
+    adjudicated = sum(any(who.startswith(adjudicator) for who in cast) for cast in votes)
+    reviewers = tuple(sorted({who for cast in reviewed for who in cast}))
+    if not reviewers:
+        return None
+    return StageTeam(stage, reviewers, sum(bool(cast) for cast in reviewed),
+                     sum(len(cast) >= 2 for cast in reviewed), adjudicated,
+                     agreement(stage, decisions))
+
+
 def prisma_counts(state: ScreeningState, studies_included: int,
                   cases_included: int, reason_labels: dict[str, str],
                   is_extracted: Callable[[Record], bool] | None = None,
