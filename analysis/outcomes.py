@@ -31,9 +31,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import gammaln
 from scipy.stats import fisher_exact
-from statsmodels.stats.proportion import proportion_confint
 
-from analysis.sites import code_label
+from analysis.sites import code_label, wilson_interval
 from analysis.survival import assign_groups
 from review.protocol import AnalysisSpec, ExtractionSchema, OutcomeSpec
 
@@ -63,8 +62,8 @@ def _share(group: str, label: str, event: np.ndarray, level: float) -> Share:
     events, n = int(event.sum()), len(event)
     if n == 0:
         return Share(group, label, 0, 0, float("nan"), float("nan"), float("nan"))
-    low, high = proportion_confint(events, n, alpha=1 - level, method="wilson")
-    return Share(group, label, events, n, 100 * events / n, 100 * float(low), 100 * float(high))
+    low, high = wilson_interval(events, n, level)
+    return Share(group, label, events, n, 100 * events / n, 100 * low, 100 * high)
 
 
 def _checked_groups(group: pd.Series | None, size: int, labels: Mapping[str, str] | None
@@ -382,6 +381,8 @@ def analyze_outcome(cases: pd.DataFrame, outcome: OutcomeSpec, spec: AnalysisSpe
     if rows.empty:
         return result
 
+    field_spec = schema.field(outcome.field)
+
     def estimator() -> Estimator:
         if outcome.kind == "binary":
             return BinaryOutcome(min_per_group=outcome.min_per_group)
@@ -390,7 +391,6 @@ def analyze_outcome(cases: pd.DataFrame, outcome: OutcomeSpec, spec: AnalysisSpe
                                        for code in field_spec.values})
         return ContinuousOutcome()
 
-    field_spec = schema.field(outcome.field)
     wanted = set(outcome.events)
     values = (rows[outcome.field].map(lambda value: _holds(value, wanted))
               if outcome.kind == "binary" else rows[outcome.field])

@@ -22,6 +22,11 @@ def code_label(code: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def wilson_interval(count: int, total: int, level: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval of count/total (as R's prop.test without correction)."""
+    return _interval(count, total, "wilson", level)
+
+
 def _interval(count: int, total: int, method: str, level: float) -> tuple[float, float]:
     if total == 0:
         return (float("nan"), float("nan"))

@@ -1059,7 +1059,9 @@ def _message(error: Any) -> str:
         return "missing"
     if kind == "extra_forbidden":
         model = _model_at(error["loc"][:-1])
-        allowed = list(model.model_fields) if model else []
+        # The schema's keys, not the model's fields: a key read before validation (a
+        # proximity term's phrase) is allowed too.
+        allowed = list(model.model_json_schema()["properties"]) if model else []
         close = difflib.get_close_matches(str(error["loc"][-1]), allowed, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         return f"unknown key{hint} (allowed: {', '.join(allowed)})"

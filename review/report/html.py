@@ -75,16 +75,6 @@ def plural(count: int, word: str) -> str:
     return word if count == 1 else f"{word}s"
 
 
-TEMPLATES = Environment(loader=PackageLoader("review.report", "templates"), autoescape=True,
-                        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-TEMPLATES.globals.update(percent=percent, plural=plural, number=format_cell)
-
-
-def _macros(template: str) -> Any:
-    """A template's macros, each callable with its result objects, returning markup."""
-    return TEMPLATES.get_template(template).module
-
-
 def p_text(value: float) -> str:
     """A p-value as reports print it: three decimals, or "< 0.001"."""
     if value is None or math.isnan(value):
@@ -92,7 +82,14 @@ def p_text(value: float) -> str:
     return "< 0.001" if value < 0.001 else f"{value:.3f}"
 
 
-TEMPLATES.globals.update(p_text=p_text)
+TEMPLATES = Environment(loader=PackageLoader("review.report", "templates"), autoescape=True,
+                        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+TEMPLATES.globals.update(percent=percent, plural=plural, number=format_cell, p_text=p_text)
+
+
+def _macros(template: str) -> Any:
+    """A template's macros, each callable with its result objects, returning markup."""
+    return TEMPLATES.get_template(template).module
 
 
 def doi_link(doi: str) -> str:
