@@ -23,8 +23,11 @@ if TYPE_CHECKING:
 
     from analysis.pooling import PooledProportion
     from analysis.survival import SurvivalByGroup
+    from review.protocol import Appraisal
 
 NONE_COLOUR = "#E6E6E6"
+# Answers by their role in the protocol's judgement rule, as robvis colours risk of bias.
+FAVOURABLE, UNFAVOURABLE, UNSURE = OKABE_ITO[2], OKABE_ITO[5], OKABE_ITO[1]
 FOREST_LABELLED_STUDIES = 40
 
 
@@ -362,4 +365,95 @@ def skeleton_map(frequencies: pd.DataFrame, title: str | None = None) -> Figure:
     bar.ax.tick_params(labelsize=7)
     bar.set_label("Patients with the site (%)", fontsize=8)
     ax.set_title(title or "Where the reported sites were", loc="left")
+    return figure
+
+
+def _answer_roles(appraisal: Appraisal) -> dict[str, tuple[str, str]]:
+    """Colour and mark of each answer."""
+    rule = appraisal.judgement
+    roles = {}
+    for answer in appraisal.answers:
+        if answer in rule.favourable:
+            roles[answer] = (FAVOURABLE, "+")
+        elif answer in rule.unfavourable:
+            roles[answer] = (UNFAVOURABLE, "−")
+        elif answer in rule.not_counted:
+            roles[answer] = (NONE_COLOUR, "")
+        else:
+            roles[answer] = (UNSURE, "?")
+    return roles
+
+
+def _level_colours(count: int) -> list[str]:
+    """Best level green, worst red, those between amber."""
+    return [FAVOURABLE] + [UNSURE] * (count - 2) + [UNFAVOURABLE]
+
+
+@styled
+def traffic_light_plot(judged: pd.DataFrame, appraisal: Appraisal,
+                       title: str | None = None) -> Figure:
+    """robvis's two views in one figure: above, each item's answers as a share of the
+    reports; below, one row per report and one column per item, with the overall judgement
+    in the last column."""
+    items = list(appraisal.items)
+    roles = _answer_roles(appraisal)
+    levels = [level.label for level in appraisal.judgement.levels]
+    level_colour = dict(zip(levels, _level_colours(len(levels)), strict=True))
+    reports = len(judged)
+    summary_height = 0.3 * (len(items) + 1) + 1.0
+    grid_height = 0.17 * reports + 1.2
+    figure = _figure(7.0, summary_height + grid_height)
+    summary, grid = figure.subplots(2, 1, height_ratios=[summary_height, grid_height])
+
+    rows = [*reversed(items)]
+    for y, item in enumerate(rows):
+        left = 0.0
+        for answer in appraisal.answers:
+            share = 100 * float((judged[item.id] == answer).sum()) / reports if reports else 0
+            summary.barh(y, share, left=left, color=roles[answer][0], height=0.7,
+                         edgecolor="white", linewidth=0.5)
+            left += share
+        unanswered = 100 * float((judged[item.id] == "").sum()) / reports if reports else 0
+        if unanswered:
+            summary.barh(y, unanswered, left=left, color="white", height=0.7, edgecolor=EDGE,
+                         linewidth=0.5)
+    summary.set_yticks(range(len(rows)),
+                       [f"{item.domain}: {item.id}" if item.domain else item.id
+                        for item in rows])
+    _percent_axis(summary)
+    summary.set_xlabel(f"Share of the {reports} reports")
+    summary.legend(handles=[patches.Patch(facecolor=roles[answer][0], edgecolor=EDGE,
+                                          linewidth=0.5, label=answer)
+                            for answer in appraisal.answers],
+                   loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=len(appraisal.answers),
+                   frameon=False, fontsize=7.5)
+
+    columns = [item.id for item in items] + ["judgement"]
+    for y, row in enumerate(judged.itertuples(index=False)):
+        values = row._asdict()
+        for x, column in enumerate(columns):
+            answer = values[column]
+            if column == "judgement":
+                colour, mark = level_colour.get(answer, "white"), ""
+            else:
+                colour, mark = roles.get(answer, ("white", ""))
+            grid.scatter(x, y, s=55, color=colour, edgecolors=EDGE, linewidths=0.4)
+            if mark:
+                grid.text(x, y, mark, ha="center", va="center", fontsize=6.5, color="white",
+                          fontweight="bold")
+    grid.set_xlim(-0.6, len(columns) - 0.4)
+    grid.set_ylim(reports - 0.5, -0.5)
+    grid.set_xticks(range(len(columns)), [*columns[:-1], "Overall"], rotation=45, ha="left",
+                    fontsize=7)
+    grid.xaxis.tick_top()
+    grid.set_yticks(range(reports), judged["study_id"], fontsize=6)
+    grid.tick_params(length=0)
+    for side in grid.spines.values():
+        side.set_visible(False)
+    grid.legend(handles=[patches.Patch(facecolor=level_colour[level], edgecolor=EDGE,
+                                       linewidth=0.5, label=level) for level in levels],
+                loc="upper center", bbox_to_anchor=(0.5, 0.0), ncols=len(levels),
+                frameon=False, fontsize=7.5, title="Overall judgement", title_fontsize=7.5)
+    if title:
+        figure.suptitle(title, x=0.01, ha="left", fontweight="bold")
     return figure

@@ -18,6 +18,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from analysis import figures
+from analysis.appraisal import AppraisalAnalysis, restricted_comparison
 from analysis.outcomes import BinaryOutcome, OutcomeAnalysis, analyze_outcome
 from analysis.pooling import PooledProportion
 from analysis.sites import (
@@ -30,6 +31,7 @@ from analysis.sites import (
 )
 from analysis.survival import MissingTimeBounds, SurvivalByGroup, survival_data
 from analysis.tables import characteristics_table
+from review.extraction.appraisal import report_appraisals
 from review.extraction.sheet import study_table, typed_cases
 from review.extraction.summary import summarize_extraction
 from review.figure_style import figure_files
@@ -75,6 +77,11 @@ class ReviewAnalysis:
     notes: list[str] = field(default_factory=list)
     # The protocol's declared outcomes, by id, in its order.
     outcomes: dict[str, OutcomeAnalysis] = field(default_factory=dict)
+    # Each report's appraisal judged by the protocol's rule; None without a rule or answers.
+    appraisal: AppraisalAnalysis | None = None
+    # The same analyses on the reports judged at the rule's best level (the sensitivity
+    # analysis); None when the protocol asks for none or no report reaches that level.
+    restricted: ReviewAnalysis | None = None
 
 
 def _survival(cases: pd.DataFrame, protocol: Protocol, conf_type: str) -> SurvivalAnalysis | None:
@@ -116,9 +123,28 @@ def _survival(cases: pd.DataFrame, protocol: Protocol, conf_type: str) -> Surviv
                             ungrouped, any_origin, missing_times)
 
 
+def _appraised(raw_cases: pd.DataFrame, protocol: Protocol, appraisal: pd.DataFrame | None,
+               options: dict[str, str]) -> tuple[AppraisalAnalysis | None, ReviewAnalysis | None]:
+    spec = protocol.extraction.appraisal
+    if spec is None or spec.judgement is None or appraisal is None:
+        return None, None
+    counted = report_appraisals(appraisal, spec)
+    if counted.empty:
+        return None, None
+    judged = AppraisalAnalysis(spec).fit(counted)
+    kept = judged.kept()
+    if not spec.judgement.sensitivity or not kept:
+        return judged, None
+    restricted = raw_cases[raw_cases[protocol.extraction.study.key].isin(kept)]
+    return judged, analyze_review(restricted.reset_index(drop=True), protocol, **options)
+
+
 def analyze_review(raw_cases: pd.DataFrame, protocol: Protocol, *,
-                   conf_type: str = "log-log", interval: str = "wilson") -> ReviewAnalysis:
-    """Every analysis the protocol asks for, on a validated extraction sheet."""
+                   conf_type: str = "log-log", interval: str = "wilson",
+                   appraisal: pd.DataFrame | None = None) -> ReviewAnalysis:
+    """Every analysis the protocol asks for, on a validated extraction sheet; with the
+    appraisal table (one row per report and appraiser), each report's judgement and the
+    analyses repeated on the reports judged at the best level."""
     schema = protocol.extraction
     spec = protocol.analysis
     if spec is None:
@@ -134,6 +160,8 @@ def analyze_review(raw_cases: pd.DataFrame, protocol: Protocol, *,
     for region, result in pooled.items():
         notes += [f"pooled {region}: {note}" for note in result.notes]
     notes += [f"not pooled {region}: {reason}" for region, reason in not_pooled.items()]
+    judged, restricted = _appraised(raw_cases, protocol, appraisal,
+                                    {"conf_type": conf_type, "interval": interval})
     return ReviewAnalysis(
         protocol=protocol,
         cases=cases,
@@ -151,6 +179,8 @@ def analyze_review(raw_cases: pd.DataFrame, protocol: Protocol, *,
         notes=notes,
         outcomes={outcome.id: analyze_outcome(cases, outcome, spec, schema)
                   for outcome in spec.outcomes},
+        appraisal=judged,
+        restricted=restricted,
     )
 
 
@@ -213,6 +243,11 @@ def analysis_tables(analysis: ReviewAnalysis) -> dict[str, pd.DataFrame]:
             [{"reason": reason, "patients": count} for reason, count in result.excluded.items()]
             + [{"reason": f"no group of '{grouping}'", "patients": count}
                for grouping, count in result.ungrouped.items()])
+    if analysis.appraisal is not None:
+        tables["appraisal_judgements"] = analysis.appraisal.summary()
+        tables["appraisal_levels"] = analysis.appraisal.levels
+    if analysis.restricted is not None:
+        tables["appraisal_sensitivity"] = restricted_comparison(analysis, analysis.restricted)
     return tables
 
 
@@ -244,6 +279,8 @@ def figure_builders(analysis: ReviewAnalysis) -> dict[str, Callable[[], Figure]]
         for grouping, result in survival.by_grouping.items():
             builders[f"survival_{grouping}"] = functools.partial(
                 result.plot, title=f"By {names[grouping].lower()}")
+    if analysis.appraisal is not None:
+        builders["appraisal_traffic_light"] = analysis.appraisal.plot
     return builders
 
 

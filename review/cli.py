@@ -25,7 +25,7 @@ from review.report.commands import add_commands as add_report_commands
 from review.screening.commands import add_commands as add_screening_commands
 from review.search.commands import add_commands as add_search_commands
 from review.web.commands import add_commands as add_web_commands
-from review.workspace import PROJECT_VARIABLE
+from review.workspace import APPRAISAL_TOOLS, PROJECT_VARIABLE
 
 
 def _print_problems(problems: DataProblems) -> None:
@@ -37,7 +37,7 @@ def _print_problems(problems: DataProblems) -> None:
 def cmd_init(args: argparse.Namespace) -> int:
     from review.workspace import create_workspace, start_git_repository
 
-    workspace = create_workspace(args.directory, args.from_protocol)
+    workspace = create_workspace(args.directory, args.from_protocol, args.appraisal)
     print(f"created review workspace {shown(workspace.root)} with protocol "
           f"{shown(workspace.protocol_path)}")
     if not args.no_git:
@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "be empty)")
     init.add_argument("--from", dest="from_protocol", metavar="PROTOCOL",
                       help="copy this protocol YAML instead of the commented template")
+    init.add_argument("--appraisal", choices=APPRAISAL_TOOLS, default="jbi",
+                      help="the critical appraisal tool of the template: the JBI checklist "
+                           "for case reports (default) or the tool of Murad et al. (2018)")
     init.add_argument("--no-git", action="store_true",
                       help="do not start a git repository (one is started, and the workspace "
                            "committed, unless a repository already encloses DIR)")

@@ -356,17 +356,76 @@ class StudyKey(_Model):
 class AppraisalItem(_Model):
     id: Identifier
     question: Text
+    # The tool's heading for the item (Murad et al.'s selection, ascertainment, causality,
+    # reporting), shown over its column of the traffic-light figure.
+    domain: Text | None = None
+
+
+Share = Annotated[Number, Field(ge=0, le=1)]
+
+
+class JudgementLevel(_Model):
+    """One overall judgement: a report takes the first level, in the protocol's order, whose
+    share of favourable answers it reaches and whose required items it answers favourably."""
+
+    label: Text
+    at_least: Share
+    required: Texts = ()
+
+
+class AppraisalJudgement(_Model):
+    """How a report's answers make its overall judgement. Answers neither favourable,
+    unfavourable nor not counted (such as "Unclear") count against the share and are drawn
+    amber; not-counted answers leave the item out of the share."""
+
+    favourable: SomeTexts
+    unfavourable: Texts = ()
+    not_counted: Texts = ()
+    levels: Annotated[tuple[JudgementLevel, ...], Field(min_length=2)]
+    # Repeat the analyses on the reports judged at the first level only.
+    sensitivity: Flag = True
+
+    @property
+    def best(self) -> JudgementLevel:
+        return self.levels[0]
 
 
 class Appraisal(_Model):
     tool: Text
     answers: SomeTexts
     items: Annotated[tuple[AppraisalItem, ...], Field(min_length=1)]
+    # Who answers and from what (the full text, two appraisers and a consensus, ...), as the
+    # Methods say it.
+    procedure: Text | None = None
+    judgement: AppraisalJudgement | None = None
 
     @model_validator(mode="after")
     def _items_are_distinct(self) -> Appraisal:
         problems = _Problems()
         problems.unique_ids([item.id for item in self.items], ("items",))
+        if self.judgement is not None:
+            judgement = self.judgement
+            roles = {}
+            for role in ("favourable", "unfavourable", "not_counted"):
+                problems.members(getattr(judgement, role), self.answers, ("judgement", role))
+                for index, answer in enumerate(getattr(judgement, role)):
+                    if answer in roles:
+                        problems.add(("judgement", role, index),
+                                     f"'{answer}' is already {roles[answer]}")
+                    roles.setdefault(answer, role.replace("_", " "))
+            items = [item.id for item in self.items]
+            for index, level in enumerate(judgement.levels):
+                problems.members(level.required, items,
+                                 ("judgement", "levels", index, "required"))
+                if index and level.at_least > judgement.levels[index - 1].at_least:
+                    problems.add(("judgement", "levels", index, "at_least"),
+                                 "levels go from the best to the worst: a level may not ask "
+                                 "for a larger share than the one before it")
+            last = judgement.levels[-1]
+            if last.at_least or last.required:
+                problems.add(("judgement", "levels", len(judgement.levels) - 1),
+                             "the last level must take every report: at_least: 0 and "
+                             "no required items")
         problems.raise_any("Appraisal")
         return self
 

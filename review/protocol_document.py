@@ -225,8 +225,28 @@ def render_protocol_markdown(protocol: Protocol, source_name: str) -> str:
                         "analysed once."]
     lines += ["", "## 14. Risk of bias (quality) assessment", ""]
     if schema.appraisal:
-        lines += [f"{schema.appraisal.tool}; answers: {', '.join(schema.appraisal.answers)}.", ""]
-        lines += [f"{i}. {item.question}" for i, item in enumerate(schema.appraisal.items, 1)]
+        tool = schema.appraisal.tool
+        lines += [f"{tool[:1].upper()}{tool[1:]}; answers: "
+                  f"{', '.join(schema.appraisal.answers)}.", ""]
+        lines += [f"{i}. " + (f"{item.domain}: " if item.domain else "") + item.question
+                  for i, item in enumerate(schema.appraisal.items, 1)]
+        if schema.appraisal.procedure:
+            lines += ["", schema.appraisal.procedure]
+        rule = schema.appraisal.judgement
+        if rule:
+            share = " or ".join(rule.favourable)
+            levels = "; ".join(
+                level.label + (f" (at least {100 * level.at_least:g}% answered {share}"
+                               + (f", with {_codes(level.required)} among them"
+                                  if level.required else "") + ")"
+                               if level.at_least or level.required else " (otherwise)")
+                for level in rule.levels)
+            lines += ["", f"Overall judgement, the first level a report meets: {levels}"
+                          + (f"; items answered {' or '.join(rule.not_counted)} are not counted"
+                             if rule.not_counted else "") + "."]
+            if rule.sensitivity:
+                lines.append(f"The main analyses are repeated on the reports judged "
+                             f"{rule.best.label} (sensitivity analysis).")
     else:
         lines.append("No critical appraisal is planned.")
     lines += ["", "## 15. Strategy for data synthesis", ""]

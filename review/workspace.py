@@ -19,7 +19,13 @@ import yaml
 
 from review.errors import ReviewError
 from review.fileio import read_text, write_atomically
-from review.protocol import Protocol, load_protocol, parse_protocol, write_protocol_schema
+from review.protocol import (
+    Protocol,
+    load_protocol,
+    not_one_of,
+    parse_protocol,
+    write_protocol_schema,
+)
 from review.protocol_document import render_protocol_markdown
 
 PROJECT_VARIABLE = "REVIEW_PROJECT"
@@ -115,25 +121,45 @@ def _slug(name: str) -> str:
     return slug if slug[:1].isalpha() else f"review-{slug}".rstrip("-")
 
 
-def create_workspace(target: str | os.PathLike, from_protocol: str | os.PathLike | None = None
-                     ) -> Workspace:
-    """Lay out a new review: its protocol (copied, or the commented template), the data
-    folders, an empty extraction sheet in the protocol's columns and the rendered protocol."""
+APPRAISAL_TOOLS = ("jbi", "murad-2018")
+
+
+def _template_text(appraisal_tool: str) -> str:
+    """The commented protocol template, with the chosen appraisal tool's block."""
+    templates = resources.files("review") / "templates"
+    text = (templates / "protocol.yaml").read_text(encoding="utf-8")
+    if appraisal_tool == "jbi":
+        return text
+    if appraisal_tool not in APPRAISAL_TOOLS:
+        raise ReviewError(f"--appraisal: {not_one_of(appraisal_tool, APPRAISAL_TOOLS)}")
+    start = text.index("  # The JBI checklist")
+    end = text.index("\nanalysis:", start) + 1
+    tool = (templates / "appraisal" / f"{appraisal_tool}.yaml").read_text(encoding="utf-8")
+    return text[:start] + tool + "\n" + text[end:]
+
+
+def create_workspace(target: str | os.PathLike, from_protocol: str | os.PathLike | None = None,
+                     appraisal_tool: str = "jbi") -> Workspace:
+    """Lay out a new review: its protocol (copied, or the commented template with the chosen
+    appraisal tool), the data folders, an empty extraction sheet in the protocol's columns
+    and the rendered protocol."""
     # Imported here: pandas is too heavy for the commands that only locate a workspace.
     from review.extraction.sheet import empty_cases, format_cases_csv
 
     root = Path(target)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise ReviewError(f"{root}: already exists and is not an empty folder")
+    if from_protocol is not None and appraisal_tool != "jbi":
+        raise ReviewError("--appraisal chooses the template's tool; a protocol given with "
+                          "--from keeps its own appraisal")
     if from_protocol is not None:
         source = Path(from_protocol)
         text = read_text(source)
         protocol = load_protocol(source)
         name = source.name
     else:
-        template = resources.files("review") / "templates" / "protocol.yaml"
-        text = template.read_text(encoding="utf-8").replace("REVIEW_ID", _slug(root.name), 1)
-        protocol = parse_protocol(yaml.safe_load(text), source=str(template))
+        text = _template_text(appraisal_tool).replace("REVIEW_ID", _slug(root.name), 1)
+        protocol = parse_protocol(yaml.safe_load(text), source="the protocol template")
         name = f"{protocol.id}.yaml"
     workspace = Workspace(root.resolve())
     for folder in (workspace.search_dir, workspace.screening_dir, workspace.extraction_dir,

@@ -158,7 +158,7 @@ def test_report_says_what_a_reviewer_needs(built):
     assert "120 patients with hepatocellular carcinoma metastatic to bone from 113 published" \
         in markup
     assert "44 of 118 patients with sites reported" in markup
-    assert "No appraisal has been recorded yet" in markup
+    assert "113 reports appraised by 1 appraiser (extraction-rule)" in markup
     assert "108 were left out" in markup
     assert "Times count from the diagnosis of the bone metastasis" in markup
     assert "Sensitivity analysis: every patient with a time" in markup

@@ -94,7 +94,8 @@ def test_a_consensus_in_the_browser_leaves_one_appraisal_per_report_in_the_repor
     html = (out / "report.html").read_text(encoding="utf-8")
     section = html[html.index('<section id="appraisal"'):]
     section = section[:section.index("</section>")]
-    assert ("3 reports appraised by 2 appraisers; each report is counted once. 2 reports had "
+    assert ("3 reports appraised by 2 appraisers (ana, ben); each report is counted once. 2 "
+            "reports had "
             "two or more appraisers, who agreed on 14 of 16 answers (88%); 1 report settled "
             "by consensus, whose answers are counted.") in section
     rows = re.findall(r"<tr><td>[^<]*\?</td>(.*?)</tr>", section)

@@ -108,3 +108,33 @@ def report_appraisals(table: pd.DataFrame, appraisal: Appraisal) -> pd.DataFrame
         consensus = rows[rows["appraiser"] == CONSENSUS]
         chosen.append(consensus.iloc[0] if len(consensus) else rows.iloc[0])
     return pd.DataFrame(chosen, columns=table.columns).reset_index(drop=True)
+
+
+def judge_reports(counted: pd.DataFrame, appraisal: Appraisal) -> pd.DataFrame:
+    """Each counted report's overall judgement by the protocol's rule: its favourable answers,
+    the items counted (not-counted answers left out), their share and the first level it
+    reaches. A report with an item unanswered is not judged: `judgement` is empty and
+    `unanswered` says how many."""
+    rule = appraisal.judgement
+    if rule is None:
+        raise ValueError(f"the {appraisal.tool} has no judgement rule in the protocol")
+    rows = []
+    for _, row in counted.iterrows():
+        answers = dict(zip((item.id for item in appraisal.items), _answers(row, appraisal),
+                           strict=True))
+        unanswered = sum(not answer for answer in answers.values())
+        scored = {item: answer for item, answer in answers.items()
+                  if answer and answer not in rule.not_counted}
+        favourable = {item for item, answer in scored.items() if answer in rule.favourable}
+        # Nothing counted (every item not applicable) is no evidence of quality: the last level.
+        share = len(favourable) / len(scored) if scored else 0.0
+        judgement = ""
+        if not unanswered:
+            judgement = next(level.label for level in rule.levels
+                             if share >= level.at_least and set(level.required) <= favourable)
+        rows.append({"study_id": row["study_id"], **answers, "favourable": len(favourable),
+                     "counted": len(scored), "share": share, "judgement": judgement,
+                     "unanswered": unanswered})
+    return pd.DataFrame(rows, columns=["study_id", *(item.id for item in appraisal.items),
+                                       "favourable", "counted", "share", "judgement",
+                                       "unanswered"])

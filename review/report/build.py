@@ -85,8 +85,11 @@ def render_outputs(workspace: Workspace, date: BuildDate,
     # A patient the reviewers judged to be another report's patient again is analysed once.
     analysed = cases[~cases[schema.study.id_field].isin(duplicates.left_out)] \
         if duplicates is not None else cases
+    appraisal = None
+    if schema.appraisal is not None and workspace.appraisal_path.exists():
+        appraisal = read_appraisal(workspace.appraisal_path, schema.appraisal)
     progress(f"analysing {len(analysed)} {schema.unit}s")
-    analysis = analyze_review(analysed, protocol)
+    analysis = analyze_review(analysed, protocol, appraisal=appraisal)
     outputs: dict[str, bytes] = {}
     for name, table in analysis_tables(analysis).items():
         outputs[f"tables/{name}.csv"] = table_csv(table)
@@ -132,9 +135,6 @@ def render_outputs(workspace: Workspace, date: BuildDate,
         for kind, data in files.items():
             outputs[f"figures/{name}.{kind}"] = data
     progress("writing the report")
-    appraisal = None
-    if schema.appraisal is not None and workspace.appraisal_path.exists():
-        appraisal = read_appraisal(workspace.appraisal_path, schema.appraisal)
     from review.search.log import read_log
 
     versions = {"casereview": __version__, **package_versions()}

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from analysis.appraisal import restricted_comparison
 from analysis.pooling import PooledProportion
 from analysis.review_analysis import ReviewAnalysis, format_time
 from analysis.survival import MissingTimeBounds, SurvivalByGroup
@@ -377,7 +378,7 @@ def _methods(page: _Page, inputs: ReportInputs) -> None:
              f"the protocol's schema of {len(schema.fields)} fields with controlled "
              "vocabularies, and validated automatically (types, ranges, vocabularies and "
              "cross-field rules). A blank field means the item was not reported. "
-             + (f"Reports were appraised with the {text(schema.appraisal.tool)}."
+             + (str(_macros("appraisal.html").methods(schema.appraisal))
                 if schema.appraisal else "") + "</p>")
     screened = (inputs.prisma or {}).get("records_screened", 0)
     order = protocol.screening.prioritisation
@@ -743,12 +744,14 @@ def _appraisal(page: _Page, inputs: ReportInputs) -> None:
             rows.append({"item": item.question,
                          **{answer: int(counts.get(answer, 0))
                             for answer in schema.appraisal.answers}})
-        appraisers = appraisal.loc[appraisal["appraiser"] != CONSENSUS, "appraiser"].nunique()
+        appraisers = sorted(set(appraisal.loc[appraisal["appraiser"] != CONSENSUS,
+                                              "appraiser"]))
         def count(n: int, word: str) -> str:
             return f"{n} {plural(n, word)}"
 
         sentence = (f"{count(len(counted), 'report')} appraised by "
-                    f"{count(appraisers, 'appraiser')}; each report is counted once.")
+                    f"{count(len(appraisers), 'appraiser')} ({', '.join(appraisers)}); "
+                    "each report is counted once.")
         if agreement.reports:
             sentence += (f" {count(agreement.reports, 'report')} had two or more "
                          f"appraisers, who agreed on {agreement.agreed} of "
@@ -765,6 +768,19 @@ def _appraisal(page: _Page, inputs: ReportInputs) -> None:
                  table_html(pd.DataFrame(rows),
                             {"item": "Item", **{a: a for a in schema.appraisal.answers}},
                             numeric=schema.appraisal.answers))
+        result = inputs.analysis.appraisal
+        if result is not None:
+            macros = _macros("appraisal.html")
+            page.add(str(macros.judgements(result)))
+            page.figure(inputs.figures, "appraisal_traffic_light",
+                        "Answers to each item: above, as a share of the reports; below, by "
+                        "report, with the overall judgement in the last column.")
+            if schema.appraisal.judgement.sensitivity:
+                restricted = inputs.analysis.restricted
+                comparison = (None if restricted is None
+                              else restricted_comparison(inputs.analysis, restricted))
+                page.add(str(macros.sensitivity(schema.appraisal, result, comparison,
+                                                schema.unit)))
     page.end()
 
 
