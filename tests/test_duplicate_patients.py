@@ -13,7 +13,7 @@ from review.extraction.duplicates import read_decisions, screen_duplicates
 from review.extraction.sheet import read_cases
 from review.protocol import load_protocol
 from review.report.build import build_report
-from tests.conftest import PROTOCOL_PATH
+from tests.conftest import PROTOCOL_PATH, ROOT
 
 ISSUE_PAIR = ("subasinghe_2015_1", "anoniddf2019abs0092_2019_1")
 
@@ -24,6 +24,18 @@ def test_the_shipped_sheet_yields_the_scalp_and_skull_pair(protocol, shipped_cas
     pair = next(pair for pair in screen.pairs if (pair.first, pair.second) == ISSUE_PAIR)
     assert pair.agreeing == ("age 56", "sex M", "bone_sites skull")
     assert pair.years_apart == 4 and pair.decision is None
+
+
+def test_the_shipped_pairs_are_decided_different_and_nobody_is_left_out(protocol,
+                                                                        shipped_cases):
+    decisions = read_decisions(ROOT / "data" / "extraction" / "duplicate_patients.csv")
+    screen = screen_duplicates(shipped_cases, protocol.extraction, decisions)
+    assert {(pair.first, pair.second): pair.decision for pair in screen.pairs} == {
+        ISSUE_PAIR: "different", ("alomari_2020_1", "zakaria_2023_1"): "different"}
+    assert not screen.left_out
+    page = (ROOT / "reports" / protocol.id / "report.html").read_text(encoding="utf-8")
+    assert re.search(r"The screen found 2\s+pairs: 0 judged the same patient,\s+2 judged "
+                     r"different, and 0 awaiting", page)
 
 
 def sheet(protocol, rows: list[dict]) -> pd.DataFrame:
