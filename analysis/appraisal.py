@@ -21,6 +21,7 @@ from review.protocol import Appraisal
 
 if TYPE_CHECKING:
     from analysis.review_analysis import ReviewAnalysis
+    from analysis.survival import SurvivalAnalysis
 
 
 @dataclass
@@ -67,6 +68,26 @@ def _share(events: int, n: int) -> str:
     return f"{events}/{n} ({100 * events / n:.0f}%)" if n else "none counted"
 
 
+def _timed_findings(found: dict[str, str], survival: SurvivalAnalysis | None, heading: str,
+                    unit_word: str) -> None:
+    """A time-to-event analysis's median and landmarks, each measure under `heading`."""
+    if survival is None or survival.overall is None:
+        return
+    overall = survival.overall
+    table = overall.summary().iloc[0]
+    unit = overall.time_unit
+    n, events = int(table["n"]), int(table["events"])
+    counted = (f"{n} {unit_word}{'s' if n != 1 else ''}, {events} "
+               f"{overall.event_label if events == 1 else overall.events_label}")
+    median = f"{table['median']:g}" if pd.notna(table["median"]) else "not reached"
+    found[f"{heading}Median {overall.analysis_label}, {unit}"] = f"{median} ({counted})"
+    for landmark in overall.landmarks:
+        value = table.get(f"survival_{landmark:g}")
+        label = f"{overall.analysis_label} at {landmark:g} {unit}"
+        found[f"{heading}{label[:1].upper()}{label[1:]}"] = (
+            f"{100 * value:.0f}%" if pd.notna(value) else "not estimable")
+
+
 def _findings(analysis: ReviewAnalysis) -> dict[str, str]:
     """The review's main figures, each as the report prints it, by measure."""
     spec = analysis.protocol.analysis
@@ -76,21 +97,9 @@ def _findings(analysis: ReviewAnalysis) -> dict[str, str]:
     for row in analysis.site_frequencies.itertuples(index=False):
         if row.kind == "region":
             found[f"{spec.words.sites}: {row.label}"] = _share(row.patients, row.denominator)
-    survival = analysis.survival
-    if survival is not None and survival.overall is not None:
-        overall = survival.overall
-        table = overall.summary().iloc[0]
-        unit = overall.time_unit
-        n, events = int(table["n"]), int(table["events"])
-        counted = (f"{n} {schema.unit}{'s' if n != 1 else ''}, {events} "
-                   f"{overall.event_label if events == 1 else overall.events_label}")
-        median = f"{table['median']:g}" if pd.notna(table["median"]) else "not reached"
-        found[f"Median {overall.analysis_label}, {unit}"] = f"{median} ({counted})"
-        for landmark in overall.landmarks:
-            value = table.get(f"survival_{landmark:g}")
-            found[f"{overall.analysis_label.capitalize()} at {landmark:g} {unit}"] = (
-                f"{100 * value:.0f}%" if pd.notna(value) else "not estimable")
+    _timed_findings(found, analysis.survival, "", schema.unit)
     for result in analysis.outcomes.values():
+        _timed_findings(found, result.survival, f"{result.spec.label}: ", schema.unit)
         overall = result.overall.overall if result.overall else None
         if overall is None:
             continue

@@ -2,7 +2,8 @@
 as the share of patients with the event (Wilson interval; Fisher's exact test, or the
 Fisher–Freeman–Halton test for more than two groups, where every group is large enough), a
 categorical one as the patients with each value (ties for the most frequent kept), a
-continuous one as median, quartiles (R's default type 7) and range.
+continuous one as median, quartiles (R's default type 7) and range, a time-to-event one as
+`analysis.survival.analyze_survival` does the protocol's survival analysis.
 
 The estimators are pure and strict, as lifelines' are: `fit` takes the values (and groups)
 of the patients to count, `summary` gives the table. `analyze_outcome` reads them off a
@@ -33,7 +34,7 @@ from scipy.special import gammaln
 from scipy.stats import fisher_exact
 
 from analysis.sites import code_label, wilson_interval
-from analysis.survival import assign_groups
+from analysis.survival import SurvivalAnalysis, analyze_survival, assign_groups
 from review.protocol import AnalysisSpec, ExtractionSchema, OutcomeSpec
 
 OVERALL = "overall"
@@ -336,9 +337,13 @@ class OutcomeAnalysis:
     by_grouping: dict[str, Estimator] = field(default_factory=dict)
     excluded: dict[str, int] = field(default_factory=dict)
     ungrouped: dict[str, int] = field(default_factory=dict)
+    # A time-to-event outcome's curves, tests and models (its `overall` stays None).
+    survival: SurvivalAnalysis | None = None
 
     def summary(self) -> pd.DataFrame:
         """Every row of the outcome, with the grouping it belongs to."""
+        if self.survival is not None:
+            return self.survival.summary()
         if self.overall is None:
             return pd.DataFrame()
         overall = self.overall.summary()
@@ -362,7 +367,7 @@ def _is_known(value: Any) -> bool:
 
 
 def analyze_outcome(cases: pd.DataFrame, outcome: OutcomeSpec, spec: AnalysisSpec,
-                    schema: ExtractionSchema) -> OutcomeAnalysis:
+                    schema: ExtractionSchema, *, conf_type: str = "log-log") -> OutcomeAnalysis:
     """The outcome on a typed extraction sheet, as the protocol declares it."""
     counted = spec.population_short or "patients"
     excluded: dict[str, int] = {}
@@ -374,6 +379,17 @@ def analyze_outcome(cases: pd.DataFrame, outcome: OutcomeSpec, spec: AnalysisSpe
                                        and _holds(value, {among.value}))
         excluded[f"not {counted}"] = int((~inside).sum())
         rows = rows[inside]
+    groupings = {grouping.id: grouping for grouping in spec.treatment_groupings}
+    if outcome.time_to_event is not None:
+        survival = analyze_survival(rows, outcome.time_to_event,
+                                    [groupings[grouping] for grouping in outcome.groupings],
+                                    conf_type) if len(rows) else None
+        if survival is not None:
+            excluded.update(survival.excluded)
+        return OutcomeAnalysis(outcome, counted, None, survival.usable if survival else 0,
+                               excluded=excluded,
+                               ungrouped=dict(survival.ungrouped) if survival else {},
+                               survival=survival)
     known = rows[outcome.field].map(_is_known)
     excluded[f"{outcome.field} not reported"] = int((~known).sum())
     rows = rows[known]
@@ -395,7 +411,6 @@ def analyze_outcome(cases: pd.DataFrame, outcome: OutcomeSpec, spec: AnalysisSpe
     values = (rows[outcome.field].map(lambda value: _holds(value, wanted))
               if outcome.kind == "binary" else rows[outcome.field])
     result.overall = estimator().fit(values.reset_index(drop=True))
-    groupings = {grouping.id: grouping for grouping in spec.treatment_groupings}
     for grouping_id in outcome.groupings:
         grouping = groupings[grouping_id]
         group = assign_groups(rows, grouping)

@@ -29,7 +29,7 @@ from analysis.sites import (
     sites_per_patient,
     vertebral_levels,
 )
-from analysis.survival import MissingTimeBounds, SurvivalByGroup, survival_data
+from analysis.survival import SurvivalAnalysis, analyze_survival
 from analysis.tables import characteristics_table
 from review.extraction.appraisal import report_appraisals
 from review.extraction.sheet import study_table, typed_cases
@@ -37,25 +37,6 @@ from review.extraction.summary import summarize_extraction
 from review.figure_style import figure_files
 from review.fileio import safe_csv, write_files_atomically
 from review.protocol import Protocol
-
-COX_COVARIATES = ("age", "male")
-
-
-@dataclass
-class SurvivalAnalysis:
-    """Survival overall and by each treatment grouping, with who was left out."""
-
-    overall: SurvivalByGroup | None
-    by_grouping: dict[str, SurvivalByGroup]
-    usable: int
-    excluded: dict[str, int]
-    ungrouped: dict[str, int]
-    # The sensitivity analysis with every time, whatever event it counts from; None when
-    # the protocol names no origin field or every time counts from the origin.
-    any_origin: SurvivalByGroup | None = None
-    # The events without a time placed at the origin and at the protocol's bounds; None
-    # when every event has its time.
-    missing_times: MissingTimeBounds | None = None
 
 
 @dataclass
@@ -82,45 +63,6 @@ class ReviewAnalysis:
     # The same analyses on the reports judged at the rule's best level (the sensitivity
     # analysis); None when the protocol asks for none or no report reaches that level.
     restricted: ReviewAnalysis | None = None
-
-
-def _survival(cases: pd.DataFrame, protocol: Protocol, conf_type: str) -> SurvivalAnalysis | None:
-    spec = protocol.analysis.survival if protocol.analysis else None
-    if spec is None:
-        return None
-    overall_data = survival_data(cases, spec)
-    options = {"conf_type": conf_type, "landmarks": spec.landmarks, "time_unit": spec.time_unit,
-               "time_origin": spec.origin, "min_events_per_group": spec.min_events_per_group,
-               "min_events_per_parameter": spec.min_events_per_parameter,
-               "median_rule": spec.median_rule, "event_label": spec.words.event,
-               "events_label": spec.words.events, "analysis_label": spec.words.analysis}
-    overall = SurvivalByGroup(**options).fit(overall_data.frame) \
-        if len(overall_data.frame) else None
-    every_origin = survival_data(cases, spec, any_origin=True).frame
-    any_origin = None
-    if spec.origin_field and len(every_origin) > len(overall_data.frame):
-        any_origin = SurvivalByGroup(**{**options, "time_origin": "the event each report "
-                                                                  "counts from"}
-                                     ).fit(every_origin)
-    by_grouping, ungrouped = {}, {}
-    for grouping in protocol.analysis.treatment_groupings:
-        data = survival_data(cases, spec, grouping)
-        grouped = data.frame[data.frame["group"].notna()]
-        ungrouped[grouping.id] = len(data.frame) - len(grouped)
-        if grouped.empty:
-            continue
-        labels = {group.id: group.label for group in grouping.groups}
-        reference = next((g.id for g in reversed(grouping.groups)
-                          if g.id in set(grouped["group"])), None)
-        by_grouping[grouping.id] = SurvivalByGroup(**options).fit(
-            data.frame, covariates=COX_COVARIATES, labels=labels, reference=reference)
-    untimed = overall_data.excluded.get(f"{spec.event_value} without a time", 0)
-    missing_times = MissingTimeBounds(
-        placements=spec.missing_time_bounds, landmarks=spec.landmarks, conf_type=conf_type,
-        median_rule=spec.median_rule).fit(overall_data.frame, untimed) \
-        if untimed and len(overall_data.frame) else None
-    return SurvivalAnalysis(overall, by_grouping, len(overall_data.frame), overall_data.excluded,
-                            ungrouped, any_origin, missing_times)
 
 
 def _appraised(raw_cases: pd.DataFrame, protocol: Protocol, appraisal: pd.DataFrame | None,
@@ -175,39 +117,34 @@ def analyze_review(raw_cases: pd.DataFrame, protocol: Protocol, *,
         vertebral_levels=levels,
         pooled=pooled,
         not_pooled=not_pooled,
-        survival=_survival(cases, protocol, conf_type) if len(cases) else None,
+        survival=analyze_survival(cases, spec.survival, spec.treatment_groupings, conf_type)
+        if len(cases) and spec.survival is not None else None,
         notes=notes,
-        outcomes={outcome.id: analyze_outcome(cases, outcome, spec, schema)
+        outcomes={outcome.id: analyze_outcome(cases, outcome, spec, schema,
+                                              conf_type=conf_type)
                   for outcome in spec.outcomes},
         appraisal=judged,
         restricted=restricted,
     )
 
 
-def _survival_tables(survival: SurvivalAnalysis) -> dict[str, pd.DataFrame]:
+def _survival_tables(survival: SurvivalAnalysis, prefix: str) -> dict[str, pd.DataFrame]:
     tables = {}
-    summaries = []
-    if survival.overall is not None:
-        summaries.append(survival.overall.summary().assign(grouping="overall"))
     for grouping, result in survival.by_grouping.items():
-        summary = result.summary()
-        summaries.append(summary[summary["group"] != "overall"].assign(grouping=grouping))
         if result.logrank is not None:
-            tables[f"survival_logrank_{grouping}"] = pd.DataFrame([{
+            tables[f"{prefix}_logrank_{grouping}"] = pd.DataFrame([{
                 "chi2": result.logrank.chi2, "df": result.logrank.df,
                 "p_value": result.logrank.p_value}])
         if result.pairwise is not None and len(result.pairwise):
-            tables[f"survival_pairwise_{grouping}"] = result.pairwise
+            tables[f"{prefix}_pairwise_{grouping}"] = result.pairwise
         if result.cox is not None:
-            tables[f"survival_cox_{grouping}"] = result.cox.table
-    if survival.any_origin is not None:
-        summaries.append(survival.any_origin.summary().assign(grouping="any origin"))
-    if summaries:
-        table = pd.concat(summaries, ignore_index=True)
-        tables["survival_summary"] = table[["grouping", *table.columns.drop("grouping")]]
+            tables[f"{prefix}_cox_{grouping}"] = result.cox.table
+    summary = survival.summary()
+    if len(summary):
+        tables[f"{prefix}_summary"] = summary
     if survival.missing_times is not None:
-        tables["survival_missing_times"] = survival.missing_times.summary()
-    tables["survival_exclusions"] = pd.DataFrame(
+        tables[f"{prefix}_missing_times"] = survival.missing_times.summary()
+    tables[f"{prefix}_exclusions"] = pd.DataFrame(
         [{"reason": reason, "patients": count} for reason, count in survival.excluded.items()]
         + [{"reason": f"usable, but no group of '{grouping}'", "patients": count}
            for grouping, count in survival.ungrouped.items()])
@@ -229,9 +166,15 @@ def analysis_tables(analysis: ReviewAnalysis) -> dict[str, pd.DataFrame]:
         tables[f"pooled_{region}"] = result.summary()
         tables[f"pooled_{region}_studies"] = result.studies
     if analysis.survival is not None:
-        tables.update(_survival_tables(analysis.survival))
+        tables.update(_survival_tables(analysis.survival, "survival"))
     for outcome_id, result in analysis.outcomes.items():
-        tables[f"outcome_{outcome_id}"] = result.summary()
+        prefix = f"outcome_{outcome_id}"
+        if result.survival is not None:
+            # Its curves' table and who was left out are the outcome's own, below.
+            tables.update({name: table for name, table in
+                           _survival_tables(result.survival, prefix).items()
+                           if name not in (f"{prefix}_summary", f"{prefix}_exclusions")})
+        tables[prefix] = result.summary()
         tests = [{"grouping": grouping, "method": found.test.method if found.test else "",
                   "p_value": found.test.p_value if found.test else float("nan"),
                   "not_tested": found.untested or ""}
@@ -270,14 +213,18 @@ def figure_builders(analysis: ReviewAnalysis) -> dict[str, Callable[[], Figure]]
         if (result.studies["total"] > 1).mean() >= 0.5:
             builders[f"forest_{region}"] = functools.partial(
                 result.plot, title=labels.get(region, region))
-    survival = analysis.survival
-    if survival is not None:
+    names = {g.id: g.label for g in analysis.protocol.analysis.treatment_groupings}
+    timed = [("survival", analysis.survival)] + [
+        (f"outcome_{outcome_id}", result.survival)
+        for outcome_id, result in analysis.outcomes.items()]
+    for prefix, survival in timed:
+        if survival is None:
+            continue
         if survival.overall is not None:
-            builders["survival_overall"] = functools.partial(survival.overall.plot,
-                                                             title="All patients")
-        names = {g.id: g.label for g in analysis.protocol.analysis.treatment_groupings}
+            builders[f"{prefix}_overall"] = functools.partial(survival.overall.plot,
+                                                              title="All patients")
         for grouping, result in survival.by_grouping.items():
-            builders[f"survival_{grouping}"] = functools.partial(
+            builders[f"{prefix}_{grouping}"] = functools.partial(
                 result.plot, title=f"By {names[grouping].lower()}")
     if analysis.appraisal is not None:
         builders["appraisal_traffic_light"] = analysis.appraisal.plot

@@ -757,3 +757,80 @@ def assign_groups(cases: pd.DataFrame, grouping: TreatmentGrouping) -> pd.Series
         return None
 
     return cases[grouping.field].map(group_of).astype(object)
+
+
+COX_COVARIATES = ("age", "male")
+
+
+@dataclass
+class SurvivalAnalysis:
+    """Survival overall and by each treatment grouping, with who was left out."""
+
+    overall: SurvivalByGroup | None
+    by_grouping: dict[str, SurvivalByGroup]
+    usable: int
+    excluded: dict[str, int]
+    ungrouped: dict[str, int]
+    # The sensitivity analysis with every time, whatever event it counts from; None when
+    # the protocol names no origin field or every time counts from the origin.
+    any_origin: SurvivalByGroup | None = None
+    # The events without a time placed at the origin and at the protocol's bounds; None
+    # when every event has its time.
+    missing_times: MissingTimeBounds | None = None
+
+    def summary(self) -> pd.DataFrame:
+        """Median and landmarks of every curve: overall, each grouping's groups and the
+        every-origin sensitivity analysis, with the grouping each row belongs to."""
+        summaries = []
+        if self.overall is not None:
+            summaries.append(self.overall.summary().assign(grouping="overall"))
+        for grouping, result in self.by_grouping.items():
+            summary = result.summary()
+            summaries.append(summary[summary["group"] != "overall"].assign(grouping=grouping))
+        if self.any_origin is not None:
+            summaries.append(self.any_origin.summary().assign(grouping="any origin"))
+        if not summaries:
+            return pd.DataFrame()
+        table = pd.concat(summaries, ignore_index=True)
+        return table[["grouping", *table.columns.drop("grouping")]]
+
+
+def analyze_survival(cases: pd.DataFrame, spec: SurvivalSpec,
+                     groupings: Sequence[TreatmentGrouping] = (),
+                     conf_type: str = "log-log") -> SurvivalAnalysis:
+    """A protocol's time-to-event analysis on typed cases: the curve of every patient with a
+    usable time, the sensitivity analyses (every origin, events without a time placed at
+    bounds), and curves, tests and a Cox model by each grouping."""
+    overall_data = survival_data(cases, spec)
+    options = {"conf_type": conf_type, "landmarks": spec.landmarks, "time_unit": spec.time_unit,
+               "time_origin": spec.origin, "min_events_per_group": spec.min_events_per_group,
+               "min_events_per_parameter": spec.min_events_per_parameter,
+               "median_rule": spec.median_rule, "event_label": spec.words.event,
+               "events_label": spec.words.events, "analysis_label": spec.words.analysis}
+    overall = SurvivalByGroup(**options).fit(overall_data.frame) \
+        if len(overall_data.frame) else None
+    every_origin = survival_data(cases, spec, any_origin=True).frame
+    any_origin = None
+    if spec.origin_field and len(every_origin) > len(overall_data.frame):
+        any_origin = SurvivalByGroup(**{**options, "time_origin": "the event each report "
+                                                                  "counts from"}
+                                     ).fit(every_origin)
+    by_grouping, ungrouped = {}, {}
+    for grouping in groupings:
+        data = survival_data(cases, spec, grouping)
+        grouped = data.frame[data.frame["group"].notna()]
+        ungrouped[grouping.id] = len(data.frame) - len(grouped)
+        if grouped.empty:
+            continue
+        labels = {group.id: group.label for group in grouping.groups}
+        reference = next((g.id for g in reversed(grouping.groups)
+                          if g.id in set(grouped["group"])), None)
+        by_grouping[grouping.id] = SurvivalByGroup(**options).fit(
+            data.frame, covariates=COX_COVARIATES, labels=labels, reference=reference)
+    untimed = overall_data.excluded.get(f"{spec.event_value} without a time", 0)
+    missing_times = MissingTimeBounds(
+        placements=spec.missing_time_bounds, landmarks=spec.landmarks, conf_type=conf_type,
+        median_rule=spec.median_rule).fit(overall_data.frame, untimed) \
+        if untimed and len(overall_data.frame) else None
+    return SurvivalAnalysis(overall, by_grouping, len(overall_data.frame), overall_data.excluded,
+                            ungrouped, any_origin, missing_times)

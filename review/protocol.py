@@ -59,7 +59,7 @@ SCREENING_ORDERS = ("prioritised", "file", "random")
 RANKING_MODELS = ("naive_bayes", "svm", "logistic")
 FULLTEXT_SERVICES = ("unpaywall", "pmc")
 MEDIAN_RULES = ("table", "quantile")
-OUTCOME_KINDS = ("binary", "categorical", "continuous")
+OUTCOME_KINDS = ("binary", "categorical", "continuous", "time_to_event")
 # The bones the report's skeleton map draws; a protocol's body_map maps its site codes onto
 # them.
 SKELETON_PARTS = ("skull", "orbit", "maxilla", "mandible", "cervical_spine", "thoracic_spine",
@@ -855,13 +855,16 @@ class OutcomeSpec(_Model):
     overall and by each of `groupings`, and an exact test where every group has at least
     `min_per_group` patients), `categorical` (patients with each value of a coded field, a
     multi-valued one counting a patient under each of its values, ties for the most
-    frequent named) or `continuous` (median, quartiles and range of a number field). `among`
-    restricts any of them to the patients it names."""
+    frequent named), `continuous` (median, quartiles and range of a number field) or
+    `time_to_event` (Kaplan–Meier curves, log-rank tests and Cox models as the `survival`
+    analysis, from its own `time_to_event` block of time and status fields, unit, origin and
+    landmarks). `among` restricts any of them to the patients it names."""
 
     id: Identifier
     label: Text
     kind: Literal[OUTCOME_KINDS]
-    field: Text
+    field: Text | None = None
+    time_to_event: SurvivalSpec | None = None
     events: _texts(Text, one_as_list=True) = ()
     among: Among | None = None
     groupings: Texts = ()
@@ -879,6 +882,18 @@ class OutcomeSpec(_Model):
             problems.add(("events",), "only a binary outcome takes events")
         if self.kind != "continuous" and self.unit is not None:
             problems.add(("unit",), "only a continuous outcome takes a unit")
+        timed = self.kind == "time_to_event"
+        if timed and self.time_to_event is None:
+            problems.add(("time_to_event",), "a time_to_event outcome needs its time_to_event "
+                                             "block: time_field, status_field, event_value, "
+                                             "censored_value")
+        if not timed and self.time_to_event is not None:
+            problems.add(("time_to_event",), "only a time_to_event outcome takes this block")
+        if timed and self.field is not None:
+            problems.add(("field",), "a time_to_event outcome names its fields in its "
+                                     "time_to_event block")
+        if not timed and self.field is None:
+            problems.add(("field",), "missing")
         problems.raise_any("OutcomeSpec")
         return self
 
@@ -968,21 +983,22 @@ class AnalysisSpec(_Model):
                 problems.members(region.sites, site_codes, ("site_regions", index, "sites"))
             for part, codes in (self.body_map or {}).items():
                 problems.members(codes, site_codes, ("body_map", part))
-        if self.survival is not None:
-            survival = self.survival
+        def timed(survival: SurvivalSpec, where: tuple[str | int, ...]) -> None:
             time_spec = fields.get(survival.time_field)
             if time_spec is None or time_spec.type != "number":
-                problems.add(("survival", "time_field"), f"'{survival.time_field}' is not a "
-                                                         "number field of the extraction schema")
-            status = coded(survival.status_field, ("survival", "status_field"))
+                problems.add((*where, "time_field"), f"'{survival.time_field}' is not a "
+                                                     "number field of the extraction schema")
+            status = coded(survival.status_field, (*where, "status_field"))
             if status is not None and status.coded:
-                problems.member(survival.event_value, status.values, ("survival", "event_value"))
+                problems.member(survival.event_value, status.values, (*where, "event_value"))
                 problems.member(survival.censored_value, status.values,
-                                ("survival", "censored_value"))
-            origin = coded(survival.origin_field, ("survival", "origin_field"))
+                                (*where, "censored_value"))
+            origin = coded(survival.origin_field, (*where, "origin_field"))
             if origin is not None and origin.coded:
-                problems.member(survival.origin_value, origin.values,
-                                ("survival", "origin_value"))
+                problems.member(survival.origin_value, origin.values, (*where, "origin_value"))
+
+        if self.survival is not None:
+            timed(self.survival, ("survival",))
         for index, grouping in enumerate(self.treatment_groupings):
             target = coded(grouping.field, ("treatment_groupings", index, "field"))
             if target is not None and target.coded:
@@ -1000,7 +1016,9 @@ class AnalysisSpec(_Model):
             where = ("outcomes", index)
             problems.members(outcome.groupings, grouping_ids, (*where, "groupings"))
             spec = fields.get(outcome.field)
-            if spec is None:
+            if outcome.time_to_event is not None:
+                timed(outcome.time_to_event, (*where, "time_to_event"))
+            elif spec is None:
                 problems.add((*where, "field"),
                              f"'{outcome.field}' is not a field of the extraction schema")
             elif outcome.kind in ("binary", "categorical"):

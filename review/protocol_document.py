@@ -6,7 +6,26 @@ fails when the committed Markdown is not what the YAML renders to.
 
 from __future__ import annotations
 
-from review.protocol import FieldSpec, Protocol
+from review.protocol import FieldSpec, OutcomeSpec, Protocol
+
+
+def _outcome_line(outcome: OutcomeSpec) -> str:
+    """What one declared outcome measures and how, in a sentence."""
+    if outcome.kind == "time_to_event":
+        timed = outcome.time_to_event
+        how = (f"time to event: `{timed.time_field}` ({timed.time_unit} from {timed.origin}), "
+               f"event `{timed.status_field}` = {timed.event_value}, censored when "
+               f"{timed.censored_value}; Kaplan–Meier, log-rank, Cox")
+    elif outcome.kind == "binary":
+        how = f"binary: `{outcome.field}` in {', '.join(outcome.events)}; share with Wilson CI"
+    elif outcome.kind == "categorical":
+        how = f"categorical: `{outcome.field}`, patients with each value"
+    else:
+        how = f"continuous: `{outcome.field}`, median, quartiles and range"
+    among = (f"; among `{outcome.among.field}` = {outcome.among.value}"
+             if outcome.among else "")
+    by = f"; by {_codes(outcome.groupings)}" if outcome.groupings else ""
+    return f"{outcome.label} ({how}{among}{by})"
 
 
 def _codes(names: tuple[str, ...]) -> str:
@@ -285,6 +304,9 @@ def render_protocol_markdown(protocol: Protocol, source_name: str) -> str:
                     f" Events without a time are placed at the origin and at "
                     f"{', '.join(f'{t:g}' for t in survival.missing_time_bounds)} "
                     f"{survival.time_unit} in a sensitivity analysis.")
+        if analysis.outcomes:
+            lines += ["", "Declared outcomes, each reported in its own section:", "",
+                      *_bullets([_outcome_line(outcome) for outcome in analysis.outcomes])]
         lines += ["", "## 16. Analysis of subgroups or subsets", ""]
         for grouping in analysis.treatment_groupings:
             lines.append(f"{grouping.label} (`{grouping.field}`; the first matching group "

@@ -175,6 +175,12 @@ def test_a_tie_for_the_most_frequent_value_names_every_value_tied():
         CategoricalOutcome({"T4": "T4"}).fit(pd.Series(["T13"]))
 
 
+TIMED = {"id": "timed", "label": "Death", "kind": "time_to_event",
+         "time_to_event": {"time_field": "survival_months_after_hcc_dx",
+                           "status_field": "vital_status", "event_value": "dead",
+                           "censored_value": "alive", "time_unit": "months"}}
+
+
 @pytest.mark.parametrize(("edit", "expected"), [
     (lambda o: o[0].update(events=["deceased"]),
      "analysis.outcomes[0].events[0]: 'deceased' is not one of: dead, alive"),
@@ -189,10 +195,28 @@ def test_a_tie_for_the_most_frequent_value_names_every_value_tied():
     (lambda o: o[2].update(events=["x"]),
      "analysis.outcomes[2].events: only a binary outcome takes events"),
     (lambda o: o[2].update(kind="ordinal"),
-     "analysis.outcomes[2].kind: 'ordinal' is not one of: binary, categorical, continuous"),
+     "analysis.outcomes[2].kind: 'ordinal' is not one of: binary, categorical, continuous, "
+     "time_to_event"),
     (lambda o: o.append(dict(o[0])), "analysis.outcomes: 'death' is listed twice"),
     (lambda o: o[3].update(field="age"), "analysis.outcomes[3].field: 'age' is not a coded "
                                          "field"),
+    (lambda o: o[2].update(kind="time_to_event"),
+     "analysis.outcomes[2].time_to_event: a time_to_event outcome needs its time_to_event "
+     "block"),
+    (lambda o: o.append(dict(TIMED, field="age")),
+     "analysis.outcomes[4].field: a time_to_event outcome names its fields in its "
+     "time_to_event block"),
+    (lambda o: o[0].update(time_to_event=TIMED["time_to_event"]),
+     "analysis.outcomes[0].time_to_event: only a time_to_event outcome takes this block"),
+    (lambda o: o.append(dict(TIMED, time_to_event=dict(TIMED["time_to_event"],
+                                                       time_field="sex"))),
+     "analysis.outcomes[4].time_to_event.time_field: 'sex' is not a number field"),
+    (lambda o: o.append(dict(TIMED, time_to_event=dict(TIMED["time_to_event"],
+                                                       event_value="deceased"))),
+     "analysis.outcomes[4].time_to_event.event_value: 'deceased' is not one of: dead, alive"),
+    (lambda o: o.append({"id": "nothing", "label": "Nothing", "kind": "binary",
+                         "events": ["yes"]}),
+     "analysis.outcomes[4].field: missing"),
 ])
 def test_a_wrong_outcome_is_named_at_its_key(edit, expected):
     document = yaml.safe_load(PROTOCOL_PATH.read_text(encoding="utf-8"))

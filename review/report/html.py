@@ -13,7 +13,7 @@ import html
 import math
 import re
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,12 +23,12 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from analysis.appraisal import restricted_comparison
 from analysis.pooling import PooledProportion
 from analysis.review_analysis import ReviewAnalysis, format_time
-from analysis.survival import MissingTimeBounds, SurvivalByGroup
+from analysis.survival import MissingTimeBounds, SurvivalAnalysis, SurvivalByGroup
 from review.extraction.appraisal import CONSENSUS, appraisal_agreement, report_appraisals
 from review.extraction.compare import ExtractionComparison
 from review.extraction.duplicates import DuplicateScreen
 from review.extraction.validate import DOI, PMID
-from review.protocol import EventWords, Protocol
+from review.protocol import EventWords, Protocol, SurvivalSpec, TreatmentGrouping
 from review.report.markdown import format_cell
 from review.screening.flow import StageTeam
 from review.screening.ranking import FEATURES, MODEL_LABELS
@@ -638,21 +638,32 @@ def _missing_times_table(bounds: MissingTimeBounds, landmarks: tuple[float, ...]
 
 def _survival(page: _Page, inputs: ReportInputs) -> None:
     analysis = inputs.analysis
-    survival = analysis.survival
     spec = analysis.protocol.analysis.survival
     words = spec.words if spec is not None else EventWords()
     page.section("survival", f"{capitalised(words.analysis)} by treatment")
+    _time_to_event(page, inputs.figures, analysis.survival, spec,
+                   analysis.protocol.analysis.treatment_groupings, "survival")
+    page.end()
+
+
+def _time_to_event(page: _Page, figures: dict[str, bytes], survival: SurvivalAnalysis | None,
+                   spec: SurvivalSpec | None, groupings: Sequence[TreatmentGrouping],
+                   figure_prefix: str) -> None:
+    """Curves, tables, tests and models of a time-to-event analysis, in the words of its
+    protocol block."""
+    words = spec.words if spec is not None else EventWords()
     if survival is None or survival.overall is None:
         page.missing(f"No patient has both a {text(words.analysis)} time and a "
                      f"{text(words.status)}, so {text(words.analysis)} cannot be estimated yet.")
-        page.end()
         return
     landmarks = spec.landmarks
     left_out = sum(survival.excluded.values())
+    reasons = "; ".join(f"{text(reason)}: {count}" for reason, count in
+                        survival.excluded.items() if count)
     page.add(f"<p>Times count from {text(spec.origin)}. {survival.usable} patients had a "
-             f"usable {text(words.analysis)} time from it; {left_out} were left out ("
-             + "; ".join(f"{text(reason)}: {count}" for reason, count in
-                         survival.excluded.items() if count) + ").</p>")
+             f"usable {text(words.analysis)} time from it; "
+             + (f"{left_out} were left out ({reasons})" if left_out else "none was left out")
+             + ".</p>")
     dead_untimed = survival.excluded.get(f"{spec.event_value} without a time", 0)
     if dead_untimed:
         page.add(f'<p class="note">{dead_untimed} patients who {text(words.had_event)} have no '
@@ -663,7 +674,7 @@ def _survival(page: _Page, inputs: ReportInputs) -> None:
     page.add(_survival_table(survival.overall, landmarks, words))
     if survival.missing_times is not None:
         page.add(_missing_times_table(survival.missing_times, landmarks, spec.time_unit, words))
-    page.figure(inputs.figures, "survival_overall",
+    page.figure(figures, f"{figure_prefix}_overall",
                 f"Kaplan–Meier {text(words.analysis)} of all patients with a usable time "
                 "(ticks: censored).")
     if survival.any_origin is not None:
@@ -672,7 +683,7 @@ def _survival(page: _Page, inputs: ReportInputs) -> None:
                  f"counted it from ({survival.any_origin.overall.n} patients, {extra} of them "
                  f"timed from another event than {text(spec.origin)}):</p>",
                  _survival_table(survival.any_origin, landmarks, words))
-    for grouping in analysis.protocol.analysis.treatment_groupings:
+    for grouping in groupings:
         result = survival.by_grouping.get(grouping.id)
         page.add(f"<h3>{text(grouping.label)}</h3>")
         if result is None:
@@ -718,11 +729,10 @@ def _survival(page: _Page, inputs: ReportInputs) -> None:
                                       "p_value": "p"}, numeric=["p_value"]))
             for warning in result.cox.warnings:
                 page.add(f'<p class="note">{text(warning)}</p>')
-        page.figure(inputs.figures, f"survival_{grouping.id}",
+        page.figure(figures, f"{figure_prefix}_{grouping.id}",
                     f"Kaplan–Meier {text(words.analysis)} by {text(grouping.label.lower())}, with "
                     "the number "
                     "at risk below.")
-    page.end()
 
 
 def _appraisal(page: _Page, inputs: ReportInputs) -> None:
@@ -796,6 +806,12 @@ def _outcomes(page: _Page, inputs: ReportInputs) -> None:
             page.add(str(macros.binary(result, groupings)))
         elif result.spec.kind == "categorical":
             page.add(str(macros.categorical(result, groupings)))
+        elif result.spec.kind == "time_to_event":
+            page.add(str(macros.timed(result)))
+            chosen = [grouping for grouping in spec.treatment_groupings
+                      if grouping.id in result.spec.groupings]
+            _time_to_event(page, inputs.figures, result.survival, result.spec.time_to_event,
+                           chosen, f"outcome_{outcome_id}")
         else:
             unit = result.spec.unit or analysis.protocol.extraction.field(
                 result.spec.field).unit or ""
