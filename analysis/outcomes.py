@@ -33,7 +33,8 @@ import pandas as pd
 from scipy.special import gammaln
 from scipy.stats import fisher_exact
 
-from analysis.sites import code_label, wilson_interval
+from analysis.pooling import PooledProportion, pool_proportions
+from analysis.sites import code_label, pooling_refusal, wilson_interval
 from analysis.survival import SurvivalAnalysis, analyze_survival, assign_groups
 from review.protocol import AnalysisSpec, ExtractionSchema, OutcomeSpec
 
@@ -339,6 +340,10 @@ class OutcomeAnalysis:
     ungrouped: dict[str, int] = field(default_factory=dict)
     # A time-to-event outcome's curves, tests and models (its `overall` stays None).
     survival: SurvivalAnalysis | None = None
+    # A categorical outcome's values pooled across reports, and those whose pooled result
+    # would mislead, with the reason.
+    pooled: dict[str, PooledProportion] = field(default_factory=dict)
+    not_pooled: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> pd.DataFrame:
         """Every row of the outcome, with the grouping it belongs to."""
@@ -411,6 +416,19 @@ def analyze_outcome(cases: pd.DataFrame, outcome: OutcomeSpec, spec: AnalysisSpe
     values = (rows[outcome.field].map(lambda value: _holds(value, wanted))
               if outcome.kind == "binary" else rows[outcome.field])
     result.overall = estimator().fit(values.reset_index(drop=True))
+    method = spec.pooling.method if spec.pooling else "glmm"
+    for code in outcome.pool:
+        by_report = pd.DataFrame({"study": rows[schema.study.key].astype(str),
+                                  "event": rows[outcome.field].map(
+                                      lambda value, code=code: _holds(value, {code}))})
+        counts = by_report.groupby("study", sort=True)["event"].agg(["sum", "count"])
+        pooled = pool_proportions(counts["sum"], counts["count"], method=method,
+                                  labels=list(counts.index))
+        reason = pooling_refusal(pooled, method)
+        if reason is None:
+            result.pooled[code] = pooled
+        else:
+            result.not_pooled[code] = reason
     for grouping_id in outcome.groupings:
         grouping = groupings[grouping_id]
         group = assign_groups(rows, grouping)

@@ -182,6 +182,12 @@ def analysis_tables(analysis: ReviewAnalysis) -> dict[str, pd.DataFrame]:
                  if isinstance(found, BinaryOutcome)]
         if tests:
             tables[f"outcome_{outcome_id}_tests"] = pd.DataFrame(tests)
+        if result.pooled or result.not_pooled:
+            tables[f"{prefix}_pooled"] = pd.DataFrame(
+                [{"value": code, **pooled.summary().iloc[0].to_dict(), "not_pooled": ""}
+                 for code, pooled in result.pooled.items()]
+                + [{"value": code, "not_pooled": reason}
+                   for code, reason in result.not_pooled.items()])
         tables[f"outcome_{outcome_id}_exclusions"] = pd.DataFrame(
             [{"reason": reason, "patients": count} for reason, count in result.excluded.items()]
             + [{"reason": f"no group of '{grouping}'", "patients": count}
@@ -213,6 +219,13 @@ def figure_builders(analysis: ReviewAnalysis) -> dict[str, Callable[[], Figure]]
         if (result.studies["total"] > 1).mean() >= 0.5:
             builders[f"forest_{region}"] = functools.partial(
                 result.plot, title=labels.get(region, region))
+    for outcome_id, outcome in analysis.outcomes.items():
+        for code, result in outcome.pooled.items():
+            if (result.studies["total"] > 1).mean() >= 0.5:
+                label = next(category.label for category in outcome.overall.overall
+                             if category.value == code)
+                builders[f"forest_outcome_{outcome_id}_{code}"] = functools.partial(
+                    result.plot, title=f"{outcome.spec.label}: {label}")
     names = {g.id: g.label for g in analysis.protocol.analysis.treatment_groupings}
     timed = [("survival", analysis.survival)] + [
         (f"outcome_{outcome_id}", result.survival)

@@ -871,6 +871,9 @@ class OutcomeSpec(_Model):
     min_per_group: Count = 5
     # What a continuous outcome counts in (default: the field's unit).
     unit: Text | None = None
+    # Values of a categorical outcome whose share is also pooled across reports (each report
+    # a study, by the protocol's pooling method, GLMM without one): a sensitivity analysis.
+    pool: Texts = ()
 
     @model_validator(mode="after")
     def _fits_its_kind(self) -> OutcomeSpec:
@@ -882,6 +885,8 @@ class OutcomeSpec(_Model):
             problems.add(("events",), "only a binary outcome takes events")
         if self.kind != "continuous" and self.unit is not None:
             problems.add(("unit",), "only a continuous outcome takes a unit")
+        if self.kind != "categorical" and self.pool:
+            problems.add(("pool",), "only a categorical outcome pools its values")
         timed = self.kind == "time_to_event"
         if timed and self.time_to_event is None:
             problems.add(("time_to_event",), "a time_to_event outcome needs its time_to_event "
@@ -1025,6 +1030,7 @@ class AnalysisSpec(_Model):
                 if not spec.coded:
                     problems.add((*where, "field"), f"'{outcome.field}' is not a coded field")
                 problems.members(outcome.events, spec.values, (*where, "events"))
+                problems.members(outcome.pool, spec.values, (*where, "pool"))
             elif spec.type not in ("integer", "number"):
                 problems.add((*where, "field"),
                              f"'{outcome.field}' is not an integer or number field")

@@ -107,7 +107,7 @@ def _protocol(template: dict) -> dict:
             {"id": "delay", "label": "Time from injection to symptoms", "kind": "continuous",
              "field": "days_to_symptoms", "groupings": ["management"]},
             {"id": "organism", "label": "Organism", "kind": "categorical",
-             "field": "organism"},
+             "field": "organism", "pool": ["mrsa", "s_aureus"]},
             {"id": "levels", "label": "Levels of the abscess", "kind": "categorical",
              "field": "spinal_levels"},
             {"id": "deficit_deaths", "label": "Death after a deficit", "kind": "time_to_event",
@@ -318,3 +318,25 @@ def test_a_time_to_event_outcome_has_its_own_curves_among_its_patients(abscess_r
         encoding="utf-8")
     assert ("- Death after a deficit (time to event: `follow_up_days` (days from the "
             "injection), event `vital_status` = dead") in document
+
+
+def test_a_categorical_outcome_pools_the_values_the_protocol_names(abscess_report):
+    from analysis.pooling import pool_proportions
+
+    pooled = pd.read_csv(abscess_report / "tables" / "outcome_organism_pooled.csv",
+                         keep_default_na=False).set_index("value")
+    studies = sorted({p[0] for p in PATIENTS})
+    visible = _visible(abscess_report)
+    assert "Pooled across reports (sensitivity analysis)" in visible
+    for code, label in (("mrsa", "MRSA"), ("s_aureus", "Staphylococcus aureus (MSSA)")):
+        events = [sum(p[7] == code for p in PATIENTS if p[0] == study) for study in studies]
+        totals = [sum(p[0] == study for p in PATIENTS) for study in studies]
+        assert pooled.loc[code, "k"] == len(studies)
+        assert (pooled.loc[code, "events"], pooled.loc[code, "total"]) == (sum(events),
+                                                                          sum(totals))
+        # The estimator itself is checked against metafor in test_pooling*.py.
+        expected = pool_proportions(events, totals, method="glmm")
+        assert pooled.loc[code, "estimate"] == pytest.approx(expected.estimate, abs=1e-5)
+        share = f"{100 * expected.estimate:.1f}%"
+        assert f"{label} {len(studies)} {share}" in visible
+        assert (abscess_report / "figures" / f"forest_outcome_organism_{code}.svg").exists()

@@ -217,6 +217,9 @@ TIMED = {"id": "timed", "label": "Death", "kind": "time_to_event",
     (lambda o: o.append({"id": "nothing", "label": "Nothing", "kind": "binary",
                          "events": ["yes"]}),
      "analysis.outcomes[4].field: missing"),
+    (lambda o: o[0].update(pool=["dead"]),
+     "analysis.outcomes[0].pool: only a categorical outcome pools its values"),
+    (lambda o: o[3].update(pool=["zzz"]), "analysis.outcomes[3].pool[0]: 'zzz' is not one of"),
 ])
 def test_a_wrong_outcome_is_named_at_its_key(edit, expected):
     document = yaml.safe_load(PROTOCOL_PATH.read_text(encoding="utf-8"))

@@ -806,6 +806,10 @@ def _outcomes(page: _Page, inputs: ReportInputs) -> None:
             page.add(str(macros.binary(result, groupings)))
         elif result.spec.kind == "categorical":
             page.add(str(macros.categorical(result, groupings)))
+            for code in result.pooled:
+                page.figure(inputs.figures, f"forest_outcome_{outcome_id}_{code}",
+                            f"Forest plot: {text(result.spec.label)}, "
+                            f"{text(macros.label_of(result.overall, code))}, by report.")
         elif result.spec.kind == "time_to_event":
             page.add(str(macros.timed(result)))
             chosen = [grouping for grouping in spec.treatment_groupings
