@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
 
 from analysis.appraisal import restricted_comparison
 from analysis.pooling import PooledProportion
@@ -86,6 +87,15 @@ def p_text(value: float) -> str:
 TEMPLATES = Environment(loader=PackageLoader("review.report", "templates"), autoescape=True,
                         undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 TEMPLATES.globals.update(percent=percent, plural=plural, number=format_cell, p_text=p_text)
+
+
+def _table_markup(frame: pd.DataFrame, columns: dict[str, str] | None = None,
+                  numeric: Iterable[str] = ()) -> Markup:
+    return Markup(table_html(frame, columns, numeric))
+
+
+def _figure_markup(figures: dict[str, bytes], name: str, caption: str) -> Markup:
+    return Markup(_Page.figure_markup(figures, name, caption))
 
 
 def _macros(template: str) -> Any:
@@ -180,13 +190,22 @@ class _Page:
         self.add("</section>")
 
     def figure(self, figures: dict[str, bytes], name: str, caption: str) -> None:
+        if name in figures:
+            self.add(self.figure_markup(figures, name, caption))
+
+    @staticmethod
+    def figure_markup(figures: dict[str, bytes], name: str, caption: str) -> str:
+        """A figure with its caption, or nothing when the build drew no such figure."""
         if name not in figures:
-            return
-        self.add(f'<figure id="figure-{name}">', inline_svg(figures[name], name, caption),
-                 f"<figcaption>{caption}</figcaption></figure>")
+            return ""
+        return "\n".join((f'<figure id="figure-{name}">', inline_svg(figures[name], name, caption),
+                          f"<figcaption>{caption}</figcaption></figure>"))
 
     def missing(self, message: str) -> None:
         self.add(f'<p class="missing">{message}</p>')
+
+
+TEMPLATES.globals.update(table=_table_markup, figure=_figure_markup)
 
 
 def _region(analysis: ReviewAnalysis, region_id: str) -> pd.Series | None:
@@ -272,46 +291,22 @@ def _findings(inputs: ReportInputs) -> list[str]:
 
 def _prisma(page: _Page, inputs: ReportInputs) -> None:
     counts = inputs.prisma
-    protocol = inputs.analysis.protocol
-    if counts is None:
-        page.missing("No records are kept in this workspace yet, so the PRISMA 2020 flow "
-                     "diagram cannot be derived. The included reports were identified via "
-                     f"other methods ({text(', '.join(protocol.search.other_methods))}).")
-        return
-    database = sum(counts["identified"].values())
-    other = sum(counts["identified_other_methods"].values())
-    reports = counts["reports_included"] + counts["other_reports_included"]
-    page.add(f"<p>Records identified: {database} from databases and registers, {other} via "
-             f"other methods. After removing {counts['duplicates_removed']} duplicates"
-             + (f" and {counts['records_removed_other']} empty records (no bibliographic "
-                "field)" if counts.get("records_removed_other") else "") + ", "
-             f"{counts['records_screened']} records were screened on title and abstract and "
-             f"{counts['records_excluded']} excluded; "
-             f"{counts['reports_assessed'] + counts['other_reports_assessed']} reports were "
-             f"assessed in full text and {reports} included, describing "
-             f"{counts['studies_included']} studies and {counts['cases_included']} "
-             "patients. Every count is derived from the records, the screening decisions and "
-             "the extraction sheet.</p>")
-    if counts["reports_included_not_extracted"]:
-        page.missing(f"{counts['reports_included_not_extracted']} of the {reports} included "
-                     "reports are not yet in the extraction sheet: the studies and patients "
-                     "above are those extracted so far.")
-    if counts["records_awaiting_screening"] or counts["reports_awaiting_assessment"]:
-        page.missing(f"{counts['records_awaiting_screening']} records and "
-                     f"{counts['reports_awaiting_assessment']} reports still await a decision "
-                     "or the adjudication of a conflict.")
-    if not database:
-        page.missing("No database search has been run yet: every included report was "
-                     "identified via other methods.")
-    page.figure(inputs.figures, "prisma_flow", "PRISMA 2020 flow diagram.")
-    if inputs.screening:
-        page.add(str(_macros("screening.html").teams(inputs.screening)))
-    excluded = {**counts["reports_excluded"], **{
-        f"{reason} (other methods)": n for reason, n in counts["other_reports_excluded"].items()}}
-    if excluded:
-        page.add(table_html(pd.DataFrame([{"reason": r, "n": n} for r, n in excluded.items()]),
-                            {"reason": "Reports excluded, by reason", "n": "Reports"},
-                            numeric=["n"]))
+    diagram = teams = excluded_table = ""
+    if counts is not None:
+        diagram = page.figure_markup(inputs.figures, "prisma_flow", "PRISMA 2020 flow diagram.")
+        if inputs.screening:
+            teams = str(_macros("screening.html").teams(inputs.screening))
+        excluded = {**counts["reports_excluded"], **{
+            f"{reason} (other methods)": n
+            for reason, n in counts["other_reports_excluded"].items()}}
+        if excluded:
+            excluded_table = table_html(
+                pd.DataFrame([{"reason": r, "n": n} for r, n in excluded.items()]),
+                {"reason": "Reports excluded, by reason", "n": "Reports"}, numeric=["n"])
+    # A template's lines end in newlines; the page joins its parts with them.
+    page.add(str(_macros("prisma.html").body(
+        counts, inputs.analysis.protocol.search.other_methods, Markup(diagram), Markup(teams),
+        Markup(excluded_table))).rstrip("\n"))
 
 
 def _methods(page: _Page, inputs: ReportInputs) -> None:
@@ -885,9 +880,15 @@ def render_report(inputs: ReportInputs) -> str:
     figures = inputs.figures
     page = _Page()
 
+    sections = _macros("sections.html")
+    words = protocol.analysis.words
+
+    def add(markup: object) -> None:
+        # A template's lines end in newlines; the page joins its parts with them.
+        page.add(str(markup).rstrip("\n"))
+
     page.section("summary", "Summary of findings")
-    page.add('<ul class="findings">', *(f"<li>{finding}</li>" for finding in
-                                         _findings(inputs)), "</ul>")
+    add(sections.summary([Markup(finding) for finding in _findings(inputs)]))
     page.end()
 
     page.section("prisma", "Study selection (PRISMA 2020)")
@@ -898,49 +899,23 @@ def render_report(inputs: ReportInputs) -> str:
     _studies(page, analysis)
 
     page.section("characteristics", "Patient characteristics (Table 1)")
-    page.add("<p>Each row gives the patients with the characteristic over the patients for "
-             "whom it was reported.</p>",
-             table_html(_once_per_group(analysis.characteristics, "characteristic"),
-                        {"characteristic": "Characteristic", "value": "Value",
-                         "summary": "Patients"}))
+    add(sections.characteristics(analysis,
+                                 _once_per_group(analysis.characteristics, "characteristic")))
     page.end()
 
-    words = protocol.analysis.words
     page.section("sites", words.sites)
     regions = analysis.site_frequencies.assign(
         ci=lambda f: [f"{percent(lo)}–{percent(hi)}" for lo, hi in zip(f["ci_low"], f["ci_high"],
                                                                        strict=True)],
         share=lambda f: [percent(p) for p in f["percent"]])
-    shown = regions[(regions["kind"] == "region") | (regions["patients"] > 0)]
-    page.figure(figures, "skeleton_map", "Skeleton map: each bone shaded by the share of "
-                                         f"patients with {text(words.finding)} there (grey: "
-                                         "none).")
-    page.figure(figures, "site_frequencies", "Frequency of each region and site with Wilson "
-                                             "95% confidence intervals.")
-    page.add(table_html(shown, {"kind": "", "label": "Region or site",
-                                "patients": "Patients", "denominator": "With sites reported",
-                                "share": "%", "ci": "95% CI"},
-                        numeric=["patients", "denominator", "share", "ci"]))
-    per_patient = analysis.sites_per_patient
-    if len(per_patient):
-        page.add(f"<p>{text(words.sites_per_patient)}: " + "; ".join(
-            f"{row.sites}: {row.patients}" for row in per_patient.itertuples(index=False))
-            + ".</p>")
+    add(sections.sites(analysis, figures,
+                       regions[(regions["kind"] == "region") | (regions["patients"] > 0)]))
     page.end()
 
     _pooled(page, inputs)
 
     page.section("levels", words.levels)
-    levels = analysis.vertebral_levels
-    if levels is None or not levels["denominator"].any():
-        page.missing(f"No {text(words.levels.lower())} are reported.")
-    else:
-        page.figure(figures, "vertebral_levels", f"Patients with {text(words.finding)} at each "
-                                                 f"{text(words.level)}.")
-        reported = levels[levels["patients"] > 0]
-        page.add(table_html(reported, {"level": "Level", "patients": "Patients",
-                                       "denominator": "Patients with levels reported"},
-                            numeric=["patients", "denominator"]))
+    add(sections.levels(analysis, figures))
     page.end()
 
     _survival(page, inputs)
@@ -949,9 +924,7 @@ def render_report(inputs: ReportInputs) -> str:
     _appraisal(page, inputs)
 
     page.section("completeness", "Data completeness")
-    page.add(table_html(analysis.completeness, {"field": "Field", "reported": "Reported",
-                                                "total": "Patients", "percent": "%"},
-                        numeric=["reported", "total", "percent"]))
+    add(sections.completeness(analysis))
     page.end()
 
     page.section("years", "Reports by year")
@@ -959,19 +932,9 @@ def render_report(inputs: ReportInputs) -> str:
     page.end()
 
     page.section("limitations", "Limitations")
-    page.add("<ul>", *(f"<li>{point}</li>" for point in _limitations(inputs)), "</ul>")
+    add(sections.limitations([Markup(point) for point in _limitations(inputs)]))
     page.end()
 
-    contents = "".join(f'<li><a href="#{anchor}">{text(title)}</a></li>'
-                       for anchor, title in page.sections)
-    return (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{text(protocol.title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
-        f"<header><h1>{text(protocol.title)}</h1>"
-        f'<p class="meta">Protocol <code>{text(protocol.id)}</code> version '
-        f"{text(protocol.version)} · data as of {text(inputs.build_day)} · built by casereview "
-        f"{text(inputs.versions.get('casereview', ''))}</p></header>\n"
-        f'<nav aria-label="Contents"><h2>Contents</h2><ol>{contents}</ol></nav>\n<main>\n'
-        + "\n".join(page.parts) + "\n</main>\n</body>\n</html>\n"
-    )
+    return TEMPLATES.get_template("page.html").render(
+        protocol=protocol, inputs=inputs, sections=page.sections, style=Markup(STYLE),
+        body=Markup("\n".join(page.parts))) + "\n"
