@@ -558,11 +558,22 @@ def capitalised(phrase: str) -> str:
     return phrase[:1].upper() + phrase[1:]
 
 
+def _landmark_cell(value: float, last_follow_up: float | None, unit: str) -> str:
+    """A landmark's survival, or why it cannot be estimated."""
+    if not math.isnan(value):
+        return percent(100 * value, 0)
+    if last_follow_up is None or math.isnan(last_follow_up):
+        return "not estimable"
+    return f"not estimable: last follow-up {format_time(last_follow_up)} {unit}"
+
+
 def _survival_columns(summary: pd.DataFrame, first: dict[str, str],
-                      landmarks: tuple[float, ...], unit: str, words: EventWords
-                      ) -> dict[str, str]:
+                      landmarks: tuple[float, ...], unit: str, words: EventWords,
+                      last_follow_up: Sequence[float | None] | None = None) -> dict[str, str]:
     """The median and landmark cells of a survival summary as text, added to `summary`, and
-    the table's columns with their headers."""
+    the table's columns with their headers; `last_follow_up` (each row's longest time) says
+    why a landmark beyond it cannot be estimated."""
+    last_follow_up = last_follow_up or [None] * len(summary)
     summary["median_text"] = [
         f"{format_time(m)} ({format_time(lo)}–{format_time(hi)})"
         for m, lo, hi in zip(summary["median"], summary["median_ci_low"],
@@ -571,7 +582,8 @@ def _survival_columns(summary: pd.DataFrame, first: dict[str, str],
                "median_text": f"Median, {unit} (95% CI)"}
     for t in landmarks:
         name = f"survival_{t:g}"
-        summary[f"{name}_text"] = [percent(100 * v, 0) for v in summary[name]]
+        summary[f"{name}_text"] = [_landmark_cell(v, last, unit) for v, last in
+                                   zip(summary[name], last_follow_up, strict=True)]
         columns[f"{name}_text"] = f"{capitalised(words.event_free)} at {t:g} {unit}"
     return columns
 
@@ -580,9 +592,13 @@ def _survival_table(result: SurvivalByGroup, landmarks: tuple[float, ...],
                     words: EventWords) -> str:
     unit = text(result.time_unit)
     summary = result.summary()
-    columns = _survival_columns(summary, {"label": "Group"}, landmarks, unit, words)
-    flat = f"{text(words.analysis)} is exactly 50% from"
     curves = {"overall": result.overall, **result.curves}
+    last_times = [float(curves[group].time[-1])
+                  if group in curves and len(curves[group].time) else None
+                  for group in summary["group"]]
+    columns = _survival_columns(summary, {"label": "Group"}, landmarks, unit, words,
+                                last_times)
+    flat = f"{text(words.analysis)} is exactly 50% from"
     notes = []
     for group, label, median in zip(summary["group"], summary["label"], summary["median"],
                                     strict=True):
@@ -621,8 +637,12 @@ def _missing_times_table(bounds: MissingTimeBounds, landmarks: tuple[float, ...]
         "Left out (the curves above)" if math.isnan(at) else
         "At the origin (worst case)" if at == 0 else f"At {format_time(at)} {unit}"
         for at in summary["placed_at"]]
+    last_times = [float(curve.time[-1]) if len(curve.time) else None
+                  for curve in (bounds.curves.get(None if math.isnan(at) else at)
+                                for at in summary["placed_at"]) if curve is not None]
     columns = _survival_columns(summary, {"scenario": f"{capitalised(words.events)} without a "
-                                                      "time"}, landmarks, unit, words)
+                                                      "time"}, landmarks, unit, words,
+                                last_times if len(last_times) == len(summary) else None)
     low, high = bounds.median_range
     return (f"<p>Sensitivity analysis: the {text(words.count(bounds.missing_events))} without "
             "a time "
