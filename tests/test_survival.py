@@ -227,10 +227,10 @@ def test_survival_after_the_last_time_is_zero_once_the_curve_reached_zero():
 
 
 def test_report_numbers_round_as_readers_do():
-    from review.report.html import p_text, percent
+    from review.report.wording import p_text, percent
 
     assert percent(62.5, 0) == "63%" and percent(0.125 * 100, 0) == "13%"
-    assert percent(43.45, 1) == "43.5%" and percent(float("nan")) == "NA"
+    assert percent(43.45, 1) == "43.5%" and percent(float("nan")) == "not estimable"
     assert p_text(0.708964) == "0.709" and p_text(0.0004) == "< 0.001"
 
 

@@ -8,7 +8,6 @@ identifiers; figures are inlined SVG with their element ids made unique per figu
 from __future__ import annotations
 
 import dataclasses
-import decimal
 import html
 import math
 import re
@@ -31,6 +30,7 @@ from review.extraction.duplicates import DuplicateScreen
 from review.extraction.validate import DOI, PMID
 from review.protocol import EventWords, Protocol, SurvivalSpec, TreatmentGrouping
 from review.report.markdown import format_cell
+from review.report.wording import capitalised, join_words, p_text, percent, plural
 from review.screening.flow import StageTeam
 from review.screening.ranking import FEATURES, MODEL_LABELS
 
@@ -62,26 +62,6 @@ figure,table{break-inside:avoid}a{color:inherit;text-decoration:none}}
 def text(value: object) -> str:
     """Any value as escaped HTML text."""
     return html.escape(format_cell(value), quote=True)
-
-
-def percent(value: float, digits: int = 1) -> str:
-    """A percentage rounded half up, as readers round (62.5 → 63, not Python's 62)."""
-    if value is None or math.isnan(value):
-        return "NA"
-    step = decimal.Decimal(1).scaleb(-digits)
-    return f"{decimal.Decimal(repr(float(value))).quantize(step, decimal.ROUND_HALF_UP)}%"
-
-
-def plural(count: int, word: str) -> str:
-    """`word` for one, `word`s otherwise."""
-    return word if count == 1 else f"{word}s"
-
-
-def p_text(value: float) -> str:
-    """A p-value as reports print it: three decimals, or "< 0.001"."""
-    if value is None or math.isnan(value):
-        return "NA"
-    return "< 0.001" if value < 0.001 else f"{value:.3f}"
 
 
 TEMPLATES = Environment(loader=PackageLoader("review.report", "templates"), autoescape=True,
@@ -546,16 +526,6 @@ def _heterogeneity_text(result: PooledProportion, patient_level: pd.Series | Non
                          f"{patient_level['denominator']} "
                          f"({percent(patient_level['percent'])}).")
     return text(" ".join(sentences))
-
-
-def join_words(words: list[str]) -> str:
-    """'A', 'A and B', 'A, B and C'."""
-    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
-
-
-def capitalised(phrase: str) -> str:
-    """A protocol's phrase at the start of a sentence or a header: 'event-free' → 'Event-free'."""
-    return phrase[:1].upper() + phrase[1:]
 
 
 def _landmark_cell(value: float, last_follow_up: float | None, unit: str) -> str:
