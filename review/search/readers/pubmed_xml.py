@@ -8,6 +8,7 @@ parser reports it (not by searching the text, which a comment or the DOCTYPE can
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 
 from lxml import etree
 
@@ -29,52 +30,104 @@ def _year(article: etree._Element) -> str:
     return ""
 
 
-def article_fields(article: etree._Element) -> dict[str, object]:
-    """The normalised fields of one PubmedArticle or PubmedBookArticle element."""
-    pmid = article.findtext("MedlineCitation/PMID") or article.findtext("BookDocument/PMID")
-    title = _text(article.find(".//ArticleTitle")) or _text(article.find(".//BookTitle"))
-    abstract_parts = []
-    for part in article.iterfind(".//Abstract/AbstractText"):
-        label = part.get("Label")
-        content = _text(part).strip()
-        abstract_parts.append(f"{label}: {content}" if label else content)
-    authors = []
-    for author in article.iterfind(".//AuthorList/Author"):
+def _doi(identifiers: Iterable[etree._Element], locations: Iterable[etree._Element]) -> str:
+    for identifier in identifiers:
+        if identifier.get("IdType") == "doi" and identifier.text:
+            return identifier.text
+    for location in locations:
+        if location.get("EIdType") == "doi" and location.text:
+            return location.text
+    return ""
+
+
+def _authors(authors: Iterable[etree._Element]) -> list[str]:
+    found = []
+    for author in authors:
         last, initials = author.findtext("LastName"), author.findtext("Initials")
         collective = author.findtext("CollectiveName")
         if last:
-            authors.append(f"{last} {initials}" if initials else last)
+            found.append(f"{last} {initials}" if initials else last)
         elif collective:
-            authors.append(collective)
-    pages = article.findtext(".//Pagination/MedlinePgn") or "-".join(
-        value for value in (article.findtext(".//Pagination/StartPage"),
-                            article.findtext(".//Pagination/EndPage")) if value)
+            found.append(collective)
+    return found
+
+
+def _abstract(parts: Iterable[etree._Element]) -> str:
+    texts = []
+    for part in parts:
+        label = part.get("Label")
+        content = _text(part).strip()
+        texts.append(f"{label}: {content}" if label else content)
+    return " ".join(texts)
+
+
+def _mesh(headings: Iterable[etree._Element]) -> list[str]:
     mesh = []
-    for heading in article.iterfind(".//MeshHeadingList/MeshHeading"):
+    for heading in headings:
         descriptor = heading.findtext("DescriptorName") or ""
         mesh.append(descriptor)
         mesh += [f"{descriptor}/{q.text}" for q in heading.iterfind("QualifierName") if q.text]
-    doi = ""
-    for identifier in article.iterfind(".//ArticleIdList/ArticleId"):
-        if identifier.get("IdType") == "doi" and identifier.text:
-            doi = identifier.text
-            break
-    if not doi:
-        for location in article.iterfind(".//ELocationID"):
-            if location.get("EIdType") == "doi" and location.text:
-                doi = location.text
-                break
+    return mesh
+
+
+def article_fields(article: etree._Element) -> dict[str, object]:
+    """The normalised fields of one PubmedArticle or PubmedBookArticle element.
+
+    A journal article is read by its children's fixed paths: a descendant search walks the
+    whole article, its reference list too (whose DOIs are other works'), once per field."""
+    citation = article.find("MedlineCitation")
+    journal_article = citation.find("Article") if citation is not None else None
+    if article.tag != "PubmedArticle" or journal_article is None:
+        return _any_article_fields(article)
+    pmid = citation.findtext("PMID")
+    issue = journal_article.find("Journal/JournalIssue")
+    date = issue.find("PubDate") if issue is not None else None
+    year = ((date.findtext("Year") or date.findtext("MedlineDate")) if date is not None
+            else "") or journal_article.findtext("ArticleDate/Year") or _year(article)
+    pages = journal_article.findtext("Pagination/MedlinePgn") or "-".join(
+        value for value in (journal_article.findtext("Pagination/StartPage"),
+                            journal_article.findtext("Pagination/EndPage")) if value)
+    return {
+        "line": article.sourceline or 1, "export_id": pmid or "", "pmid": pmid,
+        "doi": _doi(article.iterfind("PubmedData/ArticleIdList/ArticleId"),
+                    journal_article.iterfind("ELocationID")),
+        "title": _text(journal_article.find("ArticleTitle")),
+        "abstract": _abstract(journal_article.iterfind("Abstract/AbstractText")),
+        "authors": _authors(journal_article.iterfind("AuthorList/Author")),
+        "journal": journal_article.findtext("Journal/Title") or "",
+        "year": year,
+        "volume": (issue.findtext("Volume") if issue is not None else "") or "",
+        "issue": (issue.findtext("Issue") if issue is not None else "") or "",
+        "pages": pages,
+        "publication_types": [t.text or "" for t in
+                              journal_article.iterfind("PublicationTypeList/PublicationType")],
+        "mesh_terms": _mesh(citation.iterfind("MeshHeadingList/MeshHeading")),
+        "keywords": [_text(k) for k in citation.iterfind("KeywordList/Keyword")],
+        "language": journal_article.findtext("Language") or "",
+        "extra": {"journal_abbreviation":
+                  journal_article.findtext("Journal/ISOAbbreviation") or ""},
+    }
+
+
+def _any_article_fields(article: etree._Element) -> dict[str, object]:
+    """A book article, or an article of unusual shape: each field wherever it is."""
+    pmid = article.findtext("MedlineCitation/PMID") or article.findtext("BookDocument/PMID")
+    title = _text(article.find(".//ArticleTitle")) or _text(article.find(".//BookTitle"))
+    pages = article.findtext(".//Pagination/MedlinePgn") or "-".join(
+        value for value in (article.findtext(".//Pagination/StartPage"),
+                            article.findtext(".//Pagination/EndPage")) if value)
+    doi = _doi(article.iterfind(".//ArticleIdList/ArticleId"), article.iterfind(".//ELocationID"))
     return {
         "line": article.sourceline or 1, "export_id": pmid or "", "pmid": pmid, "doi": doi,
-        "title": title, "abstract": " ".join(abstract_parts),
-        "authors": authors,
+        "title": title, "abstract": _abstract(article.iterfind(".//Abstract/AbstractText")),
+        "authors": _authors(article.iterfind(".//AuthorList/Author")),
         "journal": article.findtext(".//Journal/Title") or "",
         "year": _year(article),
         "volume": article.findtext(".//JournalIssue/Volume") or "",
         "issue": article.findtext(".//JournalIssue/Issue") or "",
         "pages": pages,
         "publication_types": [t.text or "" for t in article.iterfind(".//PublicationType")],
-        "mesh_terms": mesh,
+        "mesh_terms": _mesh(article.iterfind(".//MeshHeadingList/MeshHeading")),
         "keywords": [_text(k) for k in article.iterfind(".//KeywordList/Keyword")],
         "language": article.findtext(".//Language") or "",
         "extra": {"journal_abbreviation": article.findtext(".//Journal/ISOAbbreviation") or ""},
@@ -94,24 +147,24 @@ def refuse_entities(element: etree._Element, source_name: str) -> None:
 def parse_articles(data: bytes, source_name: str) -> list[dict[str, object]]:
     """Fields of every article in a PubMed XML document; raises ReviewError with the line of
     the first problem for malformed, truncated or unsafe XML."""
+    options = {"resolve_entities": False, "no_network": True, "load_dtd": False,
+               "huge_tree": False}
     articles = []
-    root_checked = False
     try:
-        for event, element in etree.iterparse(
-            io.BytesIO(data), events=("start", "end"), resolve_entities=False,
-            no_network=True, load_dtd=False, huge_tree=False,
-        ):
-            if not root_checked:
-                refuse_entities(element, source_name)
-                if element.tag != "PubmedArticleSet":
-                    raise ReviewError(f"{source_name}:{element.sourceline}: not PubMed XML "
-                                      f"(the root element is <{element.tag}>)")
-                root_checked = True
-            if event == "end" and element.tag in ARTICLE_TAGS:
-                articles.append(article_fields(element))
-                element.clear(keep_tail=False)
-                while element.getprevious() is not None:
-                    del element.getparent()[0]
+        # The root alone first (the parser stops after its start tag), then only the
+        # articles' end events: the parser skips every other element without a Python call.
+        for _, root in etree.iterparse(io.BytesIO(data), events=("start",), **options):
+            refuse_entities(root, source_name)
+            if root.tag != "PubmedArticleSet":
+                raise ReviewError(f"{source_name}:{root.sourceline}: not PubMed XML "
+                                  f"(the root element is <{root.tag}>)")
+            break
+        for _, element in etree.iterparse(io.BytesIO(data), events=("end",), tag=ARTICLE_TAGS,
+                                          **options):
+            articles.append(article_fields(element))
+            element.clear(keep_tail=False)
+            while element.getprevious() is not None:
+                del element.getparent()[0]
     except etree.XMLSyntaxError as error:
         line = error.lineno or data.count(b"\n") + 1
         raise ReviewError(f"{source_name}:{line}: malformed or truncated XML "
