@@ -429,8 +429,8 @@ def traffic_light_plot(judged: pd.DataFrame, appraisal: Appraisal,
                    frameon=False, fontsize=7.5)
 
     columns = [item.id for item in items] + ["judgement"]
-    for y, row in enumerate(judged.itertuples(index=False)):
-        values = row._asdict()
+    # Records, not tuples: an item id may hold a hyphen, which a namedtuple renames.
+    for y, values in enumerate(judged.to_dict("records")):
         for x, column in enumerate(columns):
             answer = values[column]
             if column == "judgement":
