@@ -23,7 +23,7 @@ from markupsafe import Markup
 from analysis.appraisal import restricted_comparison
 from analysis.pooling import PooledProportion
 from analysis.review_analysis import ReviewAnalysis, format_time
-from analysis.survival import MissingTimeBounds, SurvivalAnalysis, SurvivalByGroup
+from analysis.survival import CoxResult, MissingTimeBounds, SurvivalAnalysis, SurvivalByGroup
 from review.extraction.appraisal import CONSENSUS, appraisal_agreement, report_appraisals
 from review.extraction.compare import ExtractionComparison
 from review.extraction.duplicates import DuplicateScreen
@@ -631,93 +631,36 @@ def _survival(page: _Page, inputs: ReportInputs) -> None:
     page.end()
 
 
+def _pairwise_table(result: SurvivalByGroup) -> Markup:
+    pairs = result.pairwise.assign(a=result.pairwise["group_a"].map(result.group_labels),
+                                   b=result.pairwise["group_b"].map(result.group_labels),
+                                   chi2=result.pairwise["chi2"].map("{:.2f}".format),
+                                   p_value=result.pairwise["p_value"].map(p_text),
+                                   p_holm=result.pairwise["p_holm"].map(p_text))
+    return Markup(table_html(pairs, {"a": "Group", "b": "versus", "chi2": "χ²",
+                                     "p_value": "p", "p_holm": "p (Holm)"},
+                             numeric=["chi2", "p_value", "p_holm"]))
+
+
+def _cox_table(cox: CoxResult) -> Markup:
+    shown = cox.table.assign(
+        hr_text=lambda f: [(f"{hr:.2f} ({lo:.2f}–{hi:.2f})" if bounded else "unbounded")
+                           for hr, lo, hi, bounded in zip(f["hr"], f["ci_low"], f["ci_high"],
+                                                          f["bounded"], strict=True)],
+        p_value=lambda f: f["p_value"].map(p_text))
+    return Markup(table_html(shown, {"term": "Term", "hr_text": "Hazard ratio (95% CI)",
+                                     "p_value": "p"}, numeric=["p_value"]))
+
+
 def _time_to_event(page: _Page, figures: dict[str, bytes], survival: SurvivalAnalysis | None,
                    spec: SurvivalSpec | None, groupings: Sequence[TreatmentGrouping],
                    figure_prefix: str) -> None:
     """Curves, tables, tests and models of a time-to-event analysis, in the words of its
     protocol block."""
     words = spec.words if spec is not None else EventWords()
-    if survival is None or survival.overall is None:
-        page.missing(f"No patient has both a {text(words.analysis)} time and a "
-                     f"{text(words.status)}, so {text(words.analysis)} cannot be estimated yet.")
-        return
-    landmarks = spec.landmarks
-    left_out = sum(survival.excluded.values())
-    reasons = "; ".join(f"{text(reason)}: {count}" for reason, count in
-                        survival.excluded.items() if count)
-    page.add(f"<p>Times count from {text(spec.origin)}. {survival.usable} patients had a "
-             f"usable {text(words.analysis)} time from it; "
-             + (f"{left_out} were left out ({reasons})" if left_out else "none was left out")
-             + ".</p>")
-    dead_untimed = survival.excluded.get(f"{spec.event_value} without a time", 0)
-    if dead_untimed:
-        page.add(f'<p class="note">{dead_untimed} patients who {text(words.had_event)} have no '
-                 f"reported time and cannot enter the curves; as {text(words.events)} are left "
-                 f"out and patients still {text(words.event_free)} are not, the curves are "
-                 "likely to "
-                 f"overstate {text(words.analysis)}.</p>")
-    page.add(_survival_table(survival.overall, landmarks, words))
-    if survival.missing_times is not None:
-        page.add(_missing_times_table(survival.missing_times, landmarks, spec.time_unit, words))
-    page.figure(figures, f"{figure_prefix}_overall",
-                f"Kaplan–Meier {text(words.analysis)} of all patients with a usable time "
-                "(ticks: censored).")
-    if survival.any_origin is not None:
-        extra = survival.any_origin.overall.n - survival.usable
-        page.add(f"<p>Sensitivity analysis: every patient with a time, whatever event the report "
-                 f"counted it from ({survival.any_origin.overall.n} patients, {extra} of them "
-                 f"timed from another event than {text(spec.origin)}):</p>",
-                 _survival_table(survival.any_origin, landmarks, words))
-    for grouping in groupings:
-        result = survival.by_grouping.get(grouping.id)
-        page.add(f"<h3>{text(grouping.label)}</h3>")
-        if result is None:
-            page.missing(f"No patient with a {text(words.analysis)} time has this treatment "
-                         "reported.")
-            continue
-        page.add(f'<p class="note">{survival.ungrouped.get(grouping.id, 0)} patients with a '
-                 "usable time are not in any group (treatment not reported or not classifiable)"
-                 " and appear only in the overall curve.</p>")
-        page.add(_survival_table(result, landmarks, words))
-        for reason in result.not_tested:
-            page.add(f'<p class="note">{text(reason)} The groups are described, not '
-                     "compared.</p>")
-        if result.logrank is not None and not math.isnan(result.logrank.p_value):
-            page.add(f"<p>Log-rank test: χ² = {result.logrank.chi2:.2f}, df = "
-                     f"{result.logrank.df}, p = {p_text(result.logrank.p_value)}.</p>")
-        if result.pairwise is not None and len(result.pairwise) > 1:
-            pairs = result.pairwise.assign(a=result.pairwise["group_a"].map(result.group_labels),
-                                           b=result.pairwise["group_b"].map(result.group_labels),
-                                           chi2=result.pairwise["chi2"].map("{:.2f}".format),
-                                           p_value=result.pairwise["p_value"].map(p_text),
-                                           p_holm=result.pairwise["p_holm"].map(p_text))
-            page.add(table_html(pairs, {"a": "Group", "b": "versus", "chi2": "χ²",
-                                        "p_value": "p", "p_holm": "p (Holm)"},
-                                numeric=["chi2", "p_value", "p_holm"]))
-        if result.cox is not None and result.cox.not_estimable:
-            page.add(f'<p class="note">Cox model ({result.cox.n} patients, '
-                     f"{text(words.count(result.cox.events))}) not estimable: "
-                     f"{text(result.cox.not_estimable)}.</p>")
-        if result.cox is not None and len(result.cox.table):
-            cox = result.cox.table.assign(
-                hr_text=lambda f: [
-                    (f"{hr:.2f} ({lo:.2f}–{hi:.2f})" if bounded else "unbounded")
-                    for hr, lo, hi, bounded in zip(f["hr"], f["ci_low"], f["ci_high"],
-                                                   f["bounded"], strict=True)],
-                p_value=lambda f: f["p_value"].map(p_text))
-            reference = (f"; hazard ratios against {text(result.cox.reference)}"
-                         if result.cox.reference else "")
-            page.add(f"<p>Cox model ({result.cox.n} patients, "
-                     f"{text(words.count(result.cox.events))}"
-                     f"{reference}):</p>",
-                     table_html(cox, {"term": "Term", "hr_text": "Hazard ratio (95% CI)",
-                                      "p_value": "p"}, numeric=["p_value"]))
-            for warning in result.cox.warnings:
-                page.add(f'<p class="note">{text(warning)}</p>')
-        page.figure(figures, f"{figure_prefix}_{grouping.id}",
-                    f"Kaplan–Meier {text(words.analysis)} by {text(grouping.label.lower())}, with "
-                    "the number "
-                    "at risk below.")
+    # A template's lines end in newlines; the page joins its parts with them.
+    page.add(str(_macros("time_to_event.html").body(
+        survival, spec, words, groupings, figures, figure_prefix)).rstrip("\n"))
 
 
 def _appraisal(page: _Page, inputs: ReportInputs) -> None:
@@ -861,6 +804,12 @@ def _limitations(inputs: ReportInputs) -> list[str]:
                   "describe reported cases rather than all "
                   f"{text(analysis.protocol.analysis.population_short)}.")
     return points
+
+
+TEMPLATES.globals.update(
+    survival_table=lambda *args: Markup(_survival_table(*args)),
+    missing_times_table=lambda *args: Markup(_missing_times_table(*args)),
+    pairwise_table=_pairwise_table, cox_table=_cox_table)
 
 
 def render_report(inputs: ReportInputs) -> str:
