@@ -463,39 +463,15 @@ def _pooled(page: _Page, inputs: ReportInputs) -> None:
     analysis = inputs.analysis
     labels = {region.id: region.label for region in analysis.protocol.analysis.site_regions}
     page.section("pooled", "Pooled proportions across reports (sensitivity analysis)")
-    if not analysis.pooled and not analysis.not_pooled:
-        page.missing("The protocol asks for no pooled proportions, or no report has sites.")
-        page.end()
-        return
     crude = analysis.site_frequencies.set_index(["kind", "id"])
-    words = analysis.protocol.analysis.words
-    page.add("<p>The primary result is the patient-level frequency of each region "
-             f"({text(words.sites)}). Pooling the reports, each weighted as a study, is shown "
-             "only as a sensitivity analysis: it answers a question about reports, not "
-             "patients.</p>")
-    for region, reason in analysis.not_pooled.items():
-        page.add(f"<h3>{text(labels.get(region, region))}</h3>")
-        page.missing(f"Not pooled: {text(reason)}. The patient-level frequency "
-                     f"({text(words.sites)}) is the result.")
-    result: PooledProportion
-    for region, result in analysis.pooled.items():
-        page.add(f"<h3>{text(labels.get(region, region))}</h3>",
-                 f"<p>{text(result.model[0].upper() + result.model[1:])}: "
-                 f"{percent(100 * result.estimate)} (95% CI {percent(100 * result.ci_low)}–"
-                 f"{percent(100 * result.ci_high)}; prediction interval "
-                 f"{percent(100 * result.pi_low)}–{percent(100 * result.pi_high)}); "
-                 f"τ² = {result.tau2:.2f}, I² = {result.i2:.0f}%, k = {result.k} reports.</p>")
-        for note in result.notes:
-            page.add(f'<p class="note">{text(note)}</p>')
-        patient_level = crude.loc[("region", region)] if ("region", region) in crude.index \
-            else None
-        page.add(f'<p class="note">{_heterogeneity_text(result, patient_level)}</p>')
-        page.figure(inputs.figures, f"forest_{region}",
-                    f"Forest plot: {text(labels.get(region, region))}, by report.")
-    page.add(f'<p class="note">The reports were published because of where '
-             f"{text(words.the_finding)} was: pooled or not, these values describe the "
-             "published literature, not "
-             f"{text(analysis.protocol.analysis.population_short)} in general.</p>")
+    heterogeneity = {
+        region: Markup(_heterogeneity_text(
+            result, crude.loc[("region", region)] if ("region", region) in crude.index
+            else None))
+        for region, result in analysis.pooled.items()}
+    # A template's lines end in newlines; the page joins its parts with them.
+    page.add(str(_macros("pooled.html").body(analysis, labels, heterogeneity,
+                                             inputs.figures)).rstrip("\n"))
     page.end()
 
 
