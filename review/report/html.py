@@ -162,6 +162,11 @@ class _Page:
     def add(self, *markup: str) -> None:
         self.parts.extend(markup)
 
+    def add_rendered(self, markup: object) -> None:
+        """A template's output: its lines end in newlines, and the page joins its parts with
+        them."""
+        self.parts.append(str(markup).rstrip("\n"))
+
     def section(self, anchor: str, title: str) -> None:
         self.sections.append((anchor, title))
         self.add(f'<section id="{anchor}"><h2>{text(title)}</h2>')
@@ -283,10 +288,9 @@ def _prisma(page: _Page, inputs: ReportInputs) -> None:
             excluded_table = table_html(
                 pd.DataFrame([{"reason": r, "n": n} for r, n in excluded.items()]),
                 {"reason": "Reports excluded, by reason", "n": "Reports"}, numeric=["n"])
-    # A template's lines end in newlines; the page joins its parts with them.
-    page.add(str(_macros("prisma.html").body(
+    page.add_rendered(_macros("prisma.html").body(
         counts, inputs.analysis.protocol.search.other_methods, Markup(diagram), Markup(teams),
-        Markup(excluded_table))).rstrip("\n"))
+        Markup(excluded_table)))
 
 
 def _methods(page: _Page, inputs: ReportInputs) -> None:
@@ -469,9 +473,8 @@ def _pooled(page: _Page, inputs: ReportInputs) -> None:
             result, crude.loc[("region", region)] if ("region", region) in crude.index
             else None))
         for region, result in analysis.pooled.items()}
-    # A template's lines end in newlines; the page joins its parts with them.
-    page.add(str(_macros("pooled.html").body(analysis, labels, heterogeneity,
-                                             inputs.figures)).rstrip("\n"))
+    page.add_rendered(_macros("pooled.html").body(analysis, labels, heterogeneity,
+                                                  inputs.figures))
     page.end()
 
 
@@ -634,9 +637,8 @@ def _time_to_event(page: _Page, figures: dict[str, bytes], survival: SurvivalAna
     """Curves, tables, tests and models of a time-to-event analysis, in the words of its
     protocol block."""
     words = spec.words if spec is not None else EventWords()
-    # A template's lines end in newlines; the page joins its parts with them.
-    page.add(str(_macros("time_to_event.html").body(
-        survival, spec, words, groupings, figures, figure_prefix)).rstrip("\n"))
+    page.add_rendered(_macros("time_to_event.html").body(
+        survival, spec, words, groupings, figures, figure_prefix))
 
 
 def _appraisal(page: _Page, inputs: ReportInputs) -> None:
@@ -798,12 +800,8 @@ def render_report(inputs: ReportInputs) -> str:
     sections = _macros("sections.html")
     words = protocol.analysis.words
 
-    def add(markup: object) -> None:
-        # A template's lines end in newlines; the page joins its parts with them.
-        page.add(str(markup).rstrip("\n"))
-
     page.section("summary", "Summary of findings")
-    add(sections.summary([Markup(finding) for finding in _findings(inputs)]))
+    page.add_rendered(sections.summary([Markup(finding) for finding in _findings(inputs)]))
     page.end()
 
     page.section("prisma", "Study selection (PRISMA 2020)")
@@ -814,8 +812,8 @@ def render_report(inputs: ReportInputs) -> str:
     _studies(page, analysis)
 
     page.section("characteristics", "Patient characteristics (Table 1)")
-    add(sections.characteristics(analysis,
-                                 _once_per_group(analysis.characteristics, "characteristic")))
+    page.add_rendered(sections.characteristics(
+        analysis, _once_per_group(analysis.characteristics, "characteristic")))
     page.end()
 
     page.section("sites", words.sites)
@@ -823,14 +821,14 @@ def render_report(inputs: ReportInputs) -> str:
         ci=lambda f: [f"{percent(lo)}–{percent(hi)}" for lo, hi in zip(f["ci_low"], f["ci_high"],
                                                                        strict=True)],
         share=lambda f: [percent(p) for p in f["percent"]])
-    add(sections.sites(analysis, figures,
-                       regions[(regions["kind"] == "region") | (regions["patients"] > 0)]))
+    page.add_rendered(sections.sites(
+        analysis, figures, regions[(regions["kind"] == "region") | (regions["patients"] > 0)]))
     page.end()
 
     _pooled(page, inputs)
 
     page.section("levels", words.levels)
-    add(sections.levels(analysis, figures))
+    page.add_rendered(sections.levels(analysis, figures))
     page.end()
 
     _survival(page, inputs)
@@ -839,7 +837,7 @@ def render_report(inputs: ReportInputs) -> str:
     _appraisal(page, inputs)
 
     page.section("completeness", "Data completeness")
-    add(sections.completeness(analysis))
+    page.add_rendered(sections.completeness(analysis))
     page.end()
 
     page.section("years", "Reports by year")
@@ -847,7 +845,7 @@ def render_report(inputs: ReportInputs) -> str:
     page.end()
 
     page.section("limitations", "Limitations")
-    add(sections.limitations([Markup(point) for point in _limitations(inputs)]))
+    page.add_rendered(sections.limitations([Markup(point) for point in _limitations(inputs)]))
     page.end()
 
     return TEMPLATES.get_template("page.html").render(
