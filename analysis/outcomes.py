@@ -1,7 +1,8 @@
 """The outcomes a protocol declares, each overall and by treatment grouping: a binary outcome
 as the share of patients with the event (Wilson interval; Fisher's exact test, or the
 Fisher–Freeman–Halton test for more than two groups, where every group is large enough), a
-categorical one as the patients with each value (ties for the most frequent kept), a
+categorical one as the patients with each value (ties for the most frequent kept) and with
+any value of each of its regions, a
 continuous one as median, quartiles (R's default type 7) and range, a time-to-event one as
 `analysis.survival.analyze_survival` does the protocol's survival analysis.
 
@@ -24,7 +25,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -242,8 +243,10 @@ class ContinuousOutcome:
 
 @dataclass(frozen=True)
 class Category:
-    """Patients with one value of a coded outcome, among the patients it is known for."""
+    """Patients with one value of a coded outcome (`kind` "value"), or with any value of a
+    region (`kind` "region"), among the patients it is known for."""
 
+    kind: str
     value: str
     label: str
     count: int
@@ -253,32 +256,52 @@ class Category:
     ci_high: float
 
 
-def _categories(values: list[tuple[str, ...]], categories: Mapping[str, str], level: float
-                ) -> list[Category]:
+def _categories(values: list[tuple[str, ...]], categories: Mapping[str, tuple[str, set[str]]],
+                kind: str, level: float) -> list[Category]:
+    """Each category's patients: those with any of its codes."""
     rows = []
-    for value, label in categories.items():
-        share = _share(value, label, np.array([value in found for found in values], dtype=bool),
-                       level)
-        rows.append(Category(value, label, share.events, share.n, share.percent, share.ci_low,
-                             share.ci_high))
+    for value, (label, codes) in categories.items():
+        share = _share(value, label, np.array([bool(codes & set(found)) for found in values],
+                                              dtype=bool), level)
+        rows.append(Category(kind, value, label, share.events, share.n, share.percent,
+                             share.ci_low, share.ci_high))
     return rows
 
 
 class CategoricalOutcome:
     """How many patients have each value of a coded outcome (Wilson intervals), overall and
-    by group. A multi-valued field counts a patient once under each of their values, so the
-    counts may add up to more than the patients."""
+    by group, and how many have any value of each region (a patient with several of its
+    values counts once). A multi-valued field counts a patient once under each of their
+    values, so the counts may add up to more than the patients."""
 
-    def __init__(self, categories: Mapping[str, str], level: float = 0.95) -> None:
+    def __init__(self, categories: Mapping[str, str], level: float = 0.95,
+                 regions: Mapping[str, tuple[str, Sequence[str]]] | None = None) -> None:
+        """`categories`: each value's label; `regions`: each region's label and values."""
         if not categories:
             raise ValueError("categories: none given")
         self.categories = dict(categories)
+        self.region_values = {region: (label, tuple(values))
+                              for region, (label, values) in (regions or {}).items()}
+        for region, (_, values) in self.region_values.items():
+            wrong = [value for value in values if value not in self.categories]
+            if not values or wrong:
+                raise ValueError(f"regions: '{region}' must list values, each one of: "
+                                 f"{', '.join(self.categories)}")
         self.level = level
         self.overall: list[Category] = []
+        self.regions: list[Category] = []
         self.groups: dict[str, list[Category]] = {}
+        self.group_regions: dict[str, list[Category]] = {}
         self.group_labels: dict[str, str] = {}
         self.multi_valued = False
         self.n = 0
+
+    def _count(self, found: list[tuple[str, ...]]) -> tuple[list[Category], list[Category]]:
+        values = {code: (label, {code}) for code, label in self.categories.items()}
+        regions = {region: (label, set(codes))
+                   for region, (label, codes) in self.region_values.items()}
+        return (_categories(found, values, "value", self.level),
+                _categories(found, regions, "region", self.level))
 
     def fit(self, values: pd.Series, group: pd.Series | None = None,
             labels: Mapping[str, str] | None = None) -> CategoricalOutcome:
@@ -296,13 +319,12 @@ class CategoricalOutcome:
             raise ValueError("values: no patients to count")
         self.n = len(found)
         self.multi_valued = any(len(codes) > 1 for codes in found)
-        self.overall = _categories(found, self.categories, self.level)
+        self.overall, self.regions = self._count(found)
         groups, self.group_labels = _checked_groups(group, len(found), labels)
         if groups is not None:
-            self.groups = {key: _categories([codes for codes, g in zip(found, groups,
-                                                                        strict=True)
-                                             if g == key], self.categories, self.level)
-                           for key in self.group_labels}
+            for key in self.group_labels:
+                self.groups[key], self.group_regions[key] = self._count(
+                    [codes for codes, g in zip(found, groups, strict=True) if g == key])
         return self
 
     @property
@@ -313,12 +335,14 @@ class CategoricalOutcome:
         return [category for category in self.overall if top and category.count == top]
 
     def summary(self) -> pd.DataFrame:
+        """One row per region, then per value, for all patients and then for each group."""
         if not self.overall:
             raise ValueError("fit the outcome first")
         rows = [{"group": OVERALL, "group_label": "All", **vars(category)}
-                for category in self.overall]
+                for category in [*self.regions, *self.overall]]
         rows += [{"group": key, "group_label": self.group_labels[key], **vars(category)}
-                 for key, categories in self.groups.items() for category in categories]
+                 for key in self.groups
+                 for category in [*self.group_regions[key], *self.groups[key]]]
         return pd.DataFrame(rows)
 
 
@@ -409,7 +433,9 @@ def analyze_outcome(cases: pd.DataFrame, outcome: OutcomeSpec, spec: AnalysisSpe
             return BinaryOutcome(min_per_group=outcome.min_per_group)
         if outcome.kind == "categorical":
             return CategoricalOutcome({code: field_spec.labels.get(code, code_label(code))
-                                       for code in field_spec.values})
+                                       for code in field_spec.values},
+                                      regions={region.id: (region.label, region.values)
+                                               for region in outcome.regions})
         return ContinuousOutcome()
 
     wanted = set(outcome.events)

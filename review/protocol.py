@@ -849,16 +849,25 @@ class Among(_Model):
     label: Text | None = None
 
 
+class OutcomeRegion(_Model):
+    """Values of a categorical outcome counted together: a patient with any of `values` is
+    counted once in the region ("Lumbosacral": L1 to S1)."""
+
+    id: Identifier
+    label: Text
+    values: SomeTexts
+
+
 class OutcomeSpec(_Model):
     """An outcome the protocol declares, reported in its own section in the protocol's order:
     `binary` (the share of patients whose `field` holds one of `events`, with Wilson CIs,
     overall and by each of `groupings`, and an exact test where every group has at least
     `min_per_group` patients), `categorical` (patients with each value of a coded field, a
     multi-valued one counting a patient under each of its values, ties for the most
-    frequent named), `continuous` (median, quartiles and range of a number field) or
-    `time_to_event` (Kaplan–Meier curves, log-rank tests and Cox models as the `survival`
-    analysis, from its own `time_to_event` block of time and status fields, unit, origin and
-    landmarks). `among` restricts any of them to the patients it names."""
+    frequent named, and with each of its `regions`), `continuous` (median, quartiles and
+    range of a number field) or `time_to_event` (Kaplan–Meier curves, log-rank tests and Cox
+    models as the `survival` analysis, from its own `time_to_event` block of time and status
+    fields, unit, origin and landmarks). `among` restricts any of them to the patients it names."""
 
     id: Identifier
     label: Text
@@ -874,6 +883,7 @@ class OutcomeSpec(_Model):
     # Values of a categorical outcome whose share is also pooled across reports (each report
     # a study, by the protocol's pooling method, GLMM without one): a sensitivity analysis.
     pool: Texts = ()
+    regions: tuple[OutcomeRegion, ...] = ()
 
     @model_validator(mode="after")
     def _fits_its_kind(self) -> OutcomeSpec:
@@ -887,6 +897,10 @@ class OutcomeSpec(_Model):
             problems.add(("unit",), "only a continuous outcome takes a unit")
         if self.kind != "categorical" and self.pool:
             problems.add(("pool",), "only a categorical outcome pools its values")
+        if self.kind != "categorical" and self.regions:
+            problems.add(("regions",), "only a categorical outcome groups its values into "
+                                       "regions")
+        problems.unique_ids([region.id for region in self.regions], ("regions",))
         timed = self.kind == "time_to_event"
         if timed and self.time_to_event is None:
             problems.add(("time_to_event",), "a time_to_event outcome needs its time_to_event "
@@ -1031,6 +1045,9 @@ class AnalysisSpec(_Model):
                     problems.add((*where, "field"), f"'{outcome.field}' is not a coded field")
                 problems.members(outcome.events, spec.values, (*where, "events"))
                 problems.members(outcome.pool, spec.values, (*where, "pool"))
+                for number, region in enumerate(outcome.regions):
+                    problems.members(region.values, spec.values,
+                                     (*where, "regions", number, "values"))
             elif spec.type not in ("integer", "number"):
                 problems.add((*where, "field"),
                              f"'{outcome.field}' is not an integer or number field")

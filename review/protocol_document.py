@@ -19,7 +19,9 @@ def _outcome_line(outcome: OutcomeSpec) -> str:
     elif outcome.kind == "binary":
         how = f"binary: `{outcome.field}` in {', '.join(outcome.events)}; share with Wilson CI"
     elif outcome.kind == "categorical":
-        how = f"categorical: `{outcome.field}`, patients with each value" + (
+        how = f"categorical: `{outcome.field}`, patients with each value" + "".join(
+            f", {region.label} = any of {', '.join(region.values)}"
+            for region in outcome.regions) + (
             f", pooled across reports for {', '.join(outcome.pool)}" if outcome.pool else "")
     else:
         how = f"continuous: `{outcome.field}`, median, quartiles and range"

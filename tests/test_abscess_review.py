@@ -109,7 +109,11 @@ def _protocol(template: dict) -> dict:
             {"id": "organism", "label": "Organism", "kind": "categorical",
              "field": "organism", "pool": ["mrsa", "s_aureus"]},
             {"id": "levels", "label": "Levels of the abscess", "kind": "categorical",
-             "field": "spinal_levels"},
+             "field": "spinal_levels", "groupings": ["management"], "regions": [
+                 {"id": "cervical", "label": "Cervical", "values": LEVELS[:7]},
+                 {"id": "thoracolumbar", "label": "Thoracolumbar junction",
+                  "values": ["T12", "L1"]},
+                 {"id": "lumbosacral", "label": "Lumbosacral", "values": LEVELS[19:]}]},
             {"id": "deficit_deaths", "label": "Death after a deficit", "kind": "time_to_event",
              "time_to_event": {"time_field": "follow_up_days", "status_field": "vital_status",
                                "event_value": "dead", "censored_value": "alive",
@@ -246,6 +250,34 @@ def test_the_continuous_and_categorical_outcomes_read_their_fields(abscess_repor
     assert (f"Levels of the abscess: reported for 12 patients with an abscess; the most "
             f"frequent was {leader} ({top}, {100 * top / 12:.1f}%). A patient may have several "
             "values") in visible
+
+
+def test_a_categorical_outcome_counts_each_patient_once_per_region(abscess_report):
+    regions = {"cervical": set(LEVELS[:7]), "thoracolumbar": {"T12", "L1"},
+               "lumbosacral": set(LEVELS[19:])}
+    patients = {region: [p for p in PATIENTS if values & set(p[8].split(";"))]
+                for region, values in regions.items()}
+    # The T12;L1 patient has two values in the junction and is counted there once; so is
+    # each patient with two lumbar levels in the lumbosacral region.
+    assert [len(found) for found in patients.values()] == [2, 1, 9]
+    table = pd.read_csv(abscess_report / "tables" / "outcome_levels.csv",
+                        keep_default_na=False)
+    overall = table[(table["grouping"] == "overall") & (table["kind"] == "region")]
+    assert list(overall["value"]) == list(regions)
+    assert list(overall["count"]) == [len(found) for found in patients.values()]
+    assert set(overall["n"]) == {12}
+    surgery = table[(table["group"] == "surgery") & (table["kind"] == "region")
+                    & (table["value"] == "lumbosacral")].iloc[0]
+    operated = [p for p in PATIENTS if p[3] == "surgery"]
+    assert (surgery["count"], surgery["n"]) == (
+        sum(p in patients["lumbosacral"] for p in operated), len(operated))
+    visible = _visible(abscess_report)
+    cervical, lumbosacral = _wilson(2, 12), _wilson(9, 12)
+    assert (f"By region: Cervical 2 of 12 (16.7%; 95% CI {cervical[0]:.1f}% to "
+            f"{cervical[1]:.1f}%), Thoracolumbar junction 1 of 12") in visible
+    assert (f"and Lumbosacral 9 of 12 (75.0%; 95% CI {lumbosacral[0]:.1f}% to "
+            f"{lumbosacral[1]:.1f}%); a patient with several values in a region counts once "
+            "in it.") in visible
 
 
 def test_the_murad_appraisal_judges_each_report_and_repeats_the_analysis_on_the_best(

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from scipy.stats import fisher_exact
 
-from analysis.outcomes import BinaryOutcome, ContinuousOutcome
+from analysis.outcomes import BinaryOutcome, CategoricalOutcome, ContinuousOutcome
 from review.errors import ReviewError
 from review.extraction.sheet import read_cases
 from review.protocol import load_protocol, parse_protocol
@@ -70,6 +70,24 @@ def test_groups_too_small_for_a_test_are_described_not_tested():
     assert same.untested == "every patient had the same outcome"
 
 
+def test_a_region_counts_a_patient_once_however_many_of_its_values_they_have():
+    levels = pd.Series([("L4", "L5"), ("C5",), ("L4",), ("T12", "C5")])
+    group = pd.Series(["surgery", "surgery", "antibiotics", "antibiotics"])
+    result = CategoricalOutcome({"C5": "C5", "T12": "T12", "L4": "L4", "L5": "L5"},
+                                regions={"cervical": ("Cervical", ["C5"]),
+                                         "lumbar": ("Lumbar", ["L4", "L5"])}).fit(levels, group)
+    assert [(r.value, r.count, r.n) for r in result.regions] == [("cervical", 2, 4),
+                                                                 ("lumbar", 2, 4)]
+    # The L4;L5 patient is one of the two lumbar patients and counts under each level.
+    assert {c.value: c.count for c in result.overall} == {"C5": 2, "T12": 1, "L4": 2, "L5": 1}
+    assert [c.label for c in result.most_frequent] == ["C5", "L4"]
+    summary = result.summary()
+    assert list(summary.loc[summary["group"] == "overall", "kind"]) == ["region"] * 2 + \
+        ["value"] * 4
+    surgery = summary[(summary["group"] == "surgery") & (summary["kind"] == "region")]
+    assert list(surgery["count"]) == [1, 1] and set(surgery["n"]) == {2}
+
+
 @pytest.mark.parametrize(("call", "message"), [
     (lambda: BinaryOutcome().fit(pd.Series(["dead", "alive"])),
      r"event: row 0 is 'dead'; events must be True/False or 1/0"),
@@ -86,6 +104,12 @@ def test_groups_too_small_for_a_test_are_described_not_tested():
     (lambda: ContinuousOutcome().fit(pd.Series([1.0, np.inf])), r"values: row 1 is inf"),
     (lambda: ContinuousOutcome().fit(pd.Series(["4", "x"])), r"values: row 1 is 'x'"),
     (lambda: BinaryOutcome(level=95), r"level: 95 is not between 0 and 1"),
+    (lambda: CategoricalOutcome({"a": "A"}).fit(pd.Series(["a", ("a", "b")])),
+     r"values: row 1 is \('a', 'b'\); each value must be one of: a"),
+    (lambda: CategoricalOutcome({"a": "A"}, regions={"r": ("R", ["a", "b"])}),
+     r"regions: 'r' must list values, each one of: a"),
+    (lambda: CategoricalOutcome({"a": "A"}, regions={"r": ("R", [])}),
+     r"regions: 'r' must list values"),
 ])
 def test_the_estimators_refuse_what_they_cannot_count(call, message):
     with pytest.raises(ValueError, match=message):
@@ -220,6 +244,15 @@ TIMED = {"id": "timed", "label": "Death", "kind": "time_to_event",
     (lambda o: o[0].update(pool=["dead"]),
      "analysis.outcomes[0].pool: only a categorical outcome pools its values"),
     (lambda o: o[3].update(pool=["zzz"]), "analysis.outcomes[3].pool[0]: 'zzz' is not one of"),
+    (lambda o: o[0].update(regions=[{"id": "r", "label": "R", "values": ["dead"]}]),
+     "analysis.outcomes[0].regions: only a categorical outcome groups its values into regions"),
+    (lambda o: o[3].update(regions=[{"id": "r", "label": "R", "values": ["radiotherapy",
+                                                                          "zzz"]}]),
+     "analysis.outcomes[3].regions[0].values[1]: 'zzz' is not one of"),
+    (lambda o: o[3].update(regions=[{"id": "r", "label": "R", "values": ["radiotherapy"]}] * 2),
+     "analysis.outcomes[3].regions: 'r' is listed twice"),
+    (lambda o: o[3].update(regions=[{"id": "r", "label": "R", "values": []}]),
+     "analysis.outcomes[3].regions[0].values:"),
 ])
 def test_a_wrong_outcome_is_named_at_its_key(edit, expected):
     document = yaml.safe_load(PROTOCOL_PATH.read_text(encoding="utf-8"))
