@@ -249,6 +249,68 @@ def forest_plot(result: PooledProportion, ax: Axes | None = None,
     return figure
 
 
+@styled
+def share_plot(shares: pd.DataFrame, xlabel: str, title: str | None = None) -> Figure:
+    """Shares of patients with their confidence intervals, one row each, top to bottom in
+    the table's order, in panels by `panel` (e.g. regions, then values): columns `panel`,
+    `label`, `events`, `n`, `percent`, `ci_low`, `ci_high` (percentages)."""
+    panels = list(dict.fromkeys(shares["panel"]))
+    heights = [max(int((shares["panel"] == panel).sum()), 1) for panel in panels]
+    figure = _figure(7.0, 0.3 * sum(heights) + 0.9 + 0.35 * len(panels))
+    axes = figure.subplots(len(panels), 1, height_ratios=heights, squeeze=False)[:, 0]
+    for ax, panel, colour in zip(axes, panels, OKABE_ITO, strict=False):
+        rows = shares[shares["panel"] == panel]
+        positions = np.arange(len(rows))[::-1]
+        share, low, high = (rows[column].to_numpy(dtype=float)
+                            for column in ("percent", "ci_low", "ci_high"))
+        ax.barh(positions, share, color=colour, height=0.65)
+        # Clipped at 0, as in the site plot: a Wilson limit equals a 0% or 100% estimate
+        # only up to rounding.
+        ax.errorbar(share, positions,
+                    xerr=[np.maximum(share - low, 0), np.maximum(high - share, 0)],
+                    fmt="none", ecolor=EDGE, elinewidth=0.8, capsize=2)
+        ax.set_yticks(positions, [_shortened(str(label), 40) for label in rows["label"]])
+        for y, row in zip(positions, rows.itertuples(index=False), strict=True):
+            ax.text(min(row.ci_high, 100) + 1.2, y, f"{row.events}/{row.n}", va="center",
+                    fontsize=7.5, color=EDGE)
+        _percent_axis(ax, 112)
+        ax.set_xticks(range(0, 101, 20))
+        if len(panels) > 1:
+            ax.set_title(str(panel), loc="left")
+    axes[-1].set_xlabel(xlabel)
+    if title:
+        figure.suptitle(title, x=0.01, ha="left", fontweight="bold")
+    return figure
+
+
+@styled
+def spread_plot(values: dict[str, np.ndarray], xlabel: str, title: str | None = None
+                ) -> Figure:
+    """Every patient's value as a dot over a box of the quartiles (R's type 7, whiskers to
+    the range), one row per group, top to bottom in the mapping's order."""
+    labels = list(values)
+    figure = _figure(7.0, 0.45 * len(labels) + 1.1)
+    ax = figure.subplots()
+    positions = np.arange(len(labels))[::-1]
+    ax.boxplot([values[label] for label in labels], positions=positions, orientation="horizontal",
+               whis=(0, 100), widths=0.5, showfliers=False, patch_artist=True,
+               boxprops={"facecolor": NONE_COLOUR, "edgecolor": EDGE},
+               medianprops={"color": OKABE_ITO[5], "linewidth": 1.5},
+               whiskerprops={"color": EDGE}, capprops={"color": EDGE})
+    for y, label in zip(positions, labels, strict=True):
+        found = np.sort(values[label])
+        # Spread evenly across the row, not at random, so the figure's bytes never change;
+        # equal values stand side by side rather than on top of each other.
+        offsets = np.linspace(-0.18, 0.18, len(found)) if len(found) > 1 else np.zeros(1)
+        ax.plot(found, y + offsets, "o", markersize=3, color=OKABE_ITO[0], alpha=0.8)
+    ax.set_yticks(positions, [f"{_shortened(label, 36)} (n = {len(values[label])})"
+                              for label in labels])
+    ax.set_xlabel(xlabel)
+    if title:
+        ax.set_title(title, loc="left")
+    return figure
+
+
 # A front view of the skeleton on a 10 × 20 canvas: each site code is one or more patches.
 def _skeleton_parts() -> list[tuple[str, patches.Patch]]:
     parts: list[tuple[str, patches.Patch]] = [

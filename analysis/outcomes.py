@@ -31,9 +31,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from scipy.special import gammaln
 from scipy.stats import fisher_exact
 
+from analysis import figures
 from analysis.pooling import PooledProportion, pool_proportions
 from analysis.sites import code_label, pooling_refusal, wilson_interval
 from analysis.survival import SurvivalAnalysis, analyze_survival, assign_groups
@@ -186,6 +188,11 @@ class BinaryOutcome:
             raise ValueError("fit the outcome first")
         return pd.DataFrame([vars(share) for share in [self.overall, *self.groups]])
 
+    def plot(self, xlabel: str = "Patients with the event, % (95% CI)",
+             title: str | None = None) -> Figure:
+        """The share for all patients and for each group, with its interval."""
+        return figures.share_plot(self.summary().assign(panel=""), xlabel, title)
+
 
 @dataclass(frozen=True)
 class Spread:
@@ -215,6 +222,8 @@ class ContinuousOutcome:
     def __init__(self) -> None:
         self.overall: Spread | None = None
         self.groups: list[Spread] = []
+        # Each patient's value, for all and by group label, for the plot.
+        self.values: dict[str, np.ndarray] = {}
 
     def fit(self, values: pd.Series, group: pd.Series | None = None,
             labels: Mapping[str, str] | None = None) -> ContinuousOutcome:
@@ -229,16 +238,25 @@ class ContinuousOutcome:
         if not len(numbers):
             raise ValueError("values: no patients to describe")
         self.overall = _spread(OVERALL, "All", numbers)
+        self.values = {"All": numbers}
         groups, shown = _checked_groups(group, len(numbers), labels)
         if groups is not None:
             self.groups = [_spread(key, label, numbers[groups == key])
                            for key, label in shown.items()]
+            self.values.update({label: numbers[groups == key] for key, label in shown.items()})
         return self
 
     def summary(self) -> pd.DataFrame:
         if self.overall is None:
             raise ValueError("fit the outcome first")
         return pd.DataFrame([vars(spread) for spread in [self.overall, *self.groups]])
+
+    def plot(self, xlabel: str = "Value", title: str | None = None) -> Figure:
+        """Each patient's value over the quartiles, for all and for each group."""
+        if self.overall is None:
+            raise ValueError("fit the outcome first")
+        return figures.spread_plot({label: found for label, found in self.values.items()
+                                    if len(found)}, xlabel, title)
 
 
 @dataclass(frozen=True)
@@ -344,6 +362,18 @@ class CategoricalOutcome:
                  for key in self.groups
                  for category in [*self.group_regions[key], *self.groups[key]]]
         return pd.DataFrame(rows)
+
+    def plot(self, xlabel: str = "Patients, % (95% CI)", title: str | None = None) -> Figure:
+        """Each region and each value some patient has, with its interval."""
+        if not self.overall:
+            raise ValueError("fit the outcome first")
+        shown = [(category, "Regions") for category in self.regions] + [
+            (category, "Values" if self.regions else "") for category in self.overall
+            if category.count]
+        return figures.share_plot(pd.DataFrame(
+            [{"panel": panel, "label": category.label, "events": category.count,
+              "n": category.n, "percent": category.percent, "ci_low": category.ci_low,
+              "ci_high": category.ci_high} for category, panel in shown]), xlabel, title)
 
 
 Estimator = BinaryOutcome | ContinuousOutcome | CategoricalOutcome

@@ -200,6 +200,26 @@ def analysis_tables(analysis: ReviewAnalysis) -> dict[str, pd.DataFrame]:
     return tables
 
 
+def _outcome_figures(analysis: ReviewAnalysis, outcome_id: str, outcome: OutcomeAnalysis
+                     ) -> dict[str, Callable[[], Figure]]:
+    """A declared outcome's figure: its shares or values, for all the patients counted and,
+    one figure per grouping, by group (a time-to-event outcome's curves are drawn apart)."""
+    if outcome.overall is None:
+        return {}
+    spec = outcome.spec
+    if spec.kind == "continuous":
+        unit = spec.unit or analysis.protocol.extraction.field(spec.field).unit
+        axis = f"{spec.label}" + (f", {unit}" if unit else "")
+    elif spec.kind == "binary":
+        axis = f"{spec.label}: % of the {outcome.counted} (95% CI)"
+    else:
+        axis = f"% of the {outcome.n} {outcome.counted} (95% CI)"
+    if spec.kind == "categorical" or not outcome.by_grouping:
+        return {f"outcome_{outcome_id}": functools.partial(outcome.overall.plot, axis)}
+    return {f"outcome_{outcome_id}_{grouping}": functools.partial(result.plot, axis)
+            for grouping, result in outcome.by_grouping.items()}
+
+
 def figure_builders(analysis: ReviewAnalysis) -> dict[str, Callable[[], Figure]]:
     """How to draw every figure, by file stem; nothing is drawn until a builder is called."""
     labels = {region.id: region.label for region in analysis.protocol.analysis.site_regions}
@@ -220,6 +240,7 @@ def figure_builders(analysis: ReviewAnalysis) -> dict[str, Callable[[], Figure]]
             builders[f"forest_{region}"] = functools.partial(
                 result.plot, title=labels.get(region, region))
     for outcome_id, outcome in analysis.outcomes.items():
+        builders.update(_outcome_figures(analysis, outcome_id, outcome))
         for code, result in outcome.pooled.items():
             if (result.studies["total"] > 1).mean() >= 0.5:
                 label = next(category.label for category in outcome.overall.overall

@@ -178,6 +178,11 @@ def _visible(report) -> str:
     return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
 
 
+def _section(report, anchor: str) -> str:
+    page = (report / "report.html").read_text(encoding="utf-8")
+    return page[page.index(f'<section id="{anchor}">'):].split("</section>", 1)[0]
+
+
 def _wilson(events: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
     share = events / n
     centre = (share + z * z / (2 * n)) / (1 + z * z / n)
@@ -233,6 +238,14 @@ def test_the_binary_outcome_is_the_hand_computed_share_and_fisher_p(abscess_repo
     assert tests.loc[0, "method"] == "Fisher's exact test"
     assert tests.loc[0, "p_value"] == pytest.approx(expected, abs=5e-6)  # six digits
     assert f"Fisher's exact test across the groups: p = {expected:.3f}." in visible
+    # One figure per grouping, in that grouping's part of the section; its label is the
+    # caption's text, escaped once.
+    section = _section(abscess_report, "outcome-recovery")
+    assert section.index("<h3>By Management</h3>") < section.index(
+        '<figure id="figure-outcome_recovery_management">')
+    assert ('aria-label="Neurological recovery: the share of the patients with a deficit with '
+            'the outcome, with Wilson 95% confidence intervals."') in section
+    assert "outcome_recovery.svg" not in {p.name for p in (abscess_report / "figures").iterdir()}
 
 
 def test_the_continuous_and_categorical_outcomes_read_their_fields(abscess_report):
@@ -275,6 +288,10 @@ def test_a_categorical_outcome_counts_each_patient_once_per_region(abscess_repor
     cervical, lumbosacral = _wilson(2, 12), _wilson(9, 12)
     assert (f"By region: Cervical 2 of 12 (16.7%; 95% CI {cervical[0]:.1f}% to "
             f"{cervical[1]:.1f}%), Thoracolumbar junction 1 of 12") in visible
+    page = (abscess_report / "report.html").read_text(encoding="utf-8")
+    assert ('<figure id="figure-outcome_levels">' in page
+            and "Levels of the abscess: the patients with each region and value, with Wilson "
+                "95% confidence intervals; values no patient has are left out." in visible)
     assert (f"and Lumbosacral 9 of 12 (75.0%; 95% CI {lumbosacral[0]:.1f}% to "
             f"{lumbosacral[1]:.1f}%); a patient with several values in a region counts once "
             "in it.") in visible

@@ -88,6 +88,40 @@ def test_a_region_counts_a_patient_once_however_many_of_its_values_they_have():
     assert list(surgery["count"]) == [1, 1] and set(surgery["n"]) == {2}
 
 
+def _bars(ax) -> dict[str, float]:
+    """Each bar's width by its row label, top to bottom."""
+    labels = {round(tick.get_position()[1]): tick.get_text() for tick in ax.get_yticklabels()}
+    bars = sorted(ax.patches, key=lambda bar: -bar.get_y())
+    return {labels[round(bar.get_y() + bar.get_height() / 2)]: bar.get_width() for bar in bars}
+
+
+def test_each_estimator_plots_what_it_counted():
+    levels = pd.Series([("L4", "L5"), ("C5",), ("L4",), ("L4",)])
+    categorical = CategoricalOutcome({"C5": "C5", "T12": "T12", "L4": "L4", "L5": "L5"},
+                                     regions={"lumbar": ("Lumbar", ["L4", "L5"])}).fit(levels)
+    regions, values = categorical.plot().axes
+    assert _bars(regions) == {"Lumbar": 75.0}
+    # T12, which no patient has, is left out; the rest keep the vocabulary's order.
+    assert _bars(values) == {"C5": 25.0, "L4": 75.0, "L5": 25.0}
+    assert [text.get_text() for text in values.texts] == ["1/4", "3/4", "1/4"]
+
+    binary = BinaryOutcome(min_per_group=1).fit(
+        pd.Series([True, False, True, True]), pd.Series(["a", "a", "b", "b"]),
+        {"a": "Surgery", "b": "Antibiotics"})
+    (ax,) = binary.plot("Recovered, %").axes
+    assert _bars(ax) == {"All": 75.0, "Surgery": 50.0, "Antibiotics": 100.0}
+    assert ax.get_xlabel() == "Recovered, %"
+
+    continuous = ContinuousOutcome().fit(pd.Series([1.0, 2.0, 4.0]), pd.Series(list("aab")),
+                                         {"a": "Surgery", "b": "Antibiotics"})
+    (ax,) = continuous.plot("Days").axes
+    assert [tick.get_text() for tick in ax.get_yticklabels()] == [
+        "All (n = 3)", "Surgery (n = 2)", "Antibiotics (n = 1)"]
+    dots = sorted(value for line in ax.lines if line.get_marker() == "o"
+                  for value in line.get_xdata())
+    assert dots == [1.0, 1.0, 2.0, 2.0, 4.0, 4.0]
+
+
 @pytest.mark.parametrize(("call", "message"), [
     (lambda: BinaryOutcome().fit(pd.Series(["dead", "alive"])),
      r"event: row 0 is 'dead'; events must be True/False or 1/0"),

@@ -183,8 +183,10 @@ class _Page:
         """A figure with its caption, or nothing when the build drew no such figure."""
         if name not in figures:
             return ""
-        return "\n".join((f'<figure id="figure-{name}">', inline_svg(figures[name], name, caption),
-                          f"<figcaption>{caption}</figcaption></figure>"))
+        # The caption is markup; the SVG's label is its text, escaped once.
+        return "\n".join((f'<figure id="figure-{name}">',
+                           inline_svg(figures[name], name, Markup(caption).striptags()),
+                           f"<figcaption>{caption}</figcaption></figure>"))
 
     def missing(self, message: str) -> None:
         self.add(f'<p class="missing">{message}</p>')
@@ -709,9 +711,9 @@ def _outcomes(page: _Page, inputs: ReportInputs) -> None:
     for outcome_id, result in analysis.outcomes.items():
         page.section(f"outcome-{outcome_id}", result.spec.label)
         if result.spec.kind == "binary":
-            page.add(str(macros.binary(result, groupings)))
+            page.add(str(macros.binary(result, groupings, inputs.figures)))
         elif result.spec.kind == "categorical":
-            page.add(str(macros.categorical(result, groupings)))
+            page.add(str(macros.categorical(result, groupings, inputs.figures)))
             for code in result.pooled:
                 page.figure(inputs.figures, f"forest_outcome_{outcome_id}_{code}",
                             f"Forest plot: {text(result.spec.label)}, "
@@ -725,7 +727,7 @@ def _outcomes(page: _Page, inputs: ReportInputs) -> None:
         else:
             unit = result.spec.unit or analysis.protocol.extraction.field(
                 result.spec.field).unit or ""
-            page.add(str(macros.continuous(result, groupings, unit)))
+            page.add(str(macros.continuous(result, groupings, unit, inputs.figures)))
         page.end()
 
 
