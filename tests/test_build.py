@@ -197,7 +197,7 @@ def test_text_from_records_is_escaped(hcc_workspace, tmp_path, epoch):
     build_report(hcc_workspace, tmp_path / "out", force=True)
     markup = (tmp_path / "out" / "report.html").read_text()
     assert "<script>" not in markup
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" \
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" \
         in markup
     assert check_structure(markup).errors == []
 
@@ -324,7 +324,7 @@ def test_methods_report_the_search_log_not_the_files(hcc_workspace, tmp_path, ep
     build_report(hcc_workspace, tmp_path / "logged", force=True)
     markup = (tmp_path / "logged" / "report.html").read_text()
     assert "No database search has been run" not in markup
-    assert "<code>hcc[tiab] AND &quot;bone&quot;[tiab]</code>" in markup
+    assert "<code>hcc[tiab] AND &#34;bone&#34;[tiab]</code>" in markup
     assert "12 records (12 new)" in markup
 
 

@@ -8,7 +8,6 @@ identifiers; figures are inlined SVG with their element ids made unique per figu
 from __future__ import annotations
 
 import dataclasses
-import html
 import math
 import re
 import urllib.parse
@@ -18,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from analysis.appraisal import restricted_comparison
 from analysis.pooling import PooledProportion
@@ -60,8 +59,8 @@ figure,table{break-inside:avoid}a{color:inherit;text-decoration:none}}
 
 
 def text(value: object) -> str:
-    """Any value as escaped HTML text."""
-    return html.escape(format_cell(value), quote=True)
+    """Any value as escaped HTML text, escaped as the templates escape it."""
+    return str(escape(format_cell(value)))
 
 
 TEMPLATES = Environment(loader=PackageLoader("review.report", "templates"), autoescape=True,
@@ -88,7 +87,7 @@ def doi_link(doi: str) -> str:
     if not DOI.fullmatch(doi):
         return text(doi)
     url = "https://doi.org/" + urllib.parse.quote(doi, safe="/")
-    return f'<a href="{html.escape(url)}">doi:{text(doi)}</a>'
+    return f'<a href="{text(url)}">doi:{text(doi)}</a>'
 
 
 def pubmed_link(pmid: str) -> str:
