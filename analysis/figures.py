@@ -54,12 +54,15 @@ def site_frequency_plot(frequencies: pd.DataFrame, title: str | None = None) -> 
     for ax, table, colour, heading in ((axes[0], regions, OKABE_ITO[0], "Regions"),
                                        (axes[1], sites, OKABE_ITO[1], "Single sites")):
         positions = np.arange(len(table))[::-1] if heading == "Regions" else np.arange(len(table))
-        ax.barh(positions, table["percent"], color=colour, height=0.65)
-        ax.errorbar(table["percent"], positions,
+        # Arrays, not Series: matplotlib calls float() on a one-row Series, which pandas
+        # deprecates (a review with a single region).
+        share, low, high = (table[column].to_numpy(dtype=float)
+                            for column in ("percent", "ci_low", "ci_high"))
+        ax.barh(positions, share, color=colour, height=0.65)
+        ax.errorbar(share, positions,
                     # Clipped at 0: at 0% or 100% the Wilson limit equals the estimate only up
                     # to rounding, and matplotlib refuses a negative length of 1e-14.
-                    xerr=[np.maximum(table["percent"] - table["ci_low"], 0),
-                          np.maximum(table["ci_high"] - table["percent"], 0)],
+                    xerr=[np.maximum(share - low, 0), np.maximum(high - share, 0)],
                     fmt="none", ecolor=EDGE, elinewidth=0.8, capsize=2)
         ax.set_yticks(positions, table["label"])
         for y, row in zip(positions, table.itertuples(index=False), strict=True):
