@@ -65,7 +65,8 @@ def text(value: object) -> str:
 
 TEMPLATES = Environment(loader=PackageLoader("review.report", "templates"), autoescape=True,
                         undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-TEMPLATES.globals.update(percent=percent, plural=plural, number=format_cell, p_text=p_text)
+TEMPLATES.globals.update(percent=percent, plural=plural, number=format_cell, p_text=p_text,
+                         capitalised=capitalised)
 
 
 def _table_markup(frame: pd.DataFrame, columns: dict[str, str] | None = None,
@@ -294,150 +295,24 @@ def _prisma(page: _Page, inputs: ReportInputs) -> None:
         Markup(excluded_table)))
 
 
-def _methods(page: _Page, inputs: ReportInputs) -> None:
-    protocol = inputs.analysis.protocol
-    question = protocol.question
-    page.section("methods", "Methods")
-    page.add("<h3>Review question</h3>",
-             f"<p>{text(question.statement or protocol.title)}</p><ul>",
-             f"<li><b>Population:</b> {text(question.population)}</li>",
-             f"<li><b>Condition:</b> {text(question.condition)}</li>")
-    for value, label in ((question.interventions, "Interventions"),
-                         (question.comparators, "Comparators")):
-        if value is not None:
-            page.add(f"<li><b>{label}:</b> {text(value)}</li>")
-    page.add(f"<li><b>Outcomes:</b> {text('; '.join(question.outcomes.primary))}</li>",
-             f"<li><b>Designs:</b> {text('; '.join(question.designs))}</li></ul>",
-             "<h3>Eligibility</h3><p>Inclusion:</p><ul>",
-             *(f"<li>{text(item)}</li>" for item in protocol.eligibility.inclusion),
-             "</ul><p>Exclusion:</p><ul>",
-             *(f"<li>{text(item)}</li>" for item in protocol.eligibility.exclusion), "</ul>")
-    search = protocol.search
-    page.add("<h3>Search strategy</h3>",
-             f"<p>Databases: {text(', '.join(search.databases) or 'none')}. Other methods: "
-             f"{text(', '.join(search.other_methods) or 'none')}. Terms are combined with OR "
-             "within a concept and the concepts with AND:</p>")
-    concepts = pd.DataFrame([{
+def _concepts(protocol: Protocol) -> pd.DataFrame:
+    """The search's concepts, one row each, as the Methods table shows them."""
+    return pd.DataFrame([{
         "concept": concept.label,
         "mesh": "; ".join(h.heading + (f"/{h.subheading}" if h.subheading else "")
                           for h in concept.mesh),
         "terms": "; ".join([*concept.tiab, *(f'"{p.describe()}" within {p.distance} words'
                                              for p in concept.tiab_proximity)]),
-        "types": "; ".join(concept.publication_types)} for concept in search.concepts])
-    if len(concepts):
-        page.add(table_html(concepts, {"concept": "Concept", "mesh": "MeSH headings",
-                                       "terms": "Title/abstract terms",
-                                       "types": "Publication types"}))
-    if inputs.searches:
-        page.add("<p>Searches run (from the search log):</p><ul>")
-        for entry in inputs.searches:
-            page.add(f"<li>{text(entry.get('database'))} via {text(entry.get('interface'))}, "
-                     f"{text(entry.get('finished'))}: {text(entry.get('count'))} records "
-                     f"({text(entry.get('new_records'))} new). Query: "
-                     f"<code>{text(entry.get('query'))}</code>; PubMed's translation: "
-                     f"<code>{text(entry.get('query_translation'))}</code>.</li>")
-        page.add("</ul>")
-    if inputs.imports:
-        page.add("<p>Exports imported (from the search log):</p><ul>")
-        for entry in inputs.imports:
-            page.add(f"<li>{text(entry.get('source'))}: <code>{text(entry.get('file'))}</code> "
-                     f"({text(entry.get('format'))}), {text(entry.get('records'))} records, "
-                     f"imported {text(str(entry.get('date', ''))[:10])}.</li>")
-        page.add("</ul>")
-    if not inputs.searches and not inputs.imports:
-        page.missing("No database search has been run and no export imported in this "
-                     "workspace yet, so there is no search log and no executed query to "
-                     "report. The included reports were identified by the other methods "
-                     "above.")
-    schema = protocol.extraction
-    reasons = "; ".join(reason.label for reason in protocol.screening.exclusion_reasons)
-    page.add("<h3>Selection and data extraction</h3>",
-             f"<p>Screening stages: {text(', '.join(protocol.screening.stages))}. Reasons for "
-             f"exclusion: {text(reasons)}.</p>",
-             f"<p>Data were extracted into a sheet with one row per {text(schema.unit)} against "
-             f"the protocol's schema of {len(schema.fields)} fields with controlled "
-             "vocabularies, and validated automatically (types, ranges, vocabularies and "
-             "cross-field rules). A blank field means the item was not reported. "
-             + (str(_macros("appraisal.html").methods(schema.appraisal))
-                if schema.appraisal else "") + "</p>")
-    screened = (inputs.prisma or {}).get("records_screened", 0)
-    order = protocol.screening.prioritisation
-    if screened and "title-abstract" in protocol.screening.stages and order.order != "file":
-        page.add(_prioritisation_methods(protocol, inputs.versions))
-    if inputs.double_extraction is not None and schema.double_extraction is not None:
-        page.add(str(_macros("double_extraction.html").methods(
-            inputs.double_extraction, schema.double_extraction,
-            len(inputs.analysis.studies), schema.unit)))
-    if inputs.duplicates is not None and schema.duplicate_patients is not None:
-        page.add(str(_macros("duplicate_patients.html").methods(
-            inputs.duplicates, schema.duplicate_patients, schema.unit)))
-    analysis = inputs.analysis
-    pooled_model = next(iter(analysis.pooled.values())).model if analysis.pooled else None
-    survival_spec = protocol.analysis.survival
-    page.add("<h3>Statistical methods</h3><ul>",
-             "<li>Site frequencies: patients with the site over patients with sites reported, "
-             "with Wilson 95% confidence intervals; a patient with several sites counts once "
-             "per site.</li>")
-    if pooled_model:
-        asked = protocol.analysis.pooling.method if protocol.analysis.pooling else None
-        used = next(iter(analysis.pooled.values())).method
-        page.add(f"<li>Sensitivity analysis, proportions pooled across reports: "
-                 f"{text(pooled_model)}; 95% prediction intervals; per-report exact "
-                 "(Clopper–Pearson) intervals"
-                 + (f". The protocol asks for the {text(POOLING_NAMES.get(asked, asked))}, "
-                    "which could not be "
-                    "fitted (see the notes under each pooled result), so the model named here "
-                    "was used instead" if asked and asked != used else "") + ".</li>")
-    if analysis.not_pooled and protocol.analysis.pooling:
-        asked = protocol.analysis.pooling.method
-        page.add("<li>Sensitivity analysis, proportions pooled across reports: the protocol "
-                 f"asks for the {text(POOLING_NAMES.get(asked, asked))}; not done for "
-                 f"{len(analysis.not_pooled)} region(s), for the reasons given under Pooled "
-                 "proportions.</li>")
-    if survival_spec is not None:
-        words = survival_spec.words
-        page.add(f"<li>{text(capitalised(words.analysis))}: time from "
-                 f"{text(survival_spec.origin)} (<code>{text(survival_spec.time_field)}</code>), "
-                 f"{text(words.event)} as the event, patients {text(words.event_free)} at last "
-                 "follow-up censored there. Kaplan–Meier estimates with Greenwood "
-                 "variances and log-log confidence bands; medians "
-                 + ("as R's printed survfit table gives them. "
-                    if survival_spec.median_rule == "table" else "by R's quantile() rule. ")
-                 + (f"{text(capitalised(words.events))} without a time are placed at the "
-                    "origin and at "
-                    f"{', '.join(f'{t:g}' for t in survival_spec.missing_time_bounds)} "
-                    f"{text(survival_spec.time_unit)} in a sensitivity analysis. "
-                    if survival_spec.missing_time_bounds else "")
-                 + (f"Only patients whose time counts from {text(survival_spec.origin)} "
-                    "enter the main analysis; every time, whatever it counts from, enters a "
-                    "sensitivity analysis. " if survival_spec.origin_field else "")
-                 + "Log-rank tests (pairwise with Holm's adjustment) only when every group "
-                 f"has at least {text(words.count(survival_spec.min_events_per_group))}, and "
-                 "Cox regression (Efron ties) on treatment group, age and sex only with at "
-                 f"least {text(words.count(survival_spec.min_events_per_parameter))} per "
-                 "parameter; below these the groups are described, not tested. Unbounded "
-                 "hazard ratios are reported as such.</li>")
-    if protocol.analysis.outcomes:
-        page.add(str(_macros("outcome.html").methods(protocol.analysis.outcomes, "95%")))
-    versions = ", ".join(f"{name} {version}" for name, version in inputs.versions.items())
-    page.add(f"<li>Software: {text(versions)}.</li></ul>")
+        "types": "; ".join(concept.publication_types)} for concept in protocol.search.concepts])
+
+
+def _methods(page: _Page, inputs: ReportInputs) -> None:
+    protocol = inputs.analysis.protocol
+    page.section("methods", "Methods")
+    page.add_rendered(_macros("methods.html").body(
+        protocol, inputs, inputs.analysis, _concepts(protocol), POOLING_NAMES, FEATURES,
+        MODEL_LABELS))
     page.end()
-
-
-def _prioritisation_methods(protocol: Protocol, versions: dict[str, str]) -> str:
-    order, rule = protocol.screening.prioritisation, protocol.screening.stopping
-    rule_text = (f"Screening could stop when the hypergeometric test of Callaghan and "
-                 f"Müller-Hansen (2020) showed a recall of at least "
-                 f"{rule.recall_target * 100:g}% with {rule.confidence * 100:g}% confidence; "
-                 "records left unscreened are counted as awaiting screening.")
-    if order.order == "random":
-        return (f"<p>Titles and abstracts were screened in a random order (seed {order.seed}). "
-                f"{text(rule_text)}</p>")
-    return (f"<p>Titles and abstracts were screened in prioritised order: {text(FEATURES)}; "
-            f"{text(MODEL_LABELS[order.model])}, retrained on each reviewer's own decisions "
-            "and the adjudicated ones, never on another reviewer's votes; until a reviewer had "
-            f"an include and an exclude, a random order (seed {order.seed}); scikit-learn "
-            f"{text(versions.get('scikit-learn', ''))}. {text(rule_text)}</p>")
 
 
 def _studies(page: _Page, analysis: ReviewAnalysis) -> None:
