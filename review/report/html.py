@@ -83,19 +83,21 @@ def _macros(template: str) -> Any:
     return TEMPLATES.get_template(template).module
 
 
-def doi_link(doi: str) -> str:
+def doi_link(doi: str) -> Markup:
+    """A link to the DOI resolver for a valid DOI; anything else as text."""
     doi = doi.strip()
     if not DOI.fullmatch(doi):
-        return text(doi)
+        return escape(doi)
     url = "https://doi.org/" + urllib.parse.quote(doi, safe="/")
-    return f'<a href="{text(url)}">doi:{text(doi)}</a>'
+    return Markup('<a href="{}">doi:{}</a>').format(url, doi)
 
 
-def pubmed_link(pmid: str) -> str:
+def pubmed_link(pmid: str) -> Markup:
+    """A link to PubMed for a valid PMID; anything else as text."""
     pmid = pmid.strip()
     if not PMID.fullmatch(pmid):
-        return text(pmid)
-    return f'<a href="https://pubmed.ncbi.nlm.nih.gov/{pmid}/">PMID {pmid}</a>'
+        return escape(pmid)
+    return Markup('<a href="https://pubmed.ncbi.nlm.nih.gov/{}/">PMID {}</a>').format(pmid, pmid)
 
 
 def _once_per_group(frame: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -312,30 +314,6 @@ def _methods(page: _Page, inputs: ReportInputs) -> None:
     page.add_rendered(_macros("methods.html").body(
         protocol, inputs, inputs.analysis, _concepts(protocol), POOLING_NAMES, FEATURES,
         MODEL_LABELS))
-    page.end()
-
-
-def _studies(page: _Page, analysis: ReviewAnalysis) -> None:
-    page.section("studies", "Included studies")
-    rows = []
-    countries = "countries" in analysis.studies
-    for row in analysis.studies.itertuples(index=False):
-        details = " · ".join(part for part in (
-            f"<code>{text(row.study_id)}</code>",
-            doi_link(row.doi) if row.doi else "",
-            pubmed_link(row.pmid) if row.pmid else "") if part)
-        design = "case report" if row.patients == 1 else f"case series ({row.patients})"
-        rows.append(f'<tr><td>{text(row.source_title)}<br><span class="note">{details}</span>'
-                    f'</td><td class="num">{text(row.pub_year)}</td>'
-                    + (f"<td>{text(row.countries)}</td>" if countries else "")
-                    + f"<td>{text(design)}</td>"
-                    f"<td>{text(row.extraction_basis).replace('_', ' ')}</td></tr>")
-    page.add(f"<p>{len(analysis.studies)} reports with {len(analysis.cases)} patients. "
-             "Links lead to the DOI resolver and PubMed where the identifiers were recorded.</p>",
-             '<div class="scroll"><table><thead><tr><th>Report</th><th>Year</th>'
-             + ("<th>Country</th>" if countries else "")
-             + "<th>Design</th><th>Extracted from</th></tr>"
-             f"</thead><tbody>{''.join(rows)}</tbody></table></div>")
     page.end()
 
 
@@ -661,6 +639,7 @@ def _limitations(inputs: ReportInputs) -> list[str]:
 
 
 TEMPLATES.globals.update(
+    doi_link=doi_link, pubmed_link=pubmed_link,
     survival_table=lambda *args: Markup(_survival_table(*args)),
     missing_times_table=lambda *args: Markup(_missing_times_table(*args)),
     pairwise_table=_pairwise_table, cox_table=_cox_table)
@@ -685,7 +664,10 @@ def render_report(inputs: ReportInputs) -> str:
     page.end()
 
     _methods(page, inputs)
-    _studies(page, analysis)
+
+    page.section("studies", "Included studies")
+    page.add_rendered(sections.studies(analysis))
+    page.end()
 
     page.section("characteristics", "Patient characteristics (Table 1)")
     page.add_rendered(sections.characteristics(
