@@ -197,85 +197,37 @@ class _Page:
 TEMPLATES.globals.update(table=_table_markup, figure=_figure_markup)
 
 
-def _region(analysis: ReviewAnalysis, region_id: str) -> pd.Series | None:
+def _region_row(region_id: str, analysis: ReviewAnalysis) -> pd.Series | None:
+    """A region's row of the site frequencies, or None for a region not counted."""
     table = analysis.site_frequencies
     found = table[(table["kind"] == "region") & (table["id"] == region_id)]
     return found.iloc[0] if len(found) else None
 
 
-def _count(cases: pd.DataFrame, field: str, value: str) -> tuple[int, int]:
+def _coded_count(cases: pd.DataFrame, field: str, value: str) -> tuple[int, int]:
     """Patients with a coded value, and patients for whom the field was reported."""
     column = cases[field].dropna()
     hits = sum(value in (cell if isinstance(cell, tuple) else (cell,)) for cell in column)
     return int(hits), len(column)
 
 
-def _findings(inputs: ReportInputs) -> list[str]:
-    analysis = inputs.analysis
-    cases, studies = analysis.cases, analysis.studies
+def _publication_years(studies: pd.DataFrame) -> tuple[int, int] | None:
+    """The first and last year of publication, or None when no year is known."""
     years = pd.to_numeric(studies["pub_year"], errors="coerce").dropna()
-    span = f", published {int(years.min())}–{int(years.max())}" if len(years) else ""
-    spec = analysis.protocol.analysis
-    findings = [f"{len(cases)} {text(spec.population)} from {len(studies)} published "
-                f"reports{span}."]
-    for region_id in spec.headline_regions:
-        row = _region(analysis, region_id)
-        if row is not None and row["denominator"]:
-            findings.append(
-                f"{text(row['label'])}: {row['patients']} of {row['denominator']} patients with "
-                f"sites reported ({percent(row['percent'])}; 95% CI {percent(row['ci_low'])}–"
-                f"{percent(row['ci_high'])}).")
-    levels = analysis.vertebral_levels
-    if levels is not None and levels["denominator"].any():
-        top = levels.sort_values("patients", ascending=False, kind="stable").iloc[0]
-        tied = [str(level) for level in levels.loc[levels["patients"] == top["patients"],
-                                                   "level"]]
-        region = _region(analysis, spec.levels_region or "")
-        where = text(region["label"]) if region is not None else "the region"
-        most = (f"the most frequent was {text(tied[0])}" if len(tied) == 1 else
-                f"the most frequent were {text(join_words(tied))}, tied")
-        findings.append(f"{text(spec.levels_field.replace('_', ' ').capitalize())} were "
-                        f"reported for {top['denominator']} of the {top['spinal_patients']} "
-                        f"patients whose sites include {where}; {most} ({top['patients']} "
-                        f"patients{' each' if len(tied) > 1 else ''}).")
-    for headline in spec.headline_findings:
-        if headline.field in cases:
-            hits, reported = _count(cases, headline.field, headline.value)
-            if reported:
-                findings.append(f"{text(headline.statement)} in {hits} of {reported} "
-                                "patients for whom this was reported.")
-    survival = analysis.survival
-    if survival is not None and survival.overall is not None:
-        curve = survival.overall.overall
-        median, low, high = curve.median
-        unit = text(spec.survival.time_unit)
-        # The headline landmark is the protocol's last: a fixed "12" would be 12 days in a
-        # review that counts days.
-        landmark = max(spec.survival.landmarks, default=None)
-        event_free = curve.survival_at(landmark)[0] if landmark is not None else math.nan
-        bounds = survival.missing_times
-        words = spec.survival.words
-        findings.append(
-            f"{text(capitalised(words.analysis))} from {text(spec.survival.origin)} was known "
-            f"for {survival.usable} patients "
-            f"({text(words.count(curve.total_events))}): median {format_time(median)} {unit} "
-            f"(95% CI {format_time(low)}–{format_time(high)})"
-            + (f", {percent(100 * event_free, 0)} {text(words.event_free)} at {landmark:g} "
-               f"{unit}" if not math.isnan(event_free) else "")
-            + (f"; with the {text(words.count(bounds.missing_events))} without a time placed "
-               "between the "
-               f"origin and {format_time(max(bounds.curves.keys() - {None}))} {unit}, the "
-               f"median ranges from {format_time(bounds.median_range[0])} to "
-               f"{format_time(bounds.median_range[1])} {unit}." if bounds is not None
-               else "."))
-        for grouping in analysis.protocol.analysis.treatment_groupings:
-            result = survival.by_grouping.get(grouping.id)
-            if result is not None and result.logrank is not None and \
-                    not math.isnan(result.logrank.p_value):
-                findings.append(f"By {text(grouping.label.lower())}: log-rank p = "
-                                f"{p_text(result.logrank.p_value)} over "
-                                f"{sum(c.n for c in result.curves.values())} patients.")
-    return findings
+    return (int(years.min()), int(years.max())) if len(years) else None
+
+
+def _most_frequent_level(levels: pd.DataFrame) -> tuple[pd.Series, list[str]]:
+    """The level table's row with the most patients, and every level tied with it."""
+    top = levels.sort_values("patients", ascending=False, kind="stable").iloc[0]
+    return top, [str(level) for level in levels.loc[levels["patients"] == top["patients"],
+                                                    "level"]]
+
+
+TEMPLATES.filters["region_row"] = _region_row
+TEMPLATES.globals.update(coded_count=_coded_count, publication_years=_publication_years,
+                         most_frequent_level=_most_frequent_level, join_words=join_words,
+                         time=format_time, is_nan=math.isnan)
 
 
 def _prisma(page: _Page, inputs: ReportInputs) -> None:
@@ -656,7 +608,7 @@ def render_report(inputs: ReportInputs) -> str:
     words = protocol.analysis.words
 
     page.section("summary", "Summary of findings")
-    page.add_rendered(sections.summary([Markup(finding) for finding in _findings(inputs)]))
+    page.add_rendered(sections.summary(analysis))
     page.end()
 
     page.section("prisma", "Study selection (PRISMA 2020)")
