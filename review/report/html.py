@@ -545,51 +545,6 @@ def _double_extraction(page: _Page, inputs: ReportInputs) -> None:
     page.end()
 
 
-def _limitations(inputs: ReportInputs) -> list[str]:
-    analysis = inputs.analysis
-    cases = analysis.cases
-    total = len(cases)
-    points = []
-    if "extraction_basis" in cases and total:
-        abstract = int((cases["extraction_basis"] == "abstract").sum())
-        points.append(f"{abstract} of {total} patients ({percent(100 * abstract / total, 0)}) "
-                      "were extracted from abstracts or summary pages only; details absent there "
-                      "are recorded as not reported.")
-    if inputs.double_extraction is not None:
-        points.append(str(_macros("double_extraction.html").limitation(
-            inputs.double_extraction, len(analysis.studies))))
-    survival = analysis.survival
-    if survival is not None:
-        origin = analysis.protocol.analysis.survival.origin
-        words = analysis.protocol.analysis.survival.words
-        timed = survival.any_origin.overall.n if survival.any_origin is not None \
-            else survival.usable
-        points.append(f"Only {survival.usable} of {total} patients have a "
-                      f"{text(words.analysis)} time from {text(origin)} and a "
-                      f"{text(words.status)}"
-                      + (f" ({timed} have a time from any event)" if timed != survival.usable
-                         else "")
-                      + f"; the follow-up of patients still {text(words.event_free)} is often "
-                      "a lower bound, and comparisons between treatment groups are confounded "
-                      "by indication.")
-        if analysis.protocol.analysis.treatment_groupings:
-            points.append("Treatment groups are defined by treatment received at any time, so "
-                          f"a patient who stayed {text(words.event_free)} longer had more time to "
-                          "receive it (immortal-time bias), and published cases are "
-                          "selected towards the unusual and the treated: "
-                          f"{text(words.analysis)} by group describes these reports, not the "
-                          "effect of a treatment.")
-    sparse = analysis.completeness[(analysis.completeness["percent"] < 50)]
-    if len(sparse):
-        points.append("Fields reported for fewer than half of the patients: "
-                      + ", ".join(f"{text(r.field)} ({r.percent:.0f}%)"
-                                  for r in sparse.itertuples(index=False)) + ".")
-    points.append("Published case reports are selected for novelty, so site frequencies "
-                  "describe reported cases rather than all "
-                  f"{text(analysis.protocol.analysis.population_short)}.")
-    return points
-
-
 TEMPLATES.globals.update(
     doi_link=doi_link, pubmed_link=pubmed_link,
     survival_table=lambda *args: Markup(_survival_table(*args)),
@@ -655,7 +610,7 @@ def render_report(inputs: ReportInputs) -> str:
     page.end()
 
     page.section("limitations", "Limitations")
-    page.add_rendered(sections.limitations([Markup(point) for point in _limitations(inputs)]))
+    page.add_rendered(sections.limitations(analysis, inputs.double_extraction))
     page.end()
 
     return TEMPLATES.get_template("page.html").render(
