@@ -64,6 +64,12 @@ class ReviewAnalysis:
     # analysis); None when the protocol asks for none or no report reaches that level.
     restricted: ReviewAnalysis | None = None
 
+    @functools.cached_property
+    def restricted_findings(self) -> pd.DataFrame | None:
+        """The main findings on all reports beside those on the best-judged reports; None
+        without the restricted analysis. Computed once, for the table and the page."""
+        return None if self.restricted is None else restricted_comparison(self, self.restricted)
+
 
 def _appraised(raw_cases: pd.DataFrame, protocol: Protocol, appraisal: pd.DataFrame | None,
                options: dict[str, str]) -> tuple[AppraisalAnalysis | None, ReviewAnalysis | None]:
@@ -195,8 +201,8 @@ def analysis_tables(analysis: ReviewAnalysis) -> dict[str, pd.DataFrame]:
     if analysis.appraisal is not None:
         tables["appraisal_judgements"] = analysis.appraisal.summary()
         tables["appraisal_levels"] = analysis.appraisal.levels
-    if analysis.restricted is not None:
-        tables["appraisal_sensitivity"] = restricted_comparison(analysis, analysis.restricted)
+    if analysis.restricted_findings is not None:
+        tables["appraisal_sensitivity"] = analysis.restricted_findings
     return tables
 
 

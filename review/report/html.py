@@ -19,7 +19,6 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup, escape
 
-from analysis.appraisal import restricted_comparison
 from analysis.pooling import PooledProportion
 from analysis.review_analysis import ReviewAnalysis, format_time
 from analysis.survival import CoxResult, MissingTimeBounds, SurvivalAnalysis, SurvivalByGroup
@@ -27,7 +26,7 @@ from review.extraction.appraisal import CONSENSUS, appraisal_agreement, report_a
 from review.extraction.compare import ExtractionComparison
 from review.extraction.duplicates import DuplicateScreen
 from review.extraction.validate import DOI, PMID
-from review.protocol import EventWords, Protocol, SurvivalSpec, TreatmentGrouping
+from review.protocol import Appraisal, EventWords, Protocol, SurvivalSpec, TreatmentGrouping
 from review.report.markdown import format_cell
 from review.report.wording import capitalised, join_words, p_text, percent, plural
 from review.screening.flow import StageTeam
@@ -447,62 +446,35 @@ def _time_to_event(page: _Page, figures: dict[str, bytes], survival: SurvivalAna
         survival, spec, words, groupings, figures, figure_prefix))
 
 
+def _appraisers(appraisal: pd.DataFrame) -> list[str]:
+    """Who appraised, the consensus row left out."""
+    return sorted(set(appraisal.loc[appraisal["appraiser"] != CONSENSUS, "appraiser"]))
+
+
+def _answer_counts(answers: pd.DataFrame, spec: Appraisal) -> pd.DataFrame:
+    """Reports giving each answer to each item."""
+    rows = []
+    for item in spec.items:
+        counts = answers[item.id].value_counts()
+        rows.append({"item": item.question,
+                     **{answer: int(counts.get(answer, 0)) for answer in spec.answers}})
+    return pd.DataFrame(rows)
+
+
+TEMPLATES.globals.update(
+    appraisers_of=_appraisers, answer_counts=_answer_counts,
+    answer_columns=lambda spec: {"item": "Item", **{answer: answer for answer in spec.answers}})
+
+
 def _appraisal(page: _Page, inputs: ReportInputs) -> None:
     schema = inputs.analysis.protocol.extraction
+    spec, appraisal = schema.appraisal, inputs.appraisal
+    recorded = spec is not None and appraisal is not None and not appraisal.empty
     page.section("appraisal", "Critical appraisal")
-    appraisal = inputs.appraisal
-    if schema.appraisal is None:
-        page.missing("The protocol plans no critical appraisal.")
-    elif appraisal is None or appraisal.empty:
-        page.missing(f"No appraisal has been recorded yet. The protocol plans the "
-                     f"{text(schema.appraisal.tool)} ({len(schema.appraisal.items)} items per "
-                     "report), entered on the Appraisal sheet of the extraction workbook.")
-    else:
-        agreement = appraisal_agreement(appraisal, schema.appraisal)
-        counted = report_appraisals(appraisal, schema.appraisal)
-        rows = []
-        for item in schema.appraisal.items:
-            counts = counted[item.id].value_counts()
-            rows.append({"item": item.question,
-                         **{answer: int(counts.get(answer, 0))
-                            for answer in schema.appraisal.answers}})
-        appraisers = sorted(set(appraisal.loc[appraisal["appraiser"] != CONSENSUS,
-                                              "appraiser"]))
-        def count(n: int, word: str) -> str:
-            return f"{n} {plural(n, word)}"
-
-        sentence = (f"{count(len(counted), 'report')} appraised by "
-                    f"{count(len(appraisers), 'appraiser')} ({', '.join(appraisers)}); "
-                    "each report is counted once.")
-        if agreement.reports:
-            sentence += (f" {count(agreement.reports, 'report')} had two or more "
-                         f"appraisers, who agreed on {agreement.agreed} of "
-                         f"{agreement.compared} answers ({agreement.percent:.0f}%); "
-                         f"{count(agreement.consensus, 'report')} settled by consensus, "
-                         "whose answers are counted.")
-        if agreement.awaiting:
-            waiting = len(agreement.awaiting)
-            sentence += (f" {count(waiting, 'report')} whose appraisers differ "
-                         f"{'awaits' if waiting == 1 else 'await'} consensus "
-                         f"({', '.join(agreement.awaiting)}) and "
-                         f"{'is' if waiting == 1 else 'are'} not counted.")
-        page.add(f"<p>{text(sentence)}</p>",
-                 table_html(pd.DataFrame(rows),
-                            {"item": "Item", **{a: a for a in schema.appraisal.answers}},
-                            numeric=schema.appraisal.answers))
-        result = inputs.analysis.appraisal
-        if result is not None:
-            macros = _macros("appraisal.html")
-            page.add(str(macros.judgements(result)))
-            page.figure(inputs.figures, "appraisal_traffic_light",
-                        "Answers to each item: above, as a share of the reports; below, by "
-                        "report, with the overall judgement in the last column.")
-            if schema.appraisal.judgement.sensitivity:
-                restricted = inputs.analysis.restricted
-                comparison = (None if restricted is None
-                              else restricted_comparison(inputs.analysis, restricted))
-                page.add(str(macros.sensitivity(schema.appraisal, result, comparison,
-                                                schema.unit)))
+    page.add_rendered(_macros("appraisal.html").section(
+        spec, appraisal, report_appraisals(appraisal, spec) if recorded else None,
+        appraisal_agreement(appraisal, spec) if recorded else None, inputs.analysis,
+        inputs.figures, schema.unit))
     page.end()
 
 
