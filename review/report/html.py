@@ -19,7 +19,6 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup, escape
 
-from analysis.pooling import PooledProportion
 from analysis.review_analysis import ReviewAnalysis, format_time
 from analysis.survival import CoxResult, MissingTimeBounds, SurvivalAnalysis, SurvivalByGroup
 from review.extraction.appraisal import CONSENSUS, appraisal_agreement, report_appraisals
@@ -273,12 +272,9 @@ def _pooled(page: _Page, inputs: ReportInputs) -> None:
     labels = {region.id: region.label for region in analysis.protocol.analysis.site_regions}
     page.section("pooled", "Pooled proportions across reports (sensitivity analysis)")
     crude = analysis.site_frequencies.set_index(["kind", "id"])
-    heterogeneity = {
-        region: Markup(_heterogeneity_text(
-            result, crude.loc[("region", region)] if ("region", region) in crude.index
-            else None))
-        for region, result in analysis.pooled.items()}
-    page.add_rendered(_macros("pooled.html").body(analysis, labels, heterogeneity,
+    patient_level = {region: crude.loc[("region", region)] if ("region", region) in crude.index
+                     else None for region in analysis.pooled}
+    page.add_rendered(_macros("pooled.html").body(analysis, labels, patient_level,
                                                   inputs.figures))
     page.end()
 
@@ -286,30 +282,6 @@ def _pooled(page: _Page, inputs: ReportInputs) -> None:
 POOLING_NAMES = {"glmm": "binomial-normal GLMM (random-intercept logistic model)",
                  "logit": "inverse-variance logit model",
                  "freeman_tukey": "inverse-variance Freeman–Tukey model"}
-
-
-def _heterogeneity_text(result: PooledProportion, patient_level: pd.Series | None) -> str:
-    """What the heterogeneity numbers say, from the numbers themselves."""
-    single = int((result.studies["total"] == 1).sum())
-    sentences = []
-    if result.tau2 < 1e-8:
-        sentences.append("No between-report variance was estimated (τ² = 0), so the "
-                         "prediction interval equals the confidence interval.")
-    else:
-        sentences.append(f"Between-report variance τ² = {result.tau2:.2f} (I² = "
-                         f"{result.i2:.0f}%): the prediction interval "
-                         f"{percent(100 * result.pi_low)}–{percent(100 * result.pi_high)} is "
-                         "where a new report's proportion would be expected.")
-    if single:
-        sentences.append(f"{single} of the {result.k} reports describe a single patient"
-                         + (", each pulled to 25% or 75% by the 0.5 continuity correction, so "
-                            "τ² and I² say little about real heterogeneity"
-                            if result.method != "glmm" else "") + ".")
-    if patient_level is not None and patient_level["denominator"]:
-        sentences.append(f"The patient-level frequency is {patient_level['patients']}/"
-                         f"{patient_level['denominator']} "
-                         f"({percent(patient_level['percent'])}).")
-    return text(" ".join(sentences))
 
 
 def _landmark_cell(value: float, last_follow_up: float | None, unit: str) -> str:
