@@ -20,7 +20,13 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup, escape
 
 from analysis.review_analysis import ReviewAnalysis, format_time
-from analysis.survival import CoxResult, MissingTimeBounds, SurvivalAnalysis, SurvivalByGroup
+from analysis.survival import (
+    CoxResult,
+    KaplanMeierCurve,
+    MissingTimeBounds,
+    SurvivalAnalysis,
+    SurvivalByGroup,
+)
 from review.extraction.appraisal import CONSENSUS, appraisal_agreement, report_appraisals
 from review.extraction.compare import ExtractionComparison
 from review.extraction.duplicates import DuplicateScreen
@@ -324,34 +330,23 @@ def _survival_table(result: SurvivalByGroup, landmarks: tuple[float, ...],
                   for group in summary["group"]]
     columns = _survival_columns(summary, {"label": "Group"}, landmarks, unit, words,
                                 last_times)
-    flat = f"{text(words.analysis)} is exactly 50% from"
-    notes = []
+    return table_html(summary, columns, numeric=["n", "events"])
+
+
+def _median_flats(result: SurvivalByGroup) -> list[tuple[str, float, KaplanMeierCurve, float,
+                                                          float, bool]]:
+    """Each row of the survival table whose curve is flat at 50%: its label, median, curve,
+    where the flat starts and ends, and whether a later drop ends it."""
+    summary = result.summary()
+    curves = {"overall": result.overall, **result.curves}
+    flats = []
     for group, label, median in zip(summary["group"], summary["label"], summary["median"],
                                     strict=True):
         curve = curves.get(group)
         interval = curve.median_interval if curve is not None else None
-        if interval is None:
-            continue
-        start, end, dropped = interval
-        if dropped:
-            notes.append(f'<p class="note">{text(label)}: {flat} '
-                         f"{format_time(start)} to {format_time(end)} {unit}, so "
-                         f"the median ({format_time(median)}) is the midpoint of that interval "
-                         f"by R's rule, not a time at which anyone {text(words.had_event)}.</p>")
-        elif curve.median_rule == "table":
-            notes.append(f'<p class="note">{text(label)}: {flat} '
-                         f"{format_time(start)} {unit} to the last follow-up at "
-                         f"{format_time(end)}; the median is {format_time(median)}, as R's "
-                         "printed survfit table, survminer and lifelines give it (R's "
-                         f"quantile() gives the midpoint, {format_time(curve.quantile(0.5)[0])})."
-                         "</p>")
-        else:
-            notes.append(f'<p class="note">{text(label)}: {flat} '
-                         f"{format_time(start)} {unit} to the last follow-up at "
-                         f"{format_time(end)}; the median is {format_time(median)}, the "
-                         "midpoint by R's quantile() (R's printed survfit table gives "
-                         f"{format_time(curve.table_median()[0])}).</p>")
-    return table_html(summary, columns, numeric=["n", "events"]) + "".join(notes)
+        if interval is not None:
+            flats.append((label, median, curve, *interval))
+    return flats
 
 
 def _missing_times_table(bounds: MissingTimeBounds, landmarks: tuple[float, ...],
@@ -369,12 +364,7 @@ def _missing_times_table(bounds: MissingTimeBounds, landmarks: tuple[float, ...]
     columns = _survival_columns(summary, {"scenario": f"{capitalised(words.events)} without a "
                                                       "time"}, landmarks, unit, words,
                                 last_times if len(last_times) == len(summary) else None)
-    low, high = bounds.median_range
-    return (f"<p>Sensitivity analysis: the {text(words.count(bounds.missing_events))} without "
-            "a time "
-            "placed at the origin and at given times. The median ranges from "
-            f"{format_time(low)} to {format_time(high)} {unit} over these scenarios.</p>"
-            + table_html(summary, columns, numeric=["n", "events"]))
+    return table_html(summary, columns, numeric=["n", "events"])
 
 
 def _survival(page: _Page, inputs: ReportInputs) -> None:
@@ -490,7 +480,7 @@ def _double_extraction(page: _Page, inputs: ReportInputs) -> None:
 
 
 TEMPLATES.globals.update(
-    doi_link=doi_link, pubmed_link=pubmed_link,
+    doi_link=doi_link, pubmed_link=pubmed_link, median_flats=_median_flats,
     survival_table=lambda *args: Markup(_survival_table(*args)),
     missing_times_table=lambda *args: Markup(_missing_times_table(*args)),
     pairwise_table=_pairwise_table, cox_table=_cox_table)
