@@ -1,8 +1,12 @@
 """The review's report as one self-contained HTML page.
 
-Every piece of text that comes from records or the extraction sheet passes through `text()`
-(HTML-escaped); links are built only to doi.org and pubmed.ncbi.nlm.nih.gov from validated
-identifiers; figures are inlined SVG with their element ids made unique per figure.
+The page is Jinja2 templates (`templates/`, autoescaped), one per section kind, filled with
+the result objects of the analysis; this module orders the sections and gives the templates
+their helpers: data tables, figures, and the numbers a sentence needs (a region's row, the
+tied levels). Text from records or the extraction sheet is escaped by the templates or, in
+the tables built here, by `text()`, which escapes as they do; links are built only to doi.org
+and pubmed.ncbi.nlm.nih.gov from validated identifiers; figures are inlined SVG with their
+element ids made unique per figure.
 """
 
 from __future__ import annotations
