@@ -341,3 +341,32 @@ def test_a_common_surnames_year_is_searched_by_windows_linear_in_its_size():
     result = deduplicate(records)
     assert any({records[1000].record_id, records[1001].record_id} <= set(cluster.members)
                for cluster in result.clusters)
+
+
+def test_a_title_opening_hundreds_share_is_searched_by_windows_not_dropped():
+    """Hundreds of case reports open "A case of ..."; a duplicate pair that only this block
+    joins (one record lacks its authors and year, and a typo changes the title's last words)
+    is compared, where a block over 200 records used to be dropped whole."""
+    import random
+
+    rng = random.Random(11)
+    words = ["hepatic", "portal", "spinal", "renal", "nodule", "lesion", "abscess", "mass",
+             "fracture", "cyst", "infection", "rupture", "thrombosis", "ulcer", "fistula"]
+
+    def record(position: int, title: str, **fields):
+        return make_record("db", "export.ris", origin="cases", position=position, title=title,
+                           **fields)
+
+    records = [record(n, "A case of " + " ".join(rng.choice(words) for _ in range(7)),
+                      authors=[f"Author{n} A"], year=str(1990 + n % 30))
+               for n in range(1, 301)]
+    title = "A case of spinal epidural abscess after an epidural steroid injection in a runner"
+    records += [record(301, title, authors=["Okafor N"], year="2019", journal="Spine J"),
+                record(302, title.replace("in a runner", "in a runer"), journal="Spine J")]
+    profiles = [profile(item) for item in records]
+    pairs = candidate_pairs(profiles)
+    assert (300, 301) in pairs
+    assert len(pairs) < 302 * 2 * 5 + 300  # windows of the opening's block, not 45,000 pairs
+    result = deduplicate(records)
+    assert any({records[300].record_id, records[301].record_id} <= set(cluster.members)
+               for cluster in result.clusters)

@@ -72,8 +72,10 @@ SAME_TITLE = 0.95
 SAME_TITLE_ACROSS_YEARS = 0.97
 UNCERTAIN_TITLE = 0.85
 CONFLICTING_TITLE = 0.6
+# Exact blocks up to this size are compared pair by pair; larger ones (a DOI a whole
+# supplement's abstracts share, a title's first words that many share) by windows of titles.
 MAX_BLOCK = 200
-# How many neighbours in title order a record meets in its first author's year.
+# How many neighbours in title order a record meets in a block searched by windows.
 AUTHOR_WINDOW = 5
 MAX_ISSUE = 53
 
@@ -379,9 +381,10 @@ def compare_records(a: Profile, b: Profile) -> Verdict:
 
 
 def _blocks(profiles: Sequence[Profile]) -> tuple[list[list[int]], list[list[int]]]:
-    """The exact blocks (identifiers, title head and tail, place in a volume), and the blocks
-    of a first author in a year, which grow with the search (a common surname in a big
-    export) and are therefore searched by windows of titles."""
+    """The blocks to compare pair by pair: exact ones (identifiers, title head and tail,
+    place in a volume) of at most `MAX_BLOCK` records; and the blocks to search by windows of
+    titles: a first author in a year, which grows with the search (a common surname in a big
+    export), and any larger exact block."""
     keys: dict[str, list[int]] = defaultdict(list)
     authors: dict[str, list[int]] = defaultdict(list)
     for index, item in enumerate(profiles):
@@ -403,25 +406,27 @@ def _blocks(profiles: Sequence[Profile]) -> tuple[list[list[int]], list[list[int
                 authors[f"{surname}:{item.year}"].append(index)
                 authors[f"{surname}:{item.year + 1}"].append(index)
     exact = [members for members in keys.values() if 1 < len(members) <= MAX_BLOCK]
-    return exact, [members for members in authors.values() if len(members) > 1]
+    windowed = [members for members in authors.values() if len(members) > 1]
+    windowed += [members for members in keys.values() if len(members) > MAX_BLOCK]
+    return exact, windowed
 
 
 def candidate_pairs(profiles: Sequence[Profile]) -> set[tuple[int, int]]:
-    """Every pair of an exact block; in an author's year, each record with the
-    `AUTHOR_WINDOW` records nearest it in title order, and in the order of its title's words
-    read backwards (sorted neighbourhood, two passes), so that the pairs grow linearly with
-    the records, not as their square."""
+    """Every pair of an exact block; in an author's year and in an exact block too large to
+    compare whole, each record with the `AUTHOR_WINDOW` records nearest it in title order,
+    and in the order of its title's words read backwards (sorted neighbourhood, two passes),
+    so that the pairs grow linearly with the records, not as their square."""
     pairs = set()
 
     def add(first: int, second: int) -> None:
         pairs.add((first, second) if first < second else (second, first))
 
-    exact, by_author = _blocks(profiles)
+    exact, windowed = _blocks(profiles)
     for members in exact:
         for i, first in enumerate(members):
             for second in members[i + 1:]:
                 add(first, second)
-    for members in by_author:
+    for members in windowed:
         if len(members) <= AUTHOR_WINDOW + 1:
             for i, first in enumerate(members):
                 for second in members[i + 1:]:
