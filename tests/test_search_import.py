@@ -610,3 +610,24 @@ def test_ovids_numbered_ris_is_read_with_its_true_record_count(tmp_path):
     with pytest.raises(ReviewError, match=r"gap\.ris:14: Ovid's record number 4, where 2 was "
                                           r"expected"):
         read_export(gap, "Ovid")
+
+
+@pytest.mark.parametrize("text", [
+    "plain words", " leading", "trailing ", "two  spaces", "tab\there", "line\nbreak",
+    "no\u00a0break space", "line\u2028separator", "ideographic\u3000space", "", "\u2029",
+    "x\x1fy", "ünïcödé wörds", "  \t ", "a\u200ab"])
+def test_clean_collapses_white_space_as_split_and_join_would(text):
+    from review.search.records import clean
+
+    assert clean(text) == " ".join(text.split())
+
+
+def test_ris_tag_lines_with_trailing_white_space_are_tags_and_tabs_inside_are_not(tmp_path):
+    path = tmp_path / "export.ris"
+    path.write_bytes(b"TY  - JOUR\r\nTI  -  A title with spaces around  \r\nAU  - Okafor N\t\r\n"
+                     b"PY  -\t\r\nDO  -\t10.1000/not.a.tag\r\nER  -  \r\n")
+    (record,) = read_export(path, "Embase").records
+    assert record.title == "A title with spaces around"
+    assert record.authors == ("Okafor N",)
+    # "DO  -" and a tab is no tag line: it continues the (empty) year before it.
+    assert (record.year, record.doi) == ("", "")

@@ -105,6 +105,6 @@ def _store_exports(workspace: Workspace, exports: list[Export], source: str
             "software": f"casereview {__version__}",
         })
     if new or upgraded:
-        commit(workspace.root, {store.path: store.contents_after(new, upgraded),
+        commit(workspace.root, {store.path: store.contents_after(new, upgraded, stored),
                                 log_path(workspace): log_contents(workspace, entries)})
     return results

@@ -73,10 +73,10 @@ class Record:
         return not self.origin and self.extra.get("identified_via") != OTHER_METHODS
 
     def to_json(self) -> str:
-        data = {item.name: getattr(self, item.name) for item in dataclasses.fields(self)}
+        data = {name: getattr(self, name) for name in FIELD_NAMES}
         if not data["extra"]:
             del data["extra"]
-        return json.dumps(data, ensure_ascii=False, sort_keys=True)
+        return JSON_LINE.encode(data)
 
     @classmethod
     def from_json(cls, text: str) -> Record:
@@ -104,9 +104,20 @@ class Record:
         return cls(**data)
 
 
+FIELD_NAMES = tuple(item.name for item in dataclasses.fields(Record))
+# One encoder for every line: json.dumps with options builds a new one per call.
+JSON_LINE = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
+
+
 def clean(text: str | None) -> str:
     """Collapse white space (exports wrap long fields over several lines)."""
-    return " ".join((text or "").split())
+    if not text:
+        return ""
+    # Most fields need nothing: every white space character but the plain space is
+    # unprintable, so a printable text without doubled or outer spaces is clean already.
+    if text.isprintable() and "  " not in text and text[0] != " " and text[-1] != " ":
+        return text
+    return " ".join(text.split())
 
 
 def normalise_doi(value: str | None) -> str:
@@ -163,6 +174,11 @@ def legacy_record_id(record: Record) -> str:
     return f"r{digest}"
 
 
+def _cleaned(values: object) -> tuple[str, ...]:
+    """A list field's values, cleaned, without the blank ones."""
+    return tuple(filter(None, map(clean, values or ())))  # type: ignore[call-overload]
+
+
 def make_record(source: str, source_file: str, *, origin: str, position: int,
                 export_id: str = "", **fields: object) -> Record:
     """A normalised record; its id comes from `origin` and `position`, not its content."""
@@ -171,16 +187,15 @@ def make_record(source: str, source_file: str, *, origin: str, position: int,
         "doi": normalise_doi(str(fields.get("doi") or "")),
         "title": clean(str(fields.get("title") or "")).rstrip("."),
         "abstract": clean(str(fields.get("abstract") or "")),
-        "authors": tuple(clean(a) for a in fields.get("authors") or () if clean(a)),
+        "authors": _cleaned(fields.get("authors")),
         "journal": clean(str(fields.get("journal") or "")),
         "year": year_of(str(fields.get("year") or "")),
         "volume": clean(str(fields.get("volume") or "")),
         "issue": clean(str(fields.get("issue") or "")),
         "pages": clean(str(fields.get("pages") or "")),
-        "publication_types": tuple(clean(t) for t in fields.get("publication_types") or ()
-                                   if clean(t)),
-        "mesh_terms": tuple(clean(t) for t in fields.get("mesh_terms") or () if clean(t)),
-        "keywords": tuple(clean(t) for t in fields.get("keywords") or () if clean(t)),
+        "publication_types": _cleaned(fields.get("publication_types")),
+        "mesh_terms": _cleaned(fields.get("mesh_terms")),
+        "keywords": _cleaned(fields.get("keywords")),
         "language": normalise_language(str(fields.get("language") or "")),
     }
     extra = {key: str(value) for key, value in (fields.get("extra") or {}).items() if value}
@@ -217,11 +232,13 @@ class RecordStore:
                                   f"({one_line(error)})") from None
         return records
 
-    def contents_after(self, new: Iterable[Record], upgraded: Iterable[Record] = ()) -> bytes:
+    def contents_after(self, new: Iterable[Record], upgraded: Iterable[Record] = (),
+                       existing: list[Record] | None = None) -> bytes:
         """The store's bytes once `new` records are appended and stored ones replaced by
-        their `upgraded` versions (same id). A new record whose id is stored already is a
-        programming error, never a silent skip: ids are positions, not content."""
-        existing = self.load()
+        their `upgraded` versions (same id); `existing` is what `load` gave, if the caller
+        has read it already. A new record whose id is stored already is a programming
+        error, never a silent skip: ids are positions, not content."""
+        existing = self.load() if existing is None else existing
         replacements = {record.record_id: record for record in upgraded}
         missing = set(replacements) - {record.record_id for record in existing}
         if missing:

@@ -10,7 +10,12 @@ import re
 
 from review.errors import ReviewError
 
-TAG = re.compile(r"^([A-Z][A-Z0-9])  -(?: (.*))?$")
+# A tag line: "XY  -" with its value after a space, or with nothing but white space after it.
+# Matched at the line's start only, the value sliced off: no capture groups to build.
+TAG = re.compile(r"[A-Z][A-Z0-9]  -(?: |\s*$)")
+PMID_NOTE = re.compile(r"(?:PMID|PubMed ID)\s*:?\s*(\d{1,9})", re.IGNORECASE)
+DOI_IN_TEXT = re.compile(r"(10\.\d{4,9}/[^\s\"<>]+)")
+DOI_LIKE = re.compile(r"10\.\d{4}")
 TITLE_TAGS = ("TI", "T1", "CT", "ST")
 JOURNAL_TAGS = ("T2", "JF", "JO", "JA", "J2", "J1")
 ABSTRACT_TAGS = ("AB", "N2")
@@ -30,7 +35,7 @@ def _pmid(fields: dict[str, list[str]]) -> str:
     indexed = any(name in database for name in ("medline", "pubmed", "nlm"))
     for tag in ("AN", "C5", "M2", "N1", "U2"):
         for value in fields.get(tag, []):
-            match = re.search(r"(?:PMID|PubMed ID)\s*:?\s*(\d{1,9})", value, re.IGNORECASE)
+            match = PMID_NOTE.search(value)
             if match:
                 return match.group(1)
             if tag == "AN" and indexed and value.strip().isdigit():
@@ -43,7 +48,7 @@ def _doi(fields: dict[str, list[str]]) -> str:
         return fields["DO"][0]
     for tag in ("M3", "N1", "UR", "L2", "LK"):
         for value in fields.get(tag, []):
-            match = re.search(r"(10\.\d{4,9}/[^\s\"<>]+)", value)
+            match = DOI_IN_TEXT.search(value)
             if match:
                 return match.group(1)
     return ""
@@ -53,7 +58,7 @@ def _fields(fields: dict[str, list[str]]) -> dict[str, object]:
     start, end = _first(fields, ("SP",)), _first(fields, ("EP",))
     pages = f"{start}-{end}" if start and end and end != start else start
     kinds = [value for tag in ("TY", "M3") for value in fields.get(tag, [])
-             if not re.search(r"10\.\d{4}", value)]
+             if not DOI_LIKE.search(value)]
     return dict(
         export_id=_first(fields, ("ID", "AN")), pmid=_pmid(fields), doi=_doi(fields),
         title=_first(fields, TITLE_TAGS), abstract=_first(fields, ABSTRACT_TAGS),
@@ -90,9 +95,8 @@ def read(text: str, source_file: str) -> list[tuple[int, dict[str, object]]]:
                 continue
             if not line.startswith("TY  -"):
                 continue  # Ovid's links between a record's ER and the next number
-        match = TAG.match(line.rstrip())
-        if match:
-            tag, value = match.group(1), (match.group(2) or "").strip()
+        if TAG.match(line):
+            tag, value = line[:2], line[6:].strip()
             if tag == "TY":
                 if fields is not None:
                     raise ReviewError(f"{source_file}:{number}: a new record (TY) starts "
