@@ -10,6 +10,7 @@ import pandas as pd
 from analysis.survival import SurvivalByGroup
 from review.protocol import EventWords
 from review.report.html import _survival_table
+from tests.conftest import ROOT
 
 
 def _cells(markup: str) -> list[str]:
@@ -28,3 +29,14 @@ def test_a_landmark_beyond_the_last_follow_up_names_it():
     b = cells[cells.index("b"):]
     assert b[-2:] == ["67%", "67%"]  # one death of three at 3 weeks
     assert "NA" not in cells
+
+
+def test_a_label_inside_a_sentence_loses_its_capital_but_a_code_keeps_it():
+    from review.report.wording import in_sentence
+
+    assert in_sentence("Spine (any level)") == "spine (any level)"
+    assert in_sentence("Cervical spine") == "cervical spine"
+    for code in ("T4 and T9", "MRSA", "HbA1c above 7%", "C1-C2", "L5"):
+        assert in_sentence(code) == code
+    page = (ROOT / "reports" / "hcc-bone-metastasis" / "report.html").read_text(encoding="utf-8")
+    assert "patients whose sites include spine (any level);" in page

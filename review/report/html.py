@@ -37,7 +37,14 @@ from review.extraction.duplicates import DuplicateScreen
 from review.extraction.validate import DOI, PMID
 from review.protocol import Appraisal, EventWords, Protocol, SurvivalSpec, TreatmentGrouping
 from review.report.markdown import format_cell
-from review.report.wording import capitalised, join_words, p_text, percent, plural
+from review.report.wording import (
+    capitalised,
+    in_sentence,
+    join_words,
+    p_text,
+    percent,
+    plural,
+)
 from review.screening.flow import StageTeam
 from review.screening.ranking import FEATURES, MODEL_LABELS
 
@@ -74,7 +81,7 @@ def text(value: object) -> str:
 TEMPLATES = Environment(loader=PackageLoader("review.report", "templates"), autoescape=True,
                         undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 TEMPLATES.globals.update(percent=percent, plural=plural, number=format_cell, p_text=p_text,
-                         capitalised=capitalised)
+                         capitalised=capitalised, in_sentence=in_sentence)
 
 
 def _table_markup(frame: pd.DataFrame, columns: dict[str, str] | None = None,

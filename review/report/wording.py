@@ -1,5 +1,6 @@
 """How the report words numbers and lists: percentages rounded as readers round, plurals,
-p-values, lists joined with "and", a protocol's phrase at the start of a sentence."""
+p-values, lists joined with "and", a protocol's phrase at the start of a sentence or a
+label inside one."""
 
 from __future__ import annotations
 
@@ -35,3 +36,13 @@ def join_words(words: list[str]) -> str:
 def capitalised(phrase: str) -> str:
     """A protocol's phrase at the start of a sentence or a header: 'event-free' → 'Event-free'."""
     return phrase[:1].upper() + phrase[1:]
+
+
+def in_sentence(label: str) -> str:
+    """A protocol's label, written for a table, inside a sentence: 'Spine (any level)' →
+    'spine (any level)'. A first word that is a code or an abbreviation ('T4', 'MRSA',
+    'HbA1c') keeps its capitals."""
+    first = label.split(" ", 1)[0]
+    if any(character.isdigit() for character in first) or first[1:] != first[1:].lower():
+        return label
+    return label[:1].lower() + label[1:]
