@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from dedup_speed import generate
 
-from review.screening.dedup import candidate_pairs, profile
+from review.screening.dedup import pair_codes, profile
 
 ANCHOR = {2_000: 1_830, 200_000: 10_756_079}
 
@@ -28,7 +28,7 @@ def main(sizes: list[int]) -> None:
         records, _ = generate(size)
         profiles = [profile(record) for record in records]
         start = time.perf_counter()
-        measured[size] = len(candidate_pairs(profiles))
+        measured[size] = len(pair_codes(profiles))
         anchor = f"; anchor {ANCHOR[size]:,}" if size in ANCHOR else ""
         print(f"{size:>9,} records: {measured[size]:>12,} candidate pairs in "
               f"{time.perf_counter() - start:.1f} s{anchor}", flush=True)

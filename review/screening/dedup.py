@@ -19,11 +19,13 @@ from __future__ import annotations
 import csv
 import io
 import re
+from array import array
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from rapidfuzz.distance import Indel
 
 from review.errors import ReviewError
@@ -380,54 +382,69 @@ def compare_records(a: Profile, b: Profile) -> Verdict:
     return Verdict(None, f"similar titles ({similarity:.2f})")
 
 
-def _blocks(profiles: Sequence[Profile]) -> tuple[list[list[int]], list[list[int]]]:
-    """The blocks to compare pair by pair: exact ones (identifiers, title head and tail,
-    place in a volume) of at most `MAX_BLOCK` records; and the blocks to search by windows of
-    titles: a first author in a year, which grows with the search (a common surname in a big
-    export), and any larger exact block."""
-    keys: dict[str, list[int]] = defaultdict(list)
-    authors: dict[str, list[int]] = defaultdict(list)
-    for index, item in enumerate(profiles):
-        record = item.record
-        if record.pmid:
-            keys[f"pmid:{record.pmid}"].append(index)
-        if item.doi_family:
-            keys[f"doi:{item.doi_family}"].append(index)
-        words = item.title.split()
-        if len(words) >= 3:
-            keys["head:" + " ".join(words[:3])].append(index)
-            keys["tail:" + " ".join(words[-3:])].append(index)
-        if item.volume and item.start_page and item.year is not None:
-            keys[f"place:{item.year}:{item.volume}:{item.start_page}"].append(index)
-        for surname in item.first_author:
-            if item.year is not None:
-                # Each record also joins the next year's block, so that an online-first and
-                # an issue year one apart still meet.
-                authors[f"{surname}:{item.year}"].append(index)
-                authors[f"{surname}:{item.year + 1}"].append(index)
-    exact = [members for members in keys.values() if 1 < len(members) <= MAX_BLOCK]
-    windowed = [members for members in authors.values() if len(members) > 1]
-    windowed += [members for members in keys.values() if len(members) > MAX_BLOCK]
-    return exact, windowed
+def _title_head(item: Profile) -> tuple[str, ...]:
+    words = item.title.split()
+    return (" ".join(words[:3]),) if len(words) >= 3 else ()
 
 
-def candidate_pairs(profiles: Sequence[Profile]) -> set[tuple[int, int]]:
-    """Every pair of an exact block; in an author's year and in an exact block too large to
-    compare whole, each record with the `AUTHOR_WINDOW` records nearest it in title order,
-    and in the order of its title's words read backwards (sorted neighbourhood, two passes),
-    so that the pairs grow linearly with the records, not as their square."""
-    pairs = set()
+def _title_tail(item: Profile) -> tuple[str, ...]:
+    words = item.title.split()
+    return (" ".join(words[-3:]),) if len(words) >= 3 else ()
+
+
+def _place(item: Profile) -> tuple[tuple[int, str, str], ...]:
+    if item.volume and item.start_page and item.year is not None:
+        return ((item.year, item.volume, item.start_page),)
+    return ()
+
+
+def _author_years(item: Profile) -> tuple[tuple[str, int], ...]:
+    """The first author in the record's year and the next, so that an online-first and an
+    issue year one apart still meet."""
+    if item.year is None:
+        return ()
+    return tuple((surname, year) for surname in item.first_author
+                 for year in (item.year, item.year + 1))
+
+
+# Each kind of block: the keys a record has of that kind, and whether a block of at most
+# MAX_BLOCK records is compared pair by pair (exact keys) or searched by windows of titles
+# (a first author's year, which grows with the search: a common surname in a big export).
+BLOCK_KINDS: tuple[tuple[Callable[[Profile], tuple], bool], ...] = (
+    (lambda item: (item.record.pmid,) if item.record.pmid else (), True),
+    (lambda item: (item.doi_family,) if item.doi_family else (), True),
+    (_title_head, True), (_title_tail, True), (_place, True), (_author_years, False))
+
+
+def _blocks(profiles: Sequence[Profile]) -> Iterator[tuple[list[int], bool]]:
+    """Each block of two or more records, with whether to compare it pair by pair (an exact
+    block of at most `MAX_BLOCK` records) or by windows of titles. One kind of key at a time,
+    so that only one kind's index is held at once."""
+    for keys_of, exact in BLOCK_KINDS:
+        blocks: dict[object, list[int]] = defaultdict(list)
+        for index, item in enumerate(profiles):
+            for key in keys_of(item):
+                blocks[key].append(index)
+        for members in blocks.values():
+            if len(members) > 1:
+                yield members, exact and len(members) <= MAX_BLOCK
+
+
+def pair_codes(profiles: Sequence[Profile]) -> np.ndarray:
+    """The candidate pairs, each coded `first * len(profiles) + second` (first < second),
+    sorted and without repeats: every pair of an exact block; in an author's year and in an
+    exact block too large to compare whole, each record with the `AUTHOR_WINDOW` records
+    nearest it in title order, and in the order of its title's words read backwards (sorted
+    neighbourhood, two passes), so that the pairs grow linearly with the records, not as their
+    square. Eight bytes a pair: a set of tuples of millions of pairs took hundreds of MB."""
+    size = len(profiles)
+    codes = array("q")
 
     def add(first: int, second: int) -> None:
-        pairs.add((first, second) if first < second else (second, first))
+        codes.append(first * size + second if first < second else second * size + first)
 
-    exact, windowed = _blocks(profiles)
-    for members in exact:
-        for i, first in enumerate(members):
-            for second in members[i + 1:]:
-                add(first, second)
-    for members in windowed:
-        if len(members) <= AUTHOR_WINDOW + 1:
+    for members, whole in _blocks(profiles):
+        if whole or len(members) <= AUTHOR_WINDOW + 1:
             for i, first in enumerate(members):
                 for second in members[i + 1:]:
                     add(first, second)
@@ -438,7 +455,19 @@ def candidate_pairs(profiles: Sequence[Profile]) -> set[tuple[int, int]]:
             for i, first in enumerate(ordered):
                 for second in ordered[i + 1:i + 1 + AUTHOR_WINDOW]:
                     add(first, second)
-    return pairs
+    return np.unique(np.frombuffer(codes, dtype=np.int64))
+
+
+def candidate_pairs(profiles: Sequence[Profile]) -> set[tuple[int, int]]:
+    """The candidate pairs of `pair_codes` as (first, second) indices."""
+    return {divmod(code, len(profiles)) for code in pair_codes(profiles).tolist()}
+
+
+def _decoded(codes: np.ndarray, size: int) -> Iterable[tuple[int, int]]:
+    """The pairs of `pair_codes`, in order, decoded a slice at a time."""
+    for start in range(0, len(codes), 65_536):
+        for code in codes[start:start + 65_536].tolist():
+            yield divmod(code, size)
 
 
 @dataclass(frozen=True)
@@ -495,8 +524,8 @@ def deduplicate(records: Sequence[Record],
 
     joined: list[tuple[int, int, str]] = []
     uncertain = []
-    pairs = sorted(candidate_pairs(profiles))
-    for first, second in pairs:
+    codes = pair_codes(profiles)
+    for first, second in _decoded(codes, len(profiles)):
         a, b = profiles[first], profiles[second]
         stored = decided.get(frozenset((a.record_id, b.record_id)))
         if stored is not None:
@@ -526,7 +555,7 @@ def deduplicate(records: Sequence[Record],
     clusters.sort(key=lambda cluster: index[cluster.kept])
     still_open = [pair for pair in uncertain
                   if root(index[pair[0]]) != root(index[pair[1]])]
-    return DedupResult(clusters, still_open, len(pairs))
+    return DedupResult(clusters, still_open, len(codes))
 
 
 def kept_records(records: Sequence[Record], result: DedupResult) -> list[Record]:
