@@ -8,6 +8,7 @@ SVG and 300-dpi PNG bytes that are identical on every run.
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from typing import TYPE_CHECKING
 
 import matplotlib
@@ -15,6 +16,10 @@ import numpy as np
 import pandas as pd
 from matplotlib import patches
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
+from matplotlib.path import Path
+from matplotlib.textpath import TextPath
+from matplotlib.transforms import Affine2D
 
 from review.figure_style import EDGE, OKABE_ITO, styled
 
@@ -454,6 +459,14 @@ def _level_colours(count: int) -> list[str]:
     return [FAVOURABLE] + [UNSURE] * (count - 2) + [UNFAVOURABLE]
 
 
+def _glyph_marker(glyph: str) -> Path:
+    """A character in bold, centred, as a marker: one collection draws it in every cell."""
+    outline = TextPath((0, 0), glyph, size=1, prop=FontProperties(weight="bold"))
+    box = outline.get_extents()
+    return outline.transformed(Affine2D().translate(-(box.x0 + box.x1) / 2,
+                                                    -(box.y0 + box.y1) / 2))
+
+
 @styled
 def traffic_light_plot(judged: pd.DataFrame, appraisal: Appraisal,
                        title: str | None = None) -> Figure:
@@ -494,6 +507,10 @@ def traffic_light_plot(judged: pd.DataFrame, appraisal: Appraisal,
                    frameon=False, fontsize=7.5)
 
     columns = [item.id for item in items] + ["judgement"]
+    # One collection of circles and one of each mark, not an artist per cell: a review of a
+    # hundred reports has a thousand cells, which as artists took seconds to draw and save.
+    cells: list[tuple[int, int, str]] = []
+    marks: dict[str, list[tuple[int, int]]] = defaultdict(list)
     # Records, not tuples: an item id may hold a hyphen, which a namedtuple renames.
     for y, values in enumerate(judged.to_dict("records")):
         for x, column in enumerate(columns):
@@ -502,10 +519,15 @@ def traffic_light_plot(judged: pd.DataFrame, appraisal: Appraisal,
                 colour, mark = level_colour.get(answer, "white"), ""
             else:
                 colour, mark = roles.get(answer, ("white", ""))
-            grid.scatter(x, y, s=55, color=colour, edgecolors=EDGE, linewidths=0.4)
+            cells.append((x, y, colour))
             if mark:
-                grid.text(x, y, mark, ha="center", va="center", fontsize=6.5, color="white",
-                          fontweight="bold")
+                marks[mark].append((x, y))
+    if cells:
+        xs, ys, colours = zip(*cells, strict=True)
+        grid.scatter(xs, ys, s=55, c=colours, edgecolors=EDGE, linewidths=0.4)
+    for mark, places in marks.items():
+        xs, ys = zip(*places, strict=True)
+        grid.scatter(xs, ys, s=30, c="white", marker=_glyph_marker(mark), linewidths=0)
     grid.set_xlim(-0.6, len(columns) - 0.4)
     grid.set_ylim(reports - 0.5, -0.5)
     grid.set_xticks(range(len(columns)), [*columns[:-1], "Overall"], rotation=45, ha="left",
