@@ -248,6 +248,49 @@ def test_simulation_on_the_cc0_sample_beats_random_and_is_reproducible(run_cli):
     assert len(without.labels) == 200 - 16
 
 
+def asreview_ris(path: Path, rows: list[dict], notes: dict[int, str] | None = None) -> Path:
+    """The labelled rows as ASReview LAB exports them to RIS: each label an N1 note."""
+    lines = []
+    for number, row in enumerate(rows):
+        label = "ASReview_relevant" if row["label_included"] == "1" else "ASReview_irrelevant"
+        lines += ["TY  - JOUR", f"TI  - {row['title']}"]
+        lines += [f"AB  - {row['abstract']}"] if row["abstract"] else []
+        lines += [f"N1  - {(notes or {}).get(number, label)}", "ER  - ", ""]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def test_an_ris_export_labelled_by_asreview_is_simulated_like_its_table(tmp_path, run_cli):
+    with SAMPLE.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    path = asreview_ris(tmp_path / "asreview_export.ris", rows)
+    from_ris, from_csv = read_labelled(path), read_labelled(SAMPLE)
+    assert from_ris.labels == from_csv.labels and from_ris.included == 30
+    without = read_labelled(path, drop_missing_abstracts=True)
+    assert without.labels == read_labelled(SAMPLE, drop_missing_abstracts=True).labels
+    status, out, _ = run_cli("screen", "simulate", path, "--json")
+    assert status == 0 and json.loads(out)["records"] == 200
+
+
+@pytest.mark.parametrize(("note", "message"), [
+    ("ASReview_not_seen", "record 3 ('"), ("a reviewer's own note", "no label from ASReview")])
+def test_an_ris_record_asreview_did_not_label_is_a_one_line_error(tmp_path, run_cli, note,
+                                                                   message):
+    with SAMPLE.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))[:10]
+    path = asreview_ris(tmp_path / "partly.ris", rows, notes={2: note})
+    status, out, err = run_cli("screen", "simulate", path)
+    assert status == 2 and out == ""
+    assert err.count("\n") == 1 and message in err and str(path) in err
+
+
+def test_an_export_without_labels_is_refused_naming_what_carries_them(tmp_path, run_cli):
+    path = tmp_path / "pubmed.nbib"
+    path.write_text("PMID- 1\nTI  - A title\nAB  - An abstract.\n\nPMID- 2\nTI  - Another\n")
+    status, _, err = run_cli("screen", "simulate", path)
+    assert status == 2 and "a MEDLINE file carries no labels" in err
+
+
 def test_simulation_of_generated_text_finds_the_includes_early():
     labelled = read_labelled(write_csv(Path(__import__("tempfile").mkdtemp()) / "g.csv",
                                        labelled_rows(400, 20)))

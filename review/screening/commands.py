@@ -365,7 +365,8 @@ def add_commands(commands: argparse._SubParsersAction) -> argparse._SubParsersAc
     simulate = screen_commands.add_parser(
         "simulate", help="replay a labelled review to measure the ranking and stopping rule",
         description="Screen a labelled set (CSV, TSV or XLSX with title, abstract and a 0/1 "
-                    "label column) in the model's order as a reviewer who always answers "
+                    "label column, or an RIS export labelled by ASReview LAB) in the model's "
+                    "order as a reviewer who always answers "
                     "truthfully, and print WSS@95, WSS@100, RRF@10, recall after 10/25/50%% "
                     "screened, where the stopping rule stopped with the recall there, and "
                     "the time per retrain. Nothing in the workspace is read or changed.",

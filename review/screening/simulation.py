@@ -41,12 +41,20 @@ class LabelledSet:
         return sum(self.labels)
 
 
+TABLES = (".csv", ".tsv", ".tab", ".xlsx", ".xlsm")
+ASREVIEW_LABELS = {"relevant": 1, "irrelevant": 0}
+
+
 def read_labelled(path: str | os.PathLike, label_column: str = "label_included",
                   drop_missing_abstracts: bool = False) -> LabelledSet:
     """A labelled set from CSV, TSV or XLSX with `title`, `abstract` (either may be missing,
-    not both) and a 0/1 label column; every problem named with the file, row and column."""
+    not both) and a 0/1 label column, or from an RIS export labelled by ASReview LAB (its
+    N1 notes ASReview_relevant and ASReview_irrelevant); every problem named with the file,
+    row and column."""
     source = str(path)
     suffix = Path(source).suffix.lower()
+    if suffix not in TABLES:
+        return _labelled_export(Path(source), drop_missing_abstracts)
     try:
         if suffix in (".xlsx", ".xlsm"):
             frame = pd.read_excel(source, dtype=str).fillna("")
@@ -84,6 +92,35 @@ def read_labelled(path: str | os.PathLike, label_column: str = "label_included",
         raise ReviewError(f"{source}: {label_name}: every record is labelled 1; there is "
                           "nothing to rank")
     return LabelledSet(source, tuple(texts), tuple(int(v) for v in frame["_label"]))
+
+
+def _labelled_export(path: Path, drop_missing_abstracts: bool) -> LabelledSet:
+    """The records of any export `review import` reads, each labelled by ASReview's note."""
+    from review.search.readers import NAMES, read_export
+
+    export = read_export(path, "simulation")
+    if export.format != "ris":
+        raise ReviewError(f"{path}: a {NAMES[export.format]} file carries no labels; give a "
+                          "CSV, TSV or XLSX with a label column, or an RIS export labelled by "
+                          "ASReview LAB (N1 notes ASReview_relevant / ASReview_irrelevant)")
+    records, labels = [], []
+    for record in export.records:
+        label = record.extra.get("asreview_label", "")
+        if label not in ASREVIEW_LABELS:
+            raise ReviewError(f"{path}: record {record.position} ('{record.title[:60]}'): "
+                              f"{'not seen by' if label else 'no label from'} ASReview "
+                              "(an N1 note ASReview_relevant or ASReview_irrelevant); a "
+                              "simulation needs every record labelled")
+        if drop_missing_abstracts and not record.abstract:
+            continue
+        records.append(f"{record.title} {record.abstract}".strip())
+        labels.append(ASREVIEW_LABELS[label])
+    if not any(labels):
+        raise ReviewError(f"{path}: no record is labelled ASReview_relevant (included)")
+    if all(labels):
+        raise ReviewError(f"{path}: every record is labelled ASReview_relevant; there is "
+                          "nothing to rank")
+    return LabelledSet(str(path), tuple(records), tuple(labels))
 
 
 @dataclass(frozen=True)

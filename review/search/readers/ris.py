@@ -67,8 +67,22 @@ def _fields(fields: dict[str, list[str]]) -> dict[str, object]:
         volume=_first(fields, ("VL", "VO")), issue=_first(fields, ("IS", "CP")), pages=pages,
         publication_types=kinds, keywords=fields.get("KW", []),
         language=_first(fields, ("LA",)),
-        extra={"accession": _first(fields, ("AN",)), "database": _first(fields, ("DB",))},
+        extra={"accession": _first(fields, ("AN",)), "database": _first(fields, ("DB",)),
+               "asreview_label": _asreview_label(fields)},
     )
+
+
+# ASReview LAB writes each record's label into an N1 note of its RIS export.
+ASREVIEW_LABEL = re.compile(r"\bASReview_(relevant|irrelevant|not_seen)\b")
+
+
+def _asreview_label(fields: dict[str, list[str]]) -> str:
+    """'relevant', 'irrelevant' or 'not_seen' where ASReview labelled the record, else ''."""
+    for note in fields.get("N1", []):
+        found = ASREVIEW_LABEL.search(note)
+        if found:
+            return found.group(1)
+    return ""
 
 
 # Ovid's RIS numbers its records ("1." on a line before TY) and writes links after ER (an NL
