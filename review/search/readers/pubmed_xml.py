@@ -70,42 +70,60 @@ def _mesh(headings: Iterable[etree._Element]) -> list[str]:
     return mesh
 
 
+def _children(element: etree._Element | None) -> dict[object, etree._Element]:
+    """An element's first child of each tag, found in one pass over its children."""
+    first: dict[object, etree._Element] = {}
+    for child in element if element is not None else ():
+        first.setdefault(child.tag, child)
+    return first
+
+
+def _child_text(children: dict[object, etree._Element], tag: str) -> str:
+    child = children.get(tag)
+    return (child.text or "") if child is not None else ""
+
+
 def article_fields(article: etree._Element) -> dict[str, object]:
     """The normalised fields of one PubmedArticle or PubmedBookArticle element.
 
     A journal article is read by its children's fixed paths: a descendant search walks the
-    whole article, its reference list too (whose DOIs are other works'), once per field."""
+    whole article, its reference list too (whose DOIs are other works'), once per field. The
+    single fields are taken from each level's children, found in one pass, not by a path
+    search per field."""
     citation = article.find("MedlineCitation")
     journal_article = citation.find("Article") if citation is not None else None
     if article.tag != "PubmedArticle" or journal_article is None:
         return _any_article_fields(article)
-    pmid = citation.findtext("PMID")
-    issue = journal_article.find("Journal/JournalIssue")
-    date = issue.find("PubDate") if issue is not None else None
-    year = ((date.findtext("Year") or date.findtext("MedlineDate")) if date is not None
-            else "") or journal_article.findtext("ArticleDate/Year") or _year(article)
-    pages = journal_article.findtext("Pagination/MedlinePgn") or "-".join(
-        value for value in (journal_article.findtext("Pagination/StartPage"),
-                            journal_article.findtext("Pagination/EndPage")) if value)
+    cited = _children(citation)
+    parts = _children(journal_article)
+    journal = _children(parts.get("Journal"))
+    issue = _children(journal.get("JournalIssue"))
+    date = _children(issue.get("PubDate"))
+    pagination = _children(parts.get("Pagination"))
+    pmid = _child_text(cited, "PMID")
+    year = (_child_text(date, "Year") or _child_text(date, "MedlineDate")
+            or _child_text(_children(parts.get("ArticleDate")), "Year") or _year(article))
+    pages = _child_text(pagination, "MedlinePgn") or "-".join(
+        value for value in (_child_text(pagination, "StartPage"),
+                            _child_text(pagination, "EndPage")) if value)
     return {
         "line": article.sourceline or 1, "export_id": pmid or "", "pmid": pmid,
         "doi": _doi(article.iterfind("PubmedData/ArticleIdList/ArticleId"),
                     journal_article.iterfind("ELocationID")),
-        "title": _text(journal_article.find("ArticleTitle")),
+        "title": _text(parts.get("ArticleTitle")),
         "abstract": _abstract(journal_article.iterfind("Abstract/AbstractText")),
         "authors": _authors(journal_article.iterfind("AuthorList/Author")),
-        "journal": journal_article.findtext("Journal/Title") or "",
+        "journal": _child_text(journal, "Title"),
         "year": year,
-        "volume": (issue.findtext("Volume") if issue is not None else "") or "",
-        "issue": (issue.findtext("Issue") if issue is not None else "") or "",
+        "volume": _child_text(issue, "Volume"),
+        "issue": _child_text(issue, "Issue"),
         "pages": pages,
         "publication_types": [t.text or "" for t in
                               journal_article.iterfind("PublicationTypeList/PublicationType")],
         "mesh_terms": _mesh(citation.iterfind("MeshHeadingList/MeshHeading")),
         "keywords": [_text(k) for k in citation.iterfind("KeywordList/Keyword")],
-        "language": journal_article.findtext("Language") or "",
-        "extra": {"journal_abbreviation":
-                  journal_article.findtext("Journal/ISOAbbreviation") or ""},
+        "language": _child_text(parts, "Language"),
+        "extra": {"journal_abbreviation": _child_text(journal, "ISOAbbreviation")},
     }
 
 
