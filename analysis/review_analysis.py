@@ -307,8 +307,13 @@ def render_figures(analysis: ReviewAnalysis, workers: int | None = None,
 
 
 def _cost_order(name: str) -> int:
-    """Largest figures first, so that the workers finish together."""
-    return 0 if name.startswith(("forest_", "prisma", "skeleton")) else 1
+    """Largest figures first, so that the workers finish together: the traffic light (a row
+    per report) before the forest plots (a row per study), then the other large ones."""
+    for rank, prefixes in enumerate((("appraisal_",), ("forest_",),
+                                     ("site_frequencies", "prisma", "skeleton"))):
+        if name.startswith(prefixes):
+            return rank
+    return 3
 
 
 def table_csv(table: pd.DataFrame) -> bytes:

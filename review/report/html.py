@@ -140,16 +140,22 @@ def table_html(frame: pd.DataFrame, columns: dict[str, str] | None = None,
 _SVG_PREAMBLE = re.compile(r"^.*?(?=<svg\b)", re.DOTALL)
 _SVG_METADATA = re.compile(r"<metadata>.*?</metadata>\s*", re.DOTALL)
 _SVG_ID = re.compile(r'\bid="([^"]+)"')
+# Where an SVG names an identifier: its definition, a link to it, a url() of it.
+_SVG_REFERENCE = re.compile(r'(id="|href="#)([^"]+)(")|url\(#([^)]+)\)')
 
 
 def inline_svg(svg: bytes, prefix: str, label: str) -> str:
     """An SVG file as an inline element: no XML preamble or metadata, ids made unique."""
     markup = _SVG_METADATA.sub("", _SVG_PREAMBLE.sub("", svg.decode("utf-8"), count=1))
-    for identifier in sorted(set(_SVG_ID.findall(markup)), key=len, reverse=True):
-        unique = f"{prefix}-{identifier}"
-        markup = markup.replace(f'id="{identifier}"', f'id="{unique}"')
-        markup = markup.replace(f"url(#{identifier})", f"url(#{unique})")
-        markup = markup.replace(f'href="#{identifier}"', f'href="#{unique}"')
+    identifiers = set(_SVG_ID.findall(markup))
+
+    def unique(found: re.Match) -> str:
+        opening, name, closing = (found.group(1, 2, 3) if found.group(1) is not None
+                                  else ("url(#", found.group(4), ")"))
+        return f"{opening}{prefix}-{name}{closing}" if name in identifiers else found.group(0)
+
+    # One pass over the markup, not three per identifier: a figure has hundreds of them.
+    markup = _SVG_REFERENCE.sub(unique, markup)
     return markup.replace("<svg ", f'<svg role="img" aria-label="{text(label)}" ', 1)
 
 
