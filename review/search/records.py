@@ -252,7 +252,13 @@ class RecordStore:
                                   f"({record.source_file} #{record.position}) is stored already")
             known.add(record.record_id)
             records.append(record)
-        return "".join(f"{record.to_json()}\n" for record in records).encode("utf-8")
+        # Line by line into one buffer: a joined text and then its bytes held a large store
+        # three times over.
+        contents = bytearray()
+        for record in records:
+            contents += record.to_json().encode("utf-8")
+            contents += b"\n"
+        return bytes(contents)
 
     def add(self, new: Iterable[Record]) -> list[Record]:
         """Append records, atomically; returns them."""

@@ -270,6 +270,7 @@ def read_export(path: Path, source: str, *, declared: str | None = None,
         raise ReviewError(f"{path}: cannot read: {error.strerror}") from None
     if not data.strip():
         raise ReviewError(f"{path}:1: empty file")
+    digest = hashlib.sha256(data).hexdigest()
     kind = _binary_format(path, data, declared)
     used = "binary"
     if kind is None:
@@ -277,13 +278,16 @@ def read_export(path: Path, source: str, *, declared: str | None = None,
         if not text.strip():
             raise ReviewError(f"{path}:1: empty file")
         kind = detect_format(path, text, declared)
-        entries = (BYTE_READERS[kind](data, str(path)) if kind in BYTE_READERS
-                   else TEXT_READERS[kind](text, str(path)))
+        if kind in BYTE_READERS:
+            entries = BYTE_READERS[kind](data, str(path))
+        else:
+            del data  # a text reader needs the text only: a large export is not held twice
+            entries = TEXT_READERS[kind](text, str(path))
+        del text
     else:
         entries = BYTE_READERS[kind](data, str(path))
     if not entries:
         raise ReviewError(f"{path}:1: no records found in this {NAMES[kind]} file")
-    digest = hashlib.sha256(data).hexdigest()
     records, empty_lines = [], []
     for position, (line, fields) in enumerate(entries, start=1):
         # Positions count every entry, empty ones too, so a record's id does not depend on
