@@ -64,14 +64,29 @@ def cached(root: Path, name: str, inputs: Iterable[Path], compute: Callable[[], 
         except (OSError, ValueError, KeyError, TypeError) as error:
             print(f"review: warning: {path}: a damaged cache ({error}); recomputed",
                   file=sys.stderr)
-    encoded = encode(compute())
-    payload = json.dumps(encoded, sort_keys=True)
-    write_atomically(path, json.dumps({"key": key, "check": _check(payload),
-                                       "result": encoded}, sort_keys=True))
+    payload = _store(path, key, encode(compute()))
     _prune(folder, name, keep=path)
     # Read back as a cached result would be, so that the first call and every later one
     # give the same result, to the type.
     return decode(json.loads(payload))
+
+
+def remember(root: Path, name: str, inputs: Iterable[Path], result: T,
+             encode: Callable[[T], Any]) -> None:
+    """Keep a result computed elsewhere (by the command that also wrote its inputs) for the
+    present state of its `inputs`, so that `cached` reads it instead of computing it again."""
+    key = inputs_key(root, inputs)
+    path = state_folder(root) / "cache" / f"{name}-{key[:40]}.json"
+    if not path.exists():
+        _store(path, key, encode(result))
+        _prune(path.parent, name, keep=path)
+
+
+def _store(path: Path, key: str, encoded: Any) -> str:
+    payload = json.dumps(encoded, sort_keys=True)
+    write_atomically(path, json.dumps({"key": key, "check": _check(payload),
+                                       "result": encoded}, sort_keys=True))
+    return payload
 
 
 def _check(payload: str) -> str:

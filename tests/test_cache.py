@@ -96,3 +96,24 @@ def test_only_the_newest_results_of_a_name_are_kept(tmp_path):
         assert cached(tmp_path, "square", [tmp_path / "input.txt"], lambda v=value: v * v,
                       lambda r: r, lambda d: d) == value * value
     assert len(list((tmp_path / ".review" / "cache").glob("square-*.json"))) == 3
+
+
+def test_what_review_dedup_computed_is_what_status_reads(workspace, runs, monkeypatch):
+    """`review dedup` de-duplicates once and keeps the result for the files it wrote; the
+    status after it, and a page, read that result instead of de-duplicating again. A
+    reviewer's verdict changes the stored verdicts, and its result is kept for them too."""
+    from review.screening import dedup
+
+    monkeypatch.setattr(dedup, "deduplicate", flow.deduplicate)  # counted as well
+    update = dedup.update_dedup(workspace)
+    assert len(runs) == 1
+    status = review_status(workspace)
+    assert len(runs) == 1 and status["duplicates_removed"] == update.result.duplicates_removed
+    assert flow.deduplicated_records(workspace).dedup == update.result
+    assert len(runs) == 1
+    first, second = update.records[0].record_id, update.records[1].record_id
+    judged = dedup.update_dedup(workspace, [dedup.PairDecision(first, second, False, "ana")])
+    assert len(runs) == 2
+    assert flow.deduplicated_records(workspace).dedup == judged.result
+    assert len(runs) == 2
+    assert json.loads(json.dumps(_review_status(workspace))) == review_status(workspace)

@@ -17,6 +17,7 @@ asked again.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import re
 from array import array
@@ -24,10 +25,12 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rapidfuzz.distance import Indel
 
+from review.cache import cached, remember
 from review.errors import ReviewError
 from review.fileio import read_text, spreadsheet_safe
 from review.search.records import (
@@ -558,6 +561,32 @@ def deduplicate(records: Sequence[Record],
     return DedupResult(clusters, still_open, len(codes))
 
 
+def dedup_to_json(result: DedupResult) -> dict[str, Any]:
+    return {"clusters": [dataclasses.asdict(cluster) for cluster in result.clusters],
+            "uncertain": [list(pair) for pair in result.uncertain],
+            "pairs_compared": result.pairs_compared}
+
+
+def dedup_from_json(data: dict[str, Any]) -> DedupResult:
+    return DedupResult(
+        clusters=[Cluster(cluster["cluster_id"], cluster["kept"], tuple(cluster["members"]),
+                          tuple(tuple(rule) for rule in cluster["rules"]))
+                  for cluster in data["clusters"]],
+        uncertain=[tuple(pair) for pair in data["uncertain"]],
+        pairs_compared=int(data["pairs_compared"]))
+
+
+def _dedup_inputs(workspace: Workspace) -> list[Path]:
+    return [workspace.search_dir / "records.jsonl", dedup_folder(workspace) / "decisions.csv"]
+
+
+def stored_dedup(workspace: Workspace, compute: Callable[[], DedupResult]) -> DedupResult:
+    """The de-duplication of the workspace's records under its stored pair verdicts:
+    `compute()` once per state of the two files, kept in `review.cache`."""
+    return cached(workspace.root, "dedup", _dedup_inputs(workspace), compute, dedup_to_json,
+                  dedup_from_json)
+
+
 def kept_records(records: Sequence[Record], result: DedupResult) -> list[Record]:
     """The records that go on to screening: every record not merged into another's cluster."""
     merged_away = {member for cluster in result.clusters for member in cluster.members
@@ -670,9 +699,18 @@ def update_dedup(workspace: Workspace, verdicts: Iterable[PairDecision] = ()) ->
     verdicts as one change, as the workspace's one writer: verdicts stored meanwhile by
     another reviewer are read inside the lock, so none is lost."""
     folder = dedup_folder(workspace)
+    verdicts = list(verdicts)
     with workspace_lock(workspace.root, "dedup"):
         records = database_records(workspace)
         decisions = [*read_pair_decisions(folder / "decisions.csv"), *verdicts]
-        result = deduplicate(records, decisions)
+
+        def compute() -> DedupResult:
+            return deduplicate(records, decisions)
+
+        # With no new verdict the stored result of these files (`review status`'s, say) is
+        # the result; one computed here is kept for the files as written, so that the next
+        # status or page reads it instead of de-duplicating the records again.
+        result = stored_dedup(workspace, compute) if not verdicts else compute()
         commit(workspace.root, dedup_files(folder, records, result, decisions))
+        remember(workspace.root, "dedup", _dedup_inputs(workspace), result, dedup_to_json)
     return DedupUpdate(records, result, decisions)

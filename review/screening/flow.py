@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from review.cache import cached
 from review.errors import ReviewError
 from review.screening.decisions import (
     ADJUDICATOR,
@@ -30,11 +29,12 @@ from review.screening.decisions import (
     outcome_of,
 )
 from review.screening.dedup import (
-    Cluster,
     DedupResult,
+    dedup_folder,
     deduplicate,
     kept_records,
     read_pair_decisions,
+    stored_dedup,
 )
 from review.search.records import (
     Record,
@@ -72,30 +72,12 @@ def deduplicated_records(workspace: Workspace) -> DeduplicatedRecords:
     """The records with their de-duplication, computed once per state of the records and
     the pair decisions (see `review.cache`)."""
     settle(workspace.root)
-    records_path = workspace.search_dir / "records.jsonl"
-    decisions_path = workspace.data_dir / "dedup" / "decisions.csv"
-    records = RecordStore(records_path).load()
+    records = RecordStore(workspace.search_dir / "records.jsonl").load()
     database = [r for r in records if not identified_via_other_methods(r)]
     other = [r for r in records if identified_via_other_methods(r)]
-    dedup = cached(workspace.root, "dedup", [records_path, decisions_path],
-                   lambda: deduplicate(database, read_pair_decisions(decisions_path)),
-                   _encode_dedup, _decode_dedup)
+    dedup = stored_dedup(workspace, lambda: deduplicate(database, read_pair_decisions(
+        dedup_folder(workspace) / "decisions.csv")))
     return DeduplicatedRecords(records, dedup, kept_records(database, dedup), other)
-
-
-def _encode_dedup(result: DedupResult) -> dict[str, Any]:
-    return {"clusters": [dataclasses.asdict(cluster) for cluster in result.clusters],
-            "uncertain": [list(pair) for pair in result.uncertain],
-            "pairs_compared": result.pairs_compared}
-
-
-def _decode_dedup(data: dict[str, Any]) -> DedupResult:
-    return DedupResult(
-        clusters=[Cluster(cluster["cluster_id"], cluster["kept"], tuple(cluster["members"]),
-                          tuple(tuple(rule) for rule in cluster["rules"]))
-                  for cluster in data["clusters"]],
-        uncertain=[tuple(pair) for pair in data["uncertain"]],
-        pairs_compared=int(data["pairs_compared"]))
 
 
 def screening_state(workspace: Workspace,
