@@ -103,7 +103,7 @@ def _labelled_export(path: Path, drop_missing_abstracts: bool) -> LabelledSet:
         raise ReviewError(f"{path}: a {NAMES[export.format]} file carries no labels; give a "
                           "CSV, TSV or XLSX with a label column, or an RIS export labelled by "
                           "ASReview LAB (N1 notes ASReview_relevant / ASReview_irrelevant)")
-    records, labels = [], []
+    texts, labels = [], []
     for record in export.records:
         label = record.extra.get("asreview_label", "")
         if label not in ASREVIEW_LABELS:
@@ -113,14 +113,14 @@ def _labelled_export(path: Path, drop_missing_abstracts: bool) -> LabelledSet:
                               "simulation needs every record labelled")
         if drop_missing_abstracts and not record.abstract:
             continue
-        records.append(f"{record.title} {record.abstract}".strip())
+        texts.append(f"{record.title} {record.abstract}".strip())
         labels.append(ASREVIEW_LABELS[label])
     if not any(labels):
         raise ReviewError(f"{path}: no record is labelled ASReview_relevant (included)")
     if all(labels):
         raise ReviewError(f"{path}: every record is labelled ASReview_relevant; there is "
                           "nothing to rank")
-    return LabelledSet(str(path), tuple(records), tuple(labels))
+    return LabelledSet(str(path), tuple(texts), tuple(labels))
 
 
 @dataclass(frozen=True)

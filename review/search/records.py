@@ -174,9 +174,9 @@ def legacy_record_id(record: Record) -> str:
     return f"r{digest}"
 
 
-def _cleaned(values: object) -> tuple[str, ...]:
+def _cleaned(values: Iterable[str] | None) -> tuple[str, ...]:
     """A list field's values, cleaned, without the blank ones."""
-    return tuple(filter(None, map(clean, values or ())))  # type: ignore[call-overload]
+    return tuple(filter(None, map(clean, values or ())))
 
 
 def make_record(source: str, source_file: str, *, origin: str, position: int,

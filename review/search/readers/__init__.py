@@ -283,7 +283,7 @@ def read_export(path: Path, source: str, *, declared: str | None = None,
         else:
             del data  # a text reader needs the text only: a large export is not held twice
             entries = TEXT_READERS[kind](text, str(path))
-        del text
+        del text  # nor is its text while its records are made
     else:
         entries = BYTE_READERS[kind](data, str(path))
     if not entries:
