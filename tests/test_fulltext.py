@@ -31,13 +31,14 @@ OTHER = {"identified_via": "other methods"}
 
 
 def make_pdf(*lines: str, subject: str = "", pages: int = 1) -> bytes:
-    """A real PDF from matplotlib's PDF backend, with its text extractable."""
+    """A real PDF from matplotlib's PDF backend, with its text extractable; the same lines
+    give the same bytes (no creation time), as an upload test that counts files needs."""
     from matplotlib.backends.backend_pdf import PdfPages
     from matplotlib.figure import Figure
 
     buffer = io.BytesIO()
-    with PdfPages(buffer, metadata={"Title": lines[0] if lines else "", "Subject": subject}
-                  ) as document:
+    with PdfPages(buffer, metadata={"Title": lines[0] if lines else "", "Subject": subject,
+                                        "CreationDate": None}) as document:
         for page in range(pages):
             figure = Figure(figsize=(8.27, 11.69))
             for number, line in enumerate(lines):
