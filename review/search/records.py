@@ -73,7 +73,9 @@ class Record:
         return not self.origin and self.extra.get("identified_via") != OTHER_METHODS
 
     def to_json(self) -> str:
-        data = {name: getattr(self, name) for name in FIELD_NAMES}
+        # The instance's own fields, copied in one step (no property is ever stored on it);
+        # the encoder sorts the keys.
+        data = dict(vars(self))
         if not data["extra"]:
             del data["extra"]
         return JSON_LINE.encode(data)
@@ -104,7 +106,6 @@ class Record:
         return cls(**data)
 
 
-FIELD_NAMES = tuple(item.name for item in dataclasses.fields(Record))
 # One encoder for every line: json.dumps with options builds a new one per call.
 JSON_LINE = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
 

@@ -30,15 +30,18 @@ def _first(fields: dict[str, list[str]], tags: tuple[str, ...]) -> str:
     return ""
 
 
-def _pmid(fields: dict[str, list[str]]) -> str:
+def _indexed_by_pubmed(fields: dict[str, list[str]]) -> bool:
     database = " ".join(fields.get("DB", []) + fields.get("DP", [])).lower()
-    indexed = any(name in database for name in ("medline", "pubmed", "nlm"))
+    return any(name in database for name in ("medline", "pubmed", "nlm"))
+
+
+def _pmid(fields: dict[str, list[str]]) -> str:
     for tag in ("AN", "C5", "M2", "N1", "U2"):
-        for value in fields.get(tag, []):
+        for value in fields.get(tag, ()):
             match = PMID_NOTE.search(value)
             if match:
                 return match.group(1)
-            if tag == "AN" and indexed and value.strip().isdigit():
+            if tag == "AN" and value.strip().isdigit() and _indexed_by_pubmed(fields):
                 return value.strip()
     return ""
 

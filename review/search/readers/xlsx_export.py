@@ -6,8 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 
-from openpyxl import load_workbook
-
 from review.errors import ReviewError, one_line
 from review.fileio import DAMAGED_WORKBOOK
 from review.search.readers.columns import records_from_rows
@@ -24,6 +22,10 @@ def _text(value: object) -> str:
 
 
 def read(data: bytes, source_file: str) -> list[tuple[int, dict[str, object]]]:
+    # Imported here: openpyxl takes a quarter of a second to import, which every other
+    # format's import would otherwise pay.
+    from openpyxl import load_workbook
+
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except DAMAGED_WORKBOOK as error:
