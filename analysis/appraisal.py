@@ -16,8 +16,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from analysis import figures
-from review.extraction.appraisal import judge_reports
-from review.protocol import Appraisal
+from review.extraction.appraisal import judge_reports, report_appraisals
+from review.protocol import Appraisal, Protocol
 
 if TYPE_CHECKING:
     from analysis.review_analysis import ReviewAnalysis
@@ -116,3 +116,14 @@ def restricted_comparison(full: ReviewAnalysis, restricted: ReviewAnalysis) -> p
     return pd.DataFrame([{"measure": measure, "all_reports": value,
                           "restricted": kept.get(measure, "not available in these reports")}
                          for measure, value in every.items()])
+
+
+def judged_appraisal(protocol: Protocol, appraisal: pd.DataFrame | None
+                     ) -> AppraisalAnalysis | None:
+    """Each report's appraisal judged by the protocol's rule; None without a rule, without
+    answers or without a report to judge."""
+    spec = protocol.extraction.appraisal
+    if spec is None or spec.judgement is None or appraisal is None:
+        return None
+    counted = report_appraisals(appraisal, spec)
+    return None if counted.empty else AppraisalAnalysis(spec).fit(counted)

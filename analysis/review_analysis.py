@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import functools
 import math
-import multiprocessing
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +16,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from analysis import figures
-from analysis.appraisal import AppraisalAnalysis, restricted_comparison
+from analysis.appraisal import AppraisalAnalysis, judged_appraisal, restricted_comparison
 from analysis.outcomes import BinaryOutcome, OutcomeAnalysis, analyze_outcome
 from analysis.pooling import PooledProportion
+from analysis.rendering import FigureRendering
 from analysis.sites import (
     body_map_frequencies,
     pooled_region_proportions,
@@ -31,7 +30,6 @@ from analysis.sites import (
 )
 from analysis.survival import SurvivalAnalysis, analyze_survival
 from analysis.tables import characteristics_table
-from review.extraction.appraisal import report_appraisals
 from review.extraction.sheet import study_table, typed_cases
 from review.extraction.summary import summarize_extraction
 from review.figure_style import figure_files
@@ -73,13 +71,10 @@ class ReviewAnalysis:
 
 def _appraised(raw_cases: pd.DataFrame, protocol: Protocol, appraisal: pd.DataFrame | None,
                options: dict[str, str]) -> tuple[AppraisalAnalysis | None, ReviewAnalysis | None]:
-    spec = protocol.extraction.appraisal
-    if spec is None or spec.judgement is None or appraisal is None:
+    judged = judged_appraisal(protocol, appraisal)
+    if judged is None:
         return None, None
-    counted = report_appraisals(appraisal, spec)
-    if counted.empty:
-        return None, None
-    judged = AppraisalAnalysis(spec).fit(counted)
+    spec = judged.spec
     kept = judged.kept()
     if not spec.judgement.sensitivity or not kept:
         return judged, None
@@ -227,7 +222,8 @@ def _outcome_figures(analysis: ReviewAnalysis, outcome_id: str, outcome: Outcome
 
 
 def figure_builders(analysis: ReviewAnalysis) -> dict[str, Callable[[], Figure]]:
-    """How to draw every figure, by file stem; nothing is drawn until a builder is called."""
+    """How to draw every figure, by file stem, the largest first; nothing is drawn until a
+    builder is called."""
     labels = {region.id: region.label for region in analysis.protocol.analysis.site_regions}
     builders: dict[str, Callable[[], Figure]] = {
         "site_frequencies": lambda: figures.site_frequency_plot(analysis.site_frequencies),
@@ -268,7 +264,23 @@ def figure_builders(analysis: ReviewAnalysis) -> dict[str, Callable[[], Figure]]
                 result.plot, title=f"By {names[grouping].lower()}")
     if analysis.appraisal is not None:
         builders["appraisal_traffic_light"] = analysis.appraisal.plot
-    return builders
+    return largest_first(builders)
+
+
+def largest_first(builders: dict[str, Callable[[], Figure]]
+                  ) -> dict[str, Callable[[], Figure]]:
+    """The builders with the largest figures first, so that workers drawing them in order
+    finish together: the traffic light (a row per report) before the forest plots (a row per
+    study), then the other large ones."""
+    return dict(sorted(builders.items(), key=lambda item: _cost_order(item[0])))
+
+
+def _cost_order(name: str) -> int:
+    for rank, prefixes in enumerate((("appraisal_",), ("forest_",),
+                                     ("site_frequencies", "prisma", "skeleton"))):
+        if name.startswith(prefixes):
+            return rank
+    return 3
 
 
 def analysis_figures(analysis: ReviewAnalysis) -> dict[str, Figure]:
@@ -276,44 +288,17 @@ def analysis_figures(analysis: ReviewAnalysis) -> dict[str, Figure]:
     return {name: build() for name, build in figure_builders(analysis).items()}
 
 
-_PENDING_BUILDERS: dict[str, Callable[[], Figure]] = {}
-
-
-def _render(name: str) -> tuple[str, dict[str, bytes]]:
-    return name, figure_files(_PENDING_BUILDERS[name]())
-
-
 def render_figures(analysis: ReviewAnalysis, workers: int | None = None,
                    extra: dict[str, Callable[[], Figure]] | None = None
                    ) -> dict[str, dict[str, bytes]]:
     """SVG and PNG bytes of every figure (and of `extra` ones), drawn in parallel where the
-    platform can fork.
-
-    Rasterising 300-dpi PNGs is most of a build's time and the figures are independent, so
-    forked workers (which inherit the analysis without pickling it) share the cores.
-    """
-    builders = {**figure_builders(analysis), **(extra or {})}
-    workers = workers or min(os.cpu_count() or 1, len(builders))
-    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+    platform can fork; in this process with `workers=1`."""
+    builders = largest_first({**figure_builders(analysis), **(extra or {})})
+    if workers == 1:
         return {name: figure_files(build()) for name, build in builders.items()}
-    _PENDING_BUILDERS.clear()
-    _PENDING_BUILDERS.update(builders)
-    try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            rendered = dict(pool.map(_render, sorted(builders, key=_cost_order), chunksize=1))
-    finally:
-        _PENDING_BUILDERS.clear()
-    return {name: rendered[name] for name in builders}
-
-
-def _cost_order(name: str) -> int:
-    """Largest figures first, so that the workers finish together: the traffic light (a row
-    per report) before the forest plots (a row per study), then the other large ones."""
-    for rank, prefixes in enumerate((("appraisal_",), ("forest_",),
-                                     ("site_frequencies", "prisma", "skeleton"))):
-        if name.startswith(prefixes):
-            return rank
-    return 3
+    with FigureRendering() as rendering:
+        rendering.start(builders, workers)
+        return rendering.files()
 
 
 def table_csv(table: pd.DataFrame) -> bytes:

@@ -64,12 +64,12 @@ def render_outputs(workspace: Workspace, date: BuildDate,
     """Every output file of the build dated `date`, by path relative to the output folder."""
     import pandas as pd
 
-    from analysis.review_analysis import analysis_tables, analyze_review, render_figures, table_csv
+    from analysis.appraisal import judged_appraisal
+    from analysis.rendering import FigureRendering
     from review.extraction.appraisal import read_appraisal
     from review.extraction.compare import compare_extractors
     from review.extraction.duplicates import read_decisions, screen_duplicates
     from review.extraction.validate import validated_cases
-    from review.report.html import ReportInputs, render_report
     from review.report.markdown import markdown_table
 
     protocol = workspace.protocol
@@ -88,52 +88,76 @@ def render_outputs(workspace: Workspace, date: BuildDate,
     appraisal = None
     if schema.appraisal is not None and workspace.appraisal_path.exists():
         appraisal = read_appraisal(workspace.appraisal_path, schema.appraisal)
-    progress(f"analysing {len(analysed)} {schema.unit}s")
-    analysis = analyze_review(analysed, protocol, appraisal=appraisal)
     outputs: dict[str, bytes] = {}
-    for name, table in analysis_tables(analysis).items():
-        outputs[f"tables/{name}.csv"] = table_csv(table)
-        outputs[f"tables/{name}.md"] = markdown_table(table).encode("utf-8")
-    prisma = None
+    prisma = state = None
     teams = []
-    extra = {}
+    # The figures that need no analysis are drawn while the analysis runs.
+    early = {}
+    judged = judged_appraisal(protocol, appraisal)
+    if judged is not None:
+        early["appraisal_traffic_light"] = judged.plot
     if (workspace.search_dir / "records.jsonl").exists():
         from review.extraction.prisma_counts import prisma_counts_for
-        from review.screening.flow import screening_state, stage_team
+        from review.screening.flow import screening_state
         from review.screening.prisma import prisma_csv, prisma_diagram
 
         state = screening_state(workspace)
         prisma = prisma_counts_for(workspace, state)
         outputs["tables/prisma2020.csv"] = prisma_csv(prisma)
-        extra["prisma_flow"] = functools.partial(prisma_diagram, prisma)
-        teams = [team for stage in protocol.screening.stages
-                 if (team := stage_team(stage, state.decisions[stage])) is not None]
+        early["prisma_flow"] = functools.partial(prisma_diagram, prisma)
+    progress("drawing the figures")
+    with FigureRendering() as rendering:
+        rendering.start(early, workers=1)
+        # Imported once those figures are forked: importing the statistics libraries is a third
+        # of a cold build, and it overlaps their drawing.
+        from analysis.review_analysis import (
+            analysis_tables,
+            analyze_review,
+            figure_builders,
+            table_csv,
+        )
+        from review.report.html import ReportInputs, render_report
+
+        if state is not None:
+            # Agreement imports statsmodels: after the early figures are forked, too.
+            from review.screening.flow import stage_team
+
+            teams = [team for stage in protocol.screening.stages
+                     if (team := stage_team(stage, state.decisions[stage])) is not None]
+        progress(f"analysing {len(analysed)} {schema.unit}s")
+        analysis = analyze_review(analysed, protocol, appraisal=appraisal)
+        rendering.start({name: build for name, build in figure_builders(analysis).items()
+                         if name not in early})
+        for name, table in analysis_tables(analysis).items():
+            outputs[f"tables/{name}.csv"] = table_csv(table)
+            outputs[f"tables/{name}.md"] = markdown_table(table).encode("utf-8")
         if teams:
             outputs["tables/screening_agreement.csv"] = table_csv(pd.DataFrame(
                 [_team_row(team) for team in teams]))
-    double_extraction = None
-    if schema.double_extraction is not None:
-        progress(f"comparing the extractors' sheets in "
-                 f"{relative(workspace.extractors_dir, workspace.root)}")
-        double_extraction = compare_extractors(workspace.extractors_dir, cases, schema)
-        if double_extraction is not None:
-            outputs["tables/extraction_agreement.csv"] = table_csv(
-                double_extraction.agreement_table())
-            outputs["tables/extraction_agreement.md"] = markdown_table(
-                double_extraction.agreement_table()).encode("utf-8")
-            outputs["tables/extraction_disagreements.csv"] = table_csv(
-                double_extraction.differences)
-    if duplicates is not None:
-        outputs["tables/duplicate_patients.csv"] = table_csv(pd.DataFrame(
-            [{**pair.__dict__, "agreeing": "; ".join(pair.agreeing)} for pair in duplicates.pairs],
-            columns=["first", "second", "agreeing", "years_apart", "decision", "reviewer",
-                     "note"]))
-    progress("drawing the figures")
-    svg = {}
-    for name, files in render_figures(analysis, extra=extra).items():
-        svg[name] = files["svg"]
-        for kind, data in files.items():
-            outputs[f"figures/{name}.{kind}"] = data
+        double_extraction = None
+        if schema.double_extraction is not None:
+            progress(f"comparing the extractors' sheets in "
+                     f"{relative(workspace.extractors_dir, workspace.root)}")
+            double_extraction = compare_extractors(workspace.extractors_dir, cases, schema)
+            if double_extraction is not None:
+                outputs["tables/extraction_agreement.csv"] = table_csv(
+                    double_extraction.agreement_table())
+                outputs["tables/extraction_agreement.md"] = markdown_table(
+                    double_extraction.agreement_table()).encode("utf-8")
+                outputs["tables/extraction_disagreements.csv"] = table_csv(
+                    double_extraction.differences)
+        if duplicates is not None:
+            outputs["tables/duplicate_patients.csv"] = table_csv(pd.DataFrame(
+                [{**pair.__dict__, "agreeing": "; ".join(pair.agreeing)}
+                 for pair in duplicates.pairs],
+                columns=["first", "second", "agreeing", "years_apart", "decision", "reviewer",
+                         "note"]))
+        progress("waiting for the figures")
+        svg = {}
+        for name, files in rendering.files().items():
+            svg[name] = files["svg"]
+            for kind, data in files.items():
+                outputs[f"figures/{name}.{kind}"] = data
     progress("writing the report")
     from review.search.log import read_log
 
