@@ -306,7 +306,10 @@ class _BinomialNormalLikelihood:
         scale = 1 / np.sqrt(tau**2 * self.n * p * (1 - p) + 1)
         points = z[:, None] + math.sqrt(2) * scale[:, None] * self.nodes[None, :]
         terms = self._joint(points, mu, tau) + self.nodes[None, :] ** 2 + self.log_weights
-        log_integral = special.logsumexp(terms, axis=1) + np.log(math.sqrt(2) * scale)
+        # logsumexp by hand: scipy's checks cost ten times the sum on seven nodes
+        largest = terms.max(axis=1)
+        log_integral = (largest + np.log(np.exp(terms - largest[:, None]).sum(axis=1))
+                        + np.log(math.sqrt(2) * scale))
         return float(np.sum(self.log_binomial + log_integral))
 
 
