@@ -98,7 +98,7 @@ def _temporary_beside(path: Path) -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
 
 
-def write_files_atomically(contents: Mapping[Path, bytes]) -> None:
+def write_files_atomically(contents: Mapping[Path, bytes | bytearray]) -> None:
     """Write several files so that each is either wholly old or wholly new.
 
     Every file is written and flushed to a temporary sibling first; only when all of them are

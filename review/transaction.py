@@ -163,7 +163,7 @@ def recover(root: Path) -> None:
                     leftover.unlink()
 
 
-def commit(root: Path, contents: Mapping[Path, bytes]) -> None:
+def commit(root: Path, contents: Mapping[Path, bytes | bytearray]) -> None:
     """Write several files as one change under the workspace's lock: after a kill at any
     point, either all are old or (once the next command has recovered) all are new."""
     if not holds_lock(root):

@@ -234,7 +234,7 @@ class RecordStore:
         return records
 
     def contents_after(self, new: Iterable[Record], upgraded: Iterable[Record] = (),
-                       existing: list[Record] | None = None) -> bytes:
+                       existing: list[Record] | None = None) -> bytearray:
         """The store's bytes once `new` records are appended and stored ones replaced by
         their `upgraded` versions (same id); `existing` is what `load` gave, if the caller
         has read it already. A new record whose id is stored already is a programming
@@ -253,13 +253,13 @@ class RecordStore:
                                   f"({record.source_file} #{record.position}) is stored already")
             known.add(record.record_id)
             records.append(record)
-        # Line by line into one buffer: a joined text and then its bytes held a large store
-        # three times over.
+        # Line by line into one buffer, returned as it is: a joined text and then its bytes
+        # held a large store three times over, and a copy into bytes twice.
         contents = bytearray()
         for record in records:
             contents += record.to_json().encode("utf-8")
             contents += b"\n"
-        return bytes(contents)
+        return contents
 
     def add(self, new: Iterable[Record]) -> list[Record]:
         """Append records, atomically; returns them."""

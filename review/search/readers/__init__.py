@@ -11,7 +11,7 @@ import codecs
 import hashlib
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +30,9 @@ from review.search.readers import (
 )
 from review.search.records import Record, is_empty, make_record
 
-Entries = list[tuple[int, dict[str, object]]]
+# A reader may yield its entries as it reads, so that a large export's fields are made into
+# records one by one, never all held at once.
+Entries = Iterable[tuple[int, dict[str, object]]]
 # Text readers take the decoded text; the others read bytes, so that an XML file's own
 # encoding declaration counts and a workbook is a zip archive.
 TEXT_READERS: dict[str, Callable[[str, str], Entries]] = {
@@ -268,14 +270,15 @@ def read_export(path: Path, source: str, *, declared: str | None = None,
         raise ReviewError(f"{path}: is a folder, not a file") from None
     except OSError as error:
         raise ReviewError(f"{path}: cannot read: {error.strerror}") from None
-    if not data.strip():
+    # isspace(), not strip(): strip() would copy a large export just to look at it
+    if not data or data.isspace():
         raise ReviewError(f"{path}:1: empty file")
     digest = hashlib.sha256(data).hexdigest()
     kind = _binary_format(path, data, declared)
     used = "binary"
     if kind is None:
         text, used = decode_export(data, str(path), encoding)
-        if not text.strip():
+        if not text or text.isspace():
             raise ReviewError(f"{path}:1: empty file")
         kind = detect_format(path, text, declared)
         if kind in BYTE_READERS:
@@ -283,11 +286,9 @@ def read_export(path: Path, source: str, *, declared: str | None = None,
         else:
             del data  # a text reader needs the text only: a large export is not held twice
             entries = TEXT_READERS[kind](text, str(path))
-        del text  # nor is its text while its records are made
+        del text  # a reader that yields as it reads holds the text until it has read it all
     else:
         entries = BYTE_READERS[kind](data, str(path))
-    if not entries:
-        raise ReviewError(f"{path}:1: no records found in this {NAMES[kind]} file")
     records, empty_lines = [], []
     for position, (line, fields) in enumerate(entries, start=1):
         # Positions count every entry, empty ones too, so a record's id does not depend on
@@ -301,6 +302,8 @@ def read_export(path: Path, source: str, *, declared: str | None = None,
             empty_lines.append(line)
             continue
         records.append(record)
+    if not records and not empty_lines:
+        raise ReviewError(f"{path}:1: no records found in this {NAMES[kind]} file")
     if not records:
         raise ReviewError(f"{path}:{empty_lines[0]}: every record of this {NAMES[kind]} file "
                           "is empty (no bibliographic field)")

@@ -7,6 +7,7 @@ year in PY, Y1 or DA) and some wrap long fields over several lines; all of that 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from review.errors import ReviewError
 
@@ -94,16 +95,35 @@ OVID_NUMBER = re.compile(r"^(\d+)\.\s*$")
 OVID_LINK = "Link to the Ovid Full Text or citation:"
 
 
-def read(text: str, source_file: str) -> list[tuple[int, dict[str, object]]]:
-    records: list[tuple[int, dict[str, object]]] = []
+# Lines are split a megabyte of text at a time: a list of every line of a large export held
+# the whole text a second time.
+SPLIT_CHUNK = 1 << 20
+
+
+def _lines(text: str) -> Iterator[str]:
+    """The text's lines, split at LF only (an abstract may hold U+2028, which is no line break
+    in RIS), with the CR of a CRLF ending dropped."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start + SPLIT_CHUNK)
+        end = len(text) if end == -1 else end
+        chunk = text[start:end]
+        if chunk.endswith("\r"):  # the CR of the CRLF whose LF ends the chunk
+            chunk = chunk[:-1]
+        yield from chunk.replace("\r\n", "\n").split("\n")
+        start = end + 1
+
+
+def read(text: str, source_file: str) -> Iterator[tuple[int, dict[str, object]]]:
+    """Each record's first line and fields, in file order, as the file is read."""
     fields: dict[str, list[str]] | None = None
     started = 0
     last_tag = ""
-    lines = text.replace("\r\n", "\n").split("\n")
-    first = next((line for line in lines if line.strip()), "")
+    lines = _lines(text)
+    first = next((line for line in _lines(text) if line.strip()), "")
     numbered = bool(OVID_NUMBER.match(first.strip()))
     numbers: list[tuple[int, int]] = []
-    # Not splitlines(): abstracts may hold U+2028, which is no line break in RIS.
+    records = 0
     for number, line in enumerate(lines, start=1):
         if numbered and fields is None:
             counted = OVID_NUMBER.match(line.strip())
@@ -122,7 +142,8 @@ def read(text: str, source_file: str) -> list[tuple[int, dict[str, object]]]:
             elif tag == "ER":
                 if fields is None:
                     raise ReviewError(f"{source_file}:{number}: ER without a record (no TY)")
-                records.append((started, _fields(fields)))
+                records += 1
+                yield started, _fields(fields)
                 fields = None
             elif fields is None:
                 raise ReviewError(f"{source_file}:{number}: tag {tag} outside a record "
@@ -145,7 +166,6 @@ def read(text: str, source_file: str) -> list[tuple[int, dict[str, object]]]:
             if value != index:
                 raise ReviewError(f"{source_file}:{number}: Ovid's record number {value}, "
                                   f"where {index} was expected (records missing?)")
-        if len(numbers) != len(records):
+        if len(numbers) != records:
             raise ReviewError(f"{source_file}: Ovid numbered {len(numbers)} records but "
-                              f"{len(records)} were found (a record without TY … ER?)")
-    return records
+                              f"{records} were found (a record without TY … ER?)")
