@@ -631,3 +631,23 @@ def test_ris_tag_lines_with_trailing_white_space_are_tags_and_tabs_inside_are_no
     assert record.authors == ("Okafor N",)
     # "DO  -" and a tab is no tag line: it continues the (empty) year before it.
     assert (record.year, record.doi) == ("", "")
+
+
+def test_ris_lines_read_a_chunk_at_a_time_are_the_lines_of_the_whole_text(monkeypatch):
+    """Lines split at LF only, CRLF endings dropped, wherever a chunk of the text ends: every
+    cut of texts with CRLF, lone CR, U+2028 and blank lines gives the lines of one split."""
+    import random
+
+    from review.search.readers import ris
+
+    rng = random.Random(3)
+    pieces = ["TY  - JOUR", "\r\n", "\n", "\r", "TI  - a\u2028b", "AB  - é", "\n\n", "ER  - "]
+    texts = ["", "\n", "\r\n", "a\r\r\nb"] + ["".join(rng.choices(pieces, k=rng.randint(1, 30)))
+                                            for _ in range(300)]
+    for chunk in (1, 2, 3, 7, 1 << 20):
+        monkeypatch.setattr(ris, "SPLIT_CHUNK", chunk)
+        for text in texts:
+            whole = text.replace("\r\n", "\n").split("\n")
+            read = list(ris._lines(text))
+            # A final LF ends the last line; the empty "line" after it holds nothing to read.
+            assert read == whole or (read == whole[:-1] and whole[-1] == ""), (chunk, text)

@@ -108,7 +108,7 @@ def _lines(text: str) -> Iterator[str]:
         end = text.find("\n", start + SPLIT_CHUNK)
         end = len(text) if end == -1 else end
         chunk = text[start:end]
-        if chunk.endswith("\r"):  # the CR of the CRLF whose LF ends the chunk
+        if end < len(text) and chunk.endswith("\r"):  # the CR of the LF that ends the chunk
             chunk = chunk[:-1]
         yield from chunk.replace("\r\n", "\n").split("\n")
         start = end + 1
