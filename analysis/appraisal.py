@@ -118,6 +118,10 @@ def restricted_comparison(full: ReviewAnalysis, restricted: ReviewAnalysis) -> p
                          for measure, value in every.items()])
 
 
+# The traffic light's file stem: the report's template names it, and a build draws it early.
+TRAFFIC_LIGHT = "appraisal_traffic_light"
+
+
 def judged_appraisal(protocol: Protocol, appraisal: pd.DataFrame | None
                      ) -> AppraisalAnalysis | None:
     """Each report's appraisal judged by the protocol's rule; None without a rule, without

@@ -16,7 +16,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from analysis import figures
-from analysis.appraisal import AppraisalAnalysis, judged_appraisal, restricted_comparison
+from analysis.appraisal import (
+    TRAFFIC_LIGHT,
+    AppraisalAnalysis,
+    judged_appraisal,
+    restricted_comparison,
+)
 from analysis.outcomes import BinaryOutcome, OutcomeAnalysis, analyze_outcome
 from analysis.pooling import PooledProportion
 from analysis.rendering import FigureRendering
@@ -263,7 +268,7 @@ def figure_builders(analysis: ReviewAnalysis) -> dict[str, Callable[[], Figure]]
             builders[f"{prefix}_{grouping}"] = functools.partial(
                 result.plot, title=f"By {names[grouping].lower()}")
     if analysis.appraisal is not None:
-        builders["appraisal_traffic_light"] = analysis.appraisal.plot
+        builders[TRAFFIC_LIGHT] = analysis.appraisal.plot
     return largest_first(builders)
 
 

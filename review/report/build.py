@@ -64,7 +64,7 @@ def render_outputs(workspace: Workspace, date: BuildDate,
     """Every output file of the build dated `date`, by path relative to the output folder."""
     import pandas as pd
 
-    from analysis.appraisal import judged_appraisal
+    from analysis.appraisal import TRAFFIC_LIGHT, judged_appraisal
     from analysis.rendering import FigureRendering
     from review.extraction.appraisal import read_appraisal
     from review.extraction.compare import compare_extractors
@@ -95,7 +95,7 @@ def render_outputs(workspace: Workspace, date: BuildDate,
     early = {}
     judged = judged_appraisal(protocol, appraisal)
     if judged is not None:
-        early["appraisal_traffic_light"] = judged.plot
+        early[TRAFFIC_LIGHT] = judged.plot
     if (workspace.search_dir / "records.jsonl").exists():
         from review.extraction.prisma_counts import prisma_counts_for
         from review.screening.flow import screening_state
