@@ -116,18 +116,19 @@ def render_outputs(workspace: Workspace, date: BuildDate,
             figure_builders,
             table_csv,
         )
-        from review.report.html import ReportInputs, render_report
 
-        if state is not None:
-            # Agreement imports statsmodels: after the early figures are forked, too.
-            from review.screening.flow import stage_team
-
-            teams = [team for stage in protocol.screening.stages
-                     if (team := stage_team(stage, state.decisions[stage])) is not None]
         progress(f"analysing {len(analysed)} {schema.unit}s")
         analysis = analyze_review(analysed, protocol, appraisal=appraisal)
         rendering.start({name: build for name, build in figure_builders(analysis).items()
                          if name not in early})
+        # What only the tables and the page need comes after the figures are started.
+        from review.report.html import ReportInputs, render_report
+
+        if state is not None:
+            from review.screening.flow import stage_team
+
+            teams = [team for stage in protocol.screening.stages
+                     if (team := stage_team(stage, state.decisions[stage])) is not None]
         for name, table in analysis_tables(analysis).items():
             outputs[f"tables/{name}.csv"] = table_csv(table)
             outputs[f"tables/{name}.md"] = markdown_table(table).encode("utf-8")
