@@ -361,3 +361,32 @@ def test_a_rewritten_history_leaves_the_committed_report_valid(hcc_workspace, mo
     assert "report.html (changed)" in stale_files(hcc_workspace)
     build_report(hcc_workspace)
     assert json.loads(manifest.read_text())["build_date"] == "2026-07-01T00:00:00Z"
+
+
+def test_a_damaged_or_unwritable_template_cache_never_fails_a_page(tmp_path):
+    """The compiled templates' cache is passed over when its files are garbage, when a
+    folder stands where a file should be, or when nothing can be written: the page is the
+    same every time."""
+    from jinja2 import DictLoader, Environment
+
+    from review.report.html import _CompiledTemplates
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+
+    def page() -> str:
+        environment = Environment(loader=DictLoader({"page.html": "{{ n }} records"}),
+                                  bytecode_cache=_CompiledTemplates(str(cache)))
+        return environment.get_template("page.html").render(n=3)
+
+    assert page() == "3 records"
+    (stored,) = cache.iterdir()
+    stored.write_bytes(b"not compiled code")
+    assert page() == "3 records"
+    stored.unlink()
+    stored.mkdir()  # a folder in the file's place: neither read nor replaced
+    assert page() == "3 records"
+    stored.rmdir()
+    cache.rmdir()  # the folder gone: nothing can be written
+    assert page() == "3 records"
+    assert not cache.exists()

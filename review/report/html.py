@@ -11,6 +11,7 @@ element ids made unique per figure.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import re
@@ -21,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 from jinja2 import Environment, FileSystemBytecodeCache, PackageLoader, StrictUndefined
+from jinja2.bccache import Bucket
 from markupsafe import Markup, escape
 
 from analysis.review_analysis import ReviewAnalysis, format_time
@@ -78,12 +80,31 @@ def text(value: object) -> str:
     return str(escape(format_cell(value)))
 
 
-# Compiling the templates took a tenth of a cold build; their compiled code is kept as
-# Python keeps .pyc files, in Jinja's cache folder under the temporary directory (private to
-# the user, written atomically, keyed by each template's source).
+class _CompiledTemplates(FileSystemBytecodeCache):
+    """The templates' compiled code, kept as Python keeps .pyc files (compiling them took a
+    tenth of a cold build), in Jinja's folder under the temporary directory: private to the
+    user, written atomically, keyed by each template's source. A cache that cannot be read
+    or written is passed over: it never fails a build."""
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        with contextlib.suppress(OSError):
+            super().load_bytecode(bucket)
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        with contextlib.suppress(OSError):
+            super().dump_bytecode(bucket)
+
+
+def _compiled_templates() -> _CompiledTemplates | None:
+    try:
+        return _CompiledTemplates()
+    except (OSError, RuntimeError):  # no private temporary folder: compile on every build
+        return None
+
+
 TEMPLATES = Environment(loader=PackageLoader("review.report", "templates"), autoescape=True,
                         undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                        bytecode_cache=FileSystemBytecodeCache())
+                        bytecode_cache=_compiled_templates())
 TEMPLATES.globals.update(percent=percent, plural=plural, number=format_cell, p_text=p_text,
                          capitalised=capitalised, in_sentence=in_sentence)
 
