@@ -21,6 +21,7 @@ exclude to learn from, the order is a random one fixed by the protocol's seed.
 from __future__ import annotations
 
 import hashlib
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -51,6 +52,9 @@ MODEL_LABELS = {
 FEATURES = ("TF-IDF of title, abstract, keywords and MeSH terms (words and word pairs in at "
             "least two records, sublinear term frequency)")
 MIN_DF_RECORDS = 20
+# What of a record its features are built from, with its id.
+RECORD_TEXT_FIELDS = operator.attrgetter("record_id", "title", "abstract", "keywords",
+                                         "mesh_terms")
 PROVISIONAL_EXCLUDES = 100
 PROVISIONAL_DRAWS = 3
 
@@ -134,8 +138,11 @@ def _naive_bayes_scores(features: TextFeatures, labelled: np.ndarray, labels: np
     one linear model, applied once."""
     weights_of_terms = np.zeros(features.matrix.shape[1])
     intercept = 0.0
+    unlabelled = np.ones(features.size, dtype=bool)
+    unlabelled[labelled] = False
+    unlabelled = np.flatnonzero(unlabelled)
     for draw in range(PROVISIONAL_DRAWS):
-        rows, targets = _with_provisional_excludes(features.size, labelled, labels, seed, draw)
+        rows, targets = _with_provisional_excludes(unlabelled, labelled, labels, seed, draw)
         # Class-balanced: the few includes weigh as much as the many excludes.
         includes = targets.sum()
         sample_weight = np.where(targets == 1, (len(targets) - includes) / includes, 1.0)
@@ -146,14 +153,14 @@ def _naive_bayes_scores(features: TextFeatures, labelled: np.ndarray, labels: np
     return (features.matrix @ weights_of_terms + intercept) / PROVISIONAL_DRAWS
 
 
-def _with_provisional_excludes(size: int, labelled: np.ndarray, labels: np.ndarray,
-                               seed: int, draw: int) -> tuple[np.ndarray, np.ndarray]:
-    """The labelled records and their labels, plus records not yet labelled drawn at random
-    (seeded by the seed, how many are labelled and the draw's number, so the same decisions
-    give the same draws) and labelled 0. At most half of the unlabelled records are drawn:
-    in a small set, taking all of them as excludes would leave the model nothing to tell
-    apart."""
-    unlabelled = np.setdiff1d(np.arange(size), labelled)
+def _with_provisional_excludes(unlabelled: np.ndarray, labelled: np.ndarray,
+                               labels: np.ndarray, seed: int, draw: int
+                               ) -> tuple[np.ndarray, np.ndarray]:
+    """The labelled records and their labels, plus records of `unlabelled` (ascending) drawn
+    at random (seeded by the seed, how many are labelled and the draw's number, so the same
+    decisions give the same draws) and labelled 0. At most half of the unlabelled records
+    are drawn: in a small set, taking all of them as excludes would leave the model nothing
+    to tell apart."""
     count = min(PROVISIONAL_EXCLUDES, len(unlabelled) // 2)
     if count == 0:
         return labelled, labels
@@ -255,9 +262,9 @@ class Prioritiser:
         self._queues: dict[tuple[str, str], tuple[tuple, Queue]] = {}
 
     def features(self, records: Sequence[Record]) -> TextFeatures:
-        # In-process only, so Python's hash (its strings' hashes are kept) is key enough.
-        key = hash(tuple((record.record_id, record.title, record.abstract, record.keywords,
-                          record.mesh_terms) for record in records))
+        # In-process only, so Python's hash (its strings' hashes are kept) is key enough;
+        # attrgetter makes the tuples without a Python call per record.
+        key = hash(tuple(map(RECORD_TEXT_FIELDS, records)))
         if self._features is None or self._features[0] != key:
             self._features = (key, TextFeatures([record_text(record) for record in records]))
         return self._features[1]
