@@ -9,7 +9,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Callable
-from typing import Any
+from multiprocessing.pool import AsyncResult, Pool
 
 from matplotlib.figure import Figure
 
@@ -41,7 +41,7 @@ class FigureRendering:
     def __init__(self) -> None:
         self._names: list[str] = []
         self._serial: dict[str, dict[str, bytes]] = {}
-        self._batches: list[tuple[Any, Any]] = []
+        self._batches: list[tuple[Pool, AsyncResult[list[tuple[str, dict[str, bytes]]]]]] = []
 
     def start(self, builders: dict[str, Callable[[], Figure]], workers: int | None = None
               ) -> None:
