@@ -52,8 +52,7 @@ def cached(root: Path, name: str, inputs: Iterable[Path], compute: Callable[[], 
     """`compute()` once per state of its `inputs`; `encode` makes the result JSON, `decode`
     reads it back."""
     key = inputs_key(root, inputs)
-    folder = state_folder(root) / "cache"
-    path = folder / f"{name}-{key[:40]}.json"
+    path = _cache_path(root, name, key)
     if path.exists():
         try:
             stored = json.loads(path.read_text(encoding="utf-8"))
@@ -65,7 +64,7 @@ def cached(root: Path, name: str, inputs: Iterable[Path], compute: Callable[[], 
             print(f"review: warning: {path}: a damaged cache ({error}); recomputed",
                   file=sys.stderr)
     payload = _store(path, key, encode(compute()))
-    _prune(folder, name, keep=path)
+    _prune(path.parent, name, keep=path)
     # Read back as a cached result would be, so that the first call and every later one
     # give the same result, to the type.
     return decode(json.loads(payload))
@@ -76,10 +75,14 @@ def remember(root: Path, name: str, inputs: Iterable[Path], result: T,
     """Keep a result computed elsewhere (by the command that also wrote its inputs) for the
     present state of its `inputs`, so that `cached` reads it instead of computing it again."""
     key = inputs_key(root, inputs)
-    path = state_folder(root) / "cache" / f"{name}-{key[:40]}.json"
+    path = _cache_path(root, name, key)
     if not path.exists():
         _store(path, key, encode(result))
         _prune(path.parent, name, keep=path)
+
+
+def _cache_path(root: Path, name: str, key: str) -> Path:
+    return state_folder(root) / "cache" / f"{name}-{key[:40]}.json"
 
 
 def _store(path: Path, key: str, encoded: Any) -> str:
