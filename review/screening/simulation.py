@@ -22,7 +22,7 @@ import pandas as pd
 
 from review.errors import ReviewError, one_line
 from review.protocol import Prioritisation, StoppingRule
-from review.screening.ranking import TextFeatures, random_order, rank_records
+from review.screening.ranking import TextFeatures, random_order, rank_records, record_text
 from review.screening.stopping import h0_p_value
 
 RECALL_POINTS = (10, 25, 50)
@@ -86,12 +86,20 @@ def read_labelled(path: str | os.PathLike, label_column: str = "label_included",
     texts = frame[text_columns].agg(" ".join, axis=1).str.strip()
     if not texts.str.len().any():
         raise ReviewError(f"{source}: {', '.join(text_columns)}: every record is blank")
-    if frame["_label"].sum() == 0:
-        raise ReviewError(f"{source}: {label_name}: no record is labelled 1 (included)")
-    if frame["_label"].sum() == len(frame):
-        raise ReviewError(f"{source}: {label_name}: every record is labelled 1; there is "
+    return _with_both_labels(LabelledSet(source, tuple(texts),
+                                         tuple(int(v) for v in frame["_label"])),
+                             f"{label_name}: ", "labelled 1")
+
+
+def _with_both_labels(labelled: LabelledSet, where: str, include: str) -> LabelledSet:
+    """The set, once it is known to hold includes and excludes both (`include` names how an
+    include is labelled, `where` the column it is in)."""
+    if labelled.included == 0:
+        raise ReviewError(f"{labelled.source}: {where}no record is {include} (included)")
+    if labelled.included == len(labelled.labels):
+        raise ReviewError(f"{labelled.source}: {where}every record is {include}; there is "
                           "nothing to rank")
-    return LabelledSet(source, tuple(texts), tuple(int(v) for v in frame["_label"]))
+    return labelled
 
 
 def _labelled_export(path: Path, drop_missing_abstracts: bool) -> LabelledSet:
@@ -113,14 +121,10 @@ def _labelled_export(path: Path, drop_missing_abstracts: bool) -> LabelledSet:
                               "simulation needs every record labelled")
         if drop_missing_abstracts and not record.abstract:
             continue
-        texts.append(f"{record.title} {record.abstract}".strip())
+        texts.append(record_text(record))  # what the model reads of an imported record
         labels.append(ASREVIEW_LABELS[label])
-    if not any(labels):
-        raise ReviewError(f"{path}: no record is labelled ASReview_relevant (included)")
-    if all(labels):
-        raise ReviewError(f"{path}: every record is labelled ASReview_relevant; there is "
-                          "nothing to rank")
-    return LabelledSet(str(path), tuple(texts), tuple(labels))
+    return _with_both_labels(LabelledSet(str(path), tuple(texts), tuple(labels)), "",
+                             "labelled ASReview_relevant")
 
 
 @dataclass(frozen=True)
